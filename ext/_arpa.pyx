@@ -1,0 +1,210 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""ARPA text: fast formatting of trie levels and parsing of n-gram sections.
+
+Numbers are written as the shortest decimal string that reads back as the same float32 (as lmplz does).
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcpy
+from libc.stdlib cimport strtod
+from libc.math cimport fabs, floor, log10, isnan, isinf
+
+cnp.import_array()
+
+cdef double POW10[80]
+cdef int _i
+for _i in range(80):
+    POW10[_i] = float(f"1e{_i - 40}")
+
+
+cdef inline double pow10(int e) noexcept nogil:
+    return POW10[e + 40]
+
+
+cdef int write_uint(uint64_t m, char* out) noexcept nogil:
+    cdef char tmp[24]
+    cdef int n = 0, i
+    if m == 0:
+        out[0] = 48
+        return 1
+    while m:
+        tmp[n] = 48 + <char>(m % 10)
+        m //= 10
+        n += 1
+    for i in range(n):
+        out[i] = tmp[n - 1 - i]
+    return n
+
+
+cdef int format_float(float f, char* out) noexcept nogil:
+    """Shortest decimal that reads back as f; returns the number of chars written (at most 24)."""
+    cdef double a = fabs(<double>f), back
+    cdef int n = 0, e10, p, scale, nd, i, pos
+    cdef uint64_t m = 0
+    cdef char digits[24]
+    if isnan(f):
+        memcpy(out, b"nan", 3)
+        return 3
+    if f < 0:
+        out[0] = 45
+        n = 1
+    if isinf(f):
+        memcpy(out + n, b"inf", 3)
+        return n + 3
+    if a == 0:
+        out[n] = 48
+        return n + 1
+    e10 = <int>floor(log10(a))
+    for p in range(1, 10):
+        scale = p - 1 - e10
+        if scale >= 0:
+            m = <uint64_t>(a * pow10(scale) + 0.5)
+            back = m / pow10(scale)
+        else:
+            m = <uint64_t>(a / pow10(-scale) + 0.5)
+            back = m * pow10(-scale)
+        if <float>back == <float>a:
+            break
+    nd = write_uint(m, digits)
+    # strip trailing zeros of the mantissa
+    while nd > 1 and digits[nd - 1] == 48:
+        nd -= 1
+        scale -= 1
+    # value = digits * 10^-scale; exponent of the leading digit:
+    pos = nd - scale       # digits before the decimal point
+    if -5 < pos <= 10:
+        if pos <= 0:
+            out[n] = 48
+            out[n + 1] = 46
+            n += 2
+            for i in range(-pos):
+                out[n] = 48
+                n += 1
+            memcpy(out + n, digits, nd)
+            n += nd
+        elif pos >= nd:
+            memcpy(out + n, digits, nd)
+            n += nd
+            for i in range(pos - nd):
+                out[n] = 48
+                n += 1
+        else:
+            memcpy(out + n, digits, pos)
+            n += pos
+            out[n] = 46
+            n += 1
+            memcpy(out + n, digits + pos, nd - pos)
+            n += nd - pos
+    else:
+        out[n] = digits[0]
+        n += 1
+        if nd > 1:
+            out[n] = 46
+            n += 1
+            memcpy(out + n, digits + 1, nd - 1)
+            n += nd - 1
+        out[n] = 101
+        n += 1
+        e10 = pos - 1
+        if e10 < 0:
+            out[n] = 45
+            n += 1
+            e10 = -e10
+        n += write_uint(e10, out + n)
+    return n
+
+
+def format_floats(const float[::1] x):
+    """The strings format_float writes, for tests."""
+    cdef char buf[32]
+    cdef int k
+    res = []
+    for i in range(x.shape[0]):
+        k = format_float(x[i], buf)
+        res.append(buf[:k].decode())
+    return res
+
+
+cdef inline int64_t upper_bound(const uint32_t* a, uint64_t n, uint64_t v) noexcept nogil:
+    """First index i with a[i] > v (n if none)."""
+    cdef uint64_t lo = 0, hi = n, mid
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if a[mid] <= v:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64_t[::1] offsets,
+                 uint64_t lo, uint64_t hi):
+    """ARPA lines of the n-grams lo..hi (suffix order) of level n, as bytes."""
+    cdef const float* prob
+    cdef const float* bo = NULL
+    cdef const uint32_t* word[17]
+    cdef const uint32_t* starts[17]
+    cdef const float[::1] f
+    cdef const uint32_t[::1] u
+    cdef uint64_t sizes[17]
+    cdef int k
+    f = levels[n - 1]["logprob"]
+    prob = &f[0] if f.shape[0] else NULL
+    if n < order:
+        f = levels[n - 1]["backoff"]
+        bo = &f[0] if f.shape[0] else NULL
+    for k in range(1, n + 1):
+        if k > 1:
+            u = levels[k - 1]["word"]
+            word[k] = &u[0] if u.shape[0] else NULL
+        if k < n:
+            u = levels[k - 1]["starts"]
+            starts[k] = &u[0]
+            sizes[k] = u.shape[0] - 1
+    # upper bound on the line length: numbers + words
+    cdef uint64_t maxword = 0, i
+    for i in range(offsets.shape[0] - 1):
+        maxword = max(maxword, offsets[i + 1] - offsets[i])
+    cdef uint64_t cap = (hi - lo) * (52 + n * (maxword + 1)) + 64
+    out = bytearray(cap)
+    cdef char* o = out
+    cdef uint64_t pos = 0, e, w
+    cdef int64_t anc[17]
+    cdef const char* b = <const char*>&blob[0] if blob.shape[0] else NULL
+    with nogil:
+        if lo < hi and n > 1:
+            # ancestors of the first entry by binary search; afterwards they only move forward
+            anc[n] = lo
+            for k in range(n - 1, 0, -1):
+                anc[k] = upper_bound(starts[k], sizes[k] + 1, anc[k + 1]) - 1
+        for e in range(lo, hi):
+            if n == 1:
+                pos += format_float(prob[e], o + pos)
+                o[pos] = 9
+                pos += 1
+                memcpy(o + pos, b + offsets[e], offsets[e + 1] - offsets[e])
+                pos += offsets[e + 1] - offsets[e]
+            else:
+                anc[n] = e
+                for k in range(n - 1, 0, -1):
+                    while starts[k][anc[k] + 1] <= <uint64_t>anc[k + 1]:
+                        anc[k] += 1
+                pos += format_float(prob[e], o + pos)
+                o[pos] = 9
+                pos += 1
+                for k in range(n, 0, -1):
+                    w = word[k][anc[k]] if k > 1 else <uint64_t>anc[1]
+                    memcpy(o + pos, b + offsets[w], offsets[w + 1] - offsets[w])
+                    pos += offsets[w + 1] - offsets[w]
+                    o[pos] = 32 if k > 1 else 9
+                    pos += 1
+                pos -= 1
+            if n < order:
+                o[pos] = 9
+                pos += 1
+                pos += format_float(bo[e], o + pos)
+            o[pos] = 10
+            pos += 1
+    del out[pos:]
+    return bytes(out)

@@ -1,0 +1,360 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# distutils: language = c++
+"""Counting: padded id streams -> sorted, counted order-N windows -> suffix-trie levels with adjusted counts.
+
+A window is the N ids ending at a token (every token but <s>), with positions before the sentence's
+<s> filled with <s>.  Windows are packed into keys of W uint64 words, last word first, so that sorting
+keys sorts windows in *suffix order* (by w_N, then w_{N-1}, ...).  In that order every n-suffix is a
+contiguous group, which is all the adjusted counts need:
+
+* an n-gram starting with <s> keeps its raw count (sum of the group's counts);
+* any other lower-order n-gram counts the distinct (n+1)-suffixes of its group (its left extensions);
+* a suffix starting with two <s> is padding, not an n-gram.
+
+The levels come out as a suffix trie: level n holds, in suffix order, the first word of each n-gram and
+the index of its (n-1)-suffix ("parent") in level n-1.  Level 1 is indexed by word id.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.string cimport memcpy
+
+cnp.import_array()
+
+cdef extern from *:
+    """
+    #include <algorithm>
+    #include <array>
+    #include <cstdint>
+    #include <cstring>
+    #include <thread>
+    template <int W> static void glm_sort_keys_w(uint64_t* p, size_t n, int threads) {
+        typedef std::array<uint64_t, W> K;
+        K* a = reinterpret_cast<K*>(p);
+        if (threads < 2 || n < (1u << 16)) { std::sort(a, a + n); return; }
+        size_t mid = n / 2;
+        std::thread t([a, mid] { std::sort(a, a + mid); });
+        std::sort(a + mid, a + n);
+        t.join();
+        std::inplace_merge(a, a + mid, a + n);
+    }
+    static void glm_sort_keys(uint64_t* p, size_t n, int w, int threads) {
+        switch (w) {
+            case 1: glm_sort_keys_w<1>(p, n, threads); break;
+            case 2: glm_sort_keys_w<2>(p, n, threads); break;
+            case 3: glm_sort_keys_w<3>(p, n, threads); break;
+            case 4: glm_sort_keys_w<4>(p, n, threads); break;
+        }
+    }
+    """
+    void glm_sort_keys(uint64_t* p, size_t n, int w, int threads) nogil
+
+
+class KeyLayout:
+    """How N word ids of `bits` bits each are packed into `words` uint64 (last word first)."""
+    def __init__(self, order, vocab_size):
+        self.order = order
+        self.bits = max(1, int(vocab_size - 1).bit_length())
+        self.per_word = 64 // self.bits
+        self.words = -(-order // self.per_word)
+        if self.words > 4:
+            raise ValueError(f"order {order} with a vocabulary of {vocab_size} words needs "
+                             f"{order * self.bits} bits per n-gram; at most 256 are supported")
+
+
+cdef inline int common_words(const uint64_t* a, const uint64_t* b, int W, int k, int bits, int N) noexcept nogil:
+    """Number of leading words (from the last word of the window backwards) that a and b share."""
+    cdef int q
+    cdef uint64_t x
+    for q in range(W):
+        x = a[q] ^ b[q]
+        if x:
+            return min(N, q * k + (__builtin_clzll(x) - (64 - k * bits)) // bits)
+    return N
+
+
+cdef extern from *:
+    int __builtin_clzll(unsigned long long) nogil
+
+
+cdef inline uint32_t key_word(const uint64_t* key, int j, int k, int bits, uint64_t wmask) noexcept nogil:
+    return <uint32_t>((key[j // k] >> ((k - 1 - j % k) * bits)) & wmask)
+
+
+def count_windows(const uint32_t[::1] stream, layout, int threads=1):
+    """Sorted unique windows of a padded stream and their counts: (keys[U, W] uint64, counts[U] uint32)."""
+    cdef int N = layout.order, W = layout.words, k = layout.per_word, bits = layout.bits
+    cdef size_t n = stream.shape[0], i, m = 0, u, start = 0
+    cdef int j, q
+    cdef uint32_t w
+    for i in range(n):
+        if stream[i] != 1:
+            m += 1
+    keys = np.zeros((m, W), dtype=np.uint64)
+    counts = np.empty(m, dtype=np.uint32)
+    if m == 0:
+        return keys, counts
+    cdef uint64_t[:, ::1] K = keys
+    cdef uint32_t[::1] C = counts
+    cdef uint64_t* key
+    with nogil:
+        m = 0
+        for i in range(n):
+            w = stream[i]
+            if w == 1:
+                start = i
+                continue
+            key = &K[m, 0]
+            for j in range(N):
+                w = stream[i - j] if i >= start + j else 1
+                key[j // k] |= (<uint64_t>w) << ((k - 1 - j % k) * bits)
+            m += 1
+        glm_sort_keys(&K[0, 0], m, W, threads)
+        # run-length count in place
+        u = 0
+        C[0] = 1
+        for i in range(1, m):
+            for q in range(W):
+                if K[i, q] != K[u, q]:
+                    break
+            else:
+                C[u] += 1
+                continue
+            u += 1
+            if u != i:
+                memcpy(&K[u, 0], &K[i, 0], W * sizeof(uint64_t))
+            C[u] = 1
+        u += 1
+    return keys[:u].copy(), counts[:u].copy()
+
+
+def merge_counts(keys_a, counts_a, keys_b, counts_b):
+    """Merge two sorted unique (keys, counts) runs into one, adding the counts of equal keys."""
+    cdef const uint64_t[:, ::1] A = keys_a
+    cdef const uint64_t[:, ::1] B = keys_b
+    cdef const uint32_t[::1] CA = counts_a
+    cdef const uint32_t[::1] CB = counts_b
+    cdef size_t na = A.shape[0], nb = B.shape[0], i = 0, j = 0, o = 0
+    cdef int W = A.shape[1], q, cmp
+    keys = np.empty((na + nb, W), dtype=np.uint64)
+    counts = np.empty(na + nb, dtype=np.uint32)
+    cdef uint64_t[:, ::1] K = keys
+    cdef uint32_t[::1] C = counts
+    with nogil:
+        while i < na and j < nb:
+            cmp = 0
+            for q in range(W):
+                if A[i, q] != B[j, q]:
+                    cmp = -1 if A[i, q] < B[j, q] else 1
+                    break
+            if cmp <= 0:
+                memcpy(&K[o, 0], &A[i, 0], W * sizeof(uint64_t))
+                C[o] = CA[i]
+                if cmp == 0:
+                    C[o] += CB[j]
+                    j += 1
+                i += 1
+            else:
+                memcpy(&K[o, 0], &B[j, 0], W * sizeof(uint64_t))
+                C[o] = CB[j]
+                j += 1
+            o += 1
+        while i < na:
+            memcpy(&K[o, 0], &A[i, 0], W * sizeof(uint64_t))
+            C[o] = CA[i]
+            i += 1
+            o += 1
+        while j < nb:
+            memcpy(&K[o, 0], &B[j, 0], W * sizeof(uint64_t))
+            C[o] = CB[j]
+            j += 1
+            o += 1
+    return keys[:o].copy() if o < na + nb else keys, counts[:o].copy() if o < na + nb else counts
+
+
+def build_levels(keys, counts, layout, uint64_t vocab_size):
+    """Suffix-trie levels with adjusted and raw counts from sorted unique windows.
+
+    Returns a list of dicts, one per order n = 1..N: level 1 has 'count' and 'raw' indexed by word id;
+    level n >= 2 has 'word' (first word), 'parent' (index of the (n-1)-suffix in level n-1), 'count'
+    (adjusted count) and 'raw' (occurrences), all in suffix order.
+    """
+    cdef const uint64_t[:, ::1] K = keys
+    cdef const uint32_t[::1] C = counts
+    cdef int N = layout.order, W = layout.words, k = layout.per_word, bits = layout.bits
+    cdef uint64_t wmask = (1ULL << bits) - 1
+    cdef size_t U = K.shape[0], i
+    cdef int n, d
+    cdef uint32_t fw
+    sizes_np = np.zeros(N + 1, dtype=np.uint64)
+    cdef uint64_t[::1] sizes = sizes_np
+    # pass 1: sizes of the levels
+    with nogil:
+        for i in range(U):
+            d = 0 if i == 0 else common_words(&K[i, 0], &K[i - 1, 0], W, k, bits, N)
+            for n in range(max(d + 1, 2), N + 1):
+                if not (key_word(&K[i, 0], n - 1, k, bits, wmask) == 1
+                        and key_word(&K[i, 0], n - 2, k, bits, wmask) == 1):
+                    sizes[n] += 1
+    levels = [dict(count=np.zeros(vocab_size, dtype=np.uint32), raw=np.zeros(vocab_size, dtype=np.uint32))]
+    for n in range(2, N + 1):
+        levels.append(dict(word=np.empty(sizes[n], dtype=np.uint32), parent=np.empty(sizes[n], dtype=np.uint32),
+                           count=np.empty(sizes[n], dtype=np.uint32), raw=np.empty(sizes[n], dtype=np.uint32)))
+    # pass 2: fill.  cur[n] is the index of the open group of order n in its level (-1: padding).
+    cdef int64_t cur[16]
+    cdef uint64_t raw[16]
+    cdef uint64_t ext[16]
+    cdef bint bos_start[16]
+    cdef uint32_t* word_p[16]
+    cdef uint32_t* parent_p[16]
+    cdef uint32_t* count_p[16]
+    cdef uint32_t* raw_p[16]
+    cdef uint32_t[::1] view
+    cdef uint64_t fill[16]
+    for n in range(1, N + 1):
+        lv = levels[n - 1]
+        view = lv["count"]
+        count_p[n] = &view[0] if view.shape[0] else NULL
+        view = lv["raw"]
+        raw_p[n] = &view[0] if view.shape[0] else NULL
+        if n >= 2:
+            view = lv["word"]
+            word_p[n] = &view[0] if view.shape[0] else NULL
+            view = lv["parent"]
+            parent_p[n] = &view[0] if view.shape[0] else NULL
+        cur[n] = -1
+        raw[n] = 0
+        ext[n] = 0
+        fill[n] = 0
+        bos_start[n] = False
+    cdef uint32_t c
+    with nogil:
+        for i in range(U + 1):
+            d = 0 if (i == 0 or i == U) else common_words(&K[i, 0], &K[i - 1, 0], W, k, bits, N)
+            if i > 0:
+                for n in range(d + 1, N + 1):        # close groups
+                    if cur[n] >= 0:
+                        count_p[n][cur[n]] = <uint32_t>(raw[n] if (n == N or bos_start[n]) else ext[n])
+                        raw_p[n][cur[n]] = <uint32_t>raw[n]
+                    raw[n] = 0
+                    ext[n] = 0
+            if i == U:
+                break
+            for n in range(d + 1, N + 1):            # open groups
+                fw = key_word(&K[i, 0], n - 1, k, bits, wmask)
+                if n == 1:
+                    cur[1] = fw
+                    bos_start[1] = False
+                elif fw == 1 and key_word(&K[i, 0], n - 2, k, bits, wmask) == 1:
+                    cur[n] = -1
+                else:
+                    cur[n] = fill[n]
+                    fill[n] += 1
+                    word_p[n][cur[n]] = fw
+                    parent_p[n][cur[n]] = <uint32_t>cur[n - 1]
+                    bos_start[n] = fw == 1
+            c = C[i]
+            for n in range(1, N + 1):
+                raw[n] += c
+            for n in range(max(d, 1), N):
+                ext[n] += 1
+    # The n-grams still open at the end (the suffixes of the last window): lmplz counts their raw
+    # count, not their adjusted count, in the count-of-counts behind the discounts.
+    for n in range(1, N):
+        levels[n - 1]["last_open"] = cur[n] if U else -1
+    return levels
+
+
+def child_starts(const uint32_t[::1] parent, uint64_t parent_size):
+    """Start of each parent's children: starts[p] .. starts[p+1] index the children of p (parent sorted)."""
+    starts = np.zeros(parent_size + 1, dtype=np.uint32)
+    cdef uint32_t[::1] S = starts
+    cdef size_t i, n = parent.shape[0]
+    cdef uint64_t p
+    with nogil:
+        for i in range(n):
+            S[parent[i] + 1] += 1
+        for p in range(parent_size):
+            S[p + 1] += S[p]
+    return starts
+
+
+cdef inline int64_t find_child(const uint32_t* words, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
+    """Index of w in the sorted words[lo:hi], or -1."""
+    cdef uint32_t mid, end = hi
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if words[mid] < w:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < end and words[lo] == w:
+        return lo
+    return -1
+
+
+def contexts(const uint32_t[::1] word, const uint32_t[::1] parent, parent_ctx,
+             const uint32_t[::1] ctx_level_word, const uint32_t[::1] ctx_level_starts):
+    """Index in level n-1 of the context (first n-1 words) of every n-gram of level n.
+
+    The context of w1..wn is the child with first word w1 of the context of its suffix w2..wn, so it is
+    found by one search among the children of ``parent_ctx[parent]`` (``parent_ctx`` None for n = 2:
+    the context is then the unigram w1 itself).
+    """
+    cdef size_t i, n = word.shape[0]
+    ctx = np.empty(n, dtype=np.uint32)
+    cdef uint32_t[::1] out = ctx
+    cdef const uint32_t[::1] pctx
+    cdef uint32_t g
+    cdef int64_t r
+    if parent_ctx is None:
+        out[:] = word
+        return ctx
+    pctx = parent_ctx
+    with nogil:
+        for i in range(n):
+            g = pctx[parent[i]]
+            r = find_child(&ctx_level_word[0], ctx_level_starts[g], ctx_level_starts[g + 1], word[i])
+            out[i] = <uint32_t>r
+    return ctx
+
+
+def link_parents(const uint32_t[:, ::1] rows, const uint32_t[:, ::1] lower):
+    """Index in ``lower`` (order n-1, suffix order) of the suffix w2..wn of each row (order n, suffix
+    order).  Returns (parents, first_missing): first_missing is -1, or the index of the first row whose
+    suffix is not in ``lower`` or that repeats the row before it."""
+    cdef size_t n = rows.shape[0], m = lower.shape[0], i, j = 0
+    cdef int order = rows.shape[1], q
+    cdef int cmp
+    parents = np.empty(n, dtype=np.uint32)
+    cdef uint32_t[::1] P = parents
+    cdef int64_t missing = -1
+    with nogil:
+        for i in range(n):
+            if i > 0:
+                cmp = 0
+                for q in range(order - 1, -1, -1):
+                    if rows[i, q] != rows[i - 1, q]:
+                        cmp = 1
+                        break
+                if cmp == 0:
+                    missing = i
+                    break
+            while True:
+                if j >= m:
+                    cmp = -1
+                    break
+                cmp = 0
+                # compare suffix rows[i, 1:] with lower[j, :], last word first
+                for q in range(order - 1, 0, -1):
+                    if rows[i, q] != lower[j, q - 1]:
+                        cmp = 1 if rows[i, q] > lower[j, q - 1] else -1
+                        break
+                if cmp <= 0:
+                    break
+                j += 1
+            if cmp != 0:
+                missing = i
+                break
+            P[i] = <uint32_t>j
+    return parents, missing

@@ -1,0 +1,87 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Modified Kneser-Ney arithmetic over one level of the suffix trie (see docs/formulas.md).
+
+For the n-grams g = h w of one order, with adjusted counts a and discounts D(1), D(2), D(3+):
+
+    total(h) = sum_w a(hw)
+    gamma(h) = [sum_{kept w} D(a(hw)) + sum_{pruned w} a(hw)] / total(h)
+    p(w|h)   = (a(hw) - D(a(hw))) / total(h) + gamma(h) * p(w | h without its first word)
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport uint8_t, uint32_t
+from libc.math cimport log10
+
+cnp.import_array()
+
+
+cdef inline double discount(const double* D, uint32_t a) noexcept nogil:
+    return D[a] if a < 3 else D[3]
+
+
+def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, size_t nctx):
+    """(total, numerator of gamma) per context, as float64 arrays of length nctx."""
+    cdef double Dt[4]
+    Dt[0] = 0.0
+    Dt[1], Dt[2], Dt[3] = D
+    total = np.zeros(nctx, dtype=np.float64)
+    num = np.zeros(nctx, dtype=np.float64)
+    cdef double[::1] T = total
+    cdef double[::1] G = num
+    cdef const uint8_t[::1] K
+    cdef bint pruning = keep is not None
+    if pruning:
+        K = keep
+    cdef size_t i, n = ctx.shape[0]
+    cdef uint32_t a
+    with nogil:
+        for i in range(n):
+            a = count[i]
+            T[ctx[i]] += a
+            if pruning and not K[i]:
+                G[ctx[i]] += a
+            else:
+                G[ctx[i]] += discount(Dt, a)
+    return total, num
+
+
+def interpolate(uint32_t[::1] count, const uint32_t[::1] ctx, const uint32_t[::1] parent,
+                const double[::1] total, const double[::1] num, const float[::1] lower, D):
+    """p(w|h) of every n-gram, written as float32 over ``count`` (in place) and returned as that view."""
+    cdef double Dt[4]
+    Dt[0] = 0.0
+    Dt[1], Dt[2], Dt[3] = D
+    arr = np.asarray(count)
+    cdef float[::1] P = arr.view(np.float32)
+    cdef size_t i, n = count.shape[0]
+    cdef uint32_t a, h
+    cdef double t
+    with nogil:
+        for i in range(n):
+            a = count[i]
+            h = ctx[i]
+            t = total[h]
+            P[i] = <float>((a - discount(Dt, a)) / t + num[h] / t * lower[parent[i]])
+    return arr.view(np.float32)
+
+
+def log10_inplace(float[::1] x):
+    """x <- min(log10 x, 0), in place."""
+    cdef size_t i
+    cdef float v
+    with nogil:
+        for i in range(x.shape[0]):
+            v = <float>log10(x[i])
+            x[i] = v if v < 0 else 0.0
+
+
+def backoffs(const double[::1] total, const double[::1] num):
+    """log10 gamma(h) for contexts with extensions, 0 for the others (float32)."""
+    out = np.zeros(total.shape[0], dtype=np.float32)
+    cdef float[::1] B = out
+    cdef size_t i
+    with nogil:
+        for i in range(total.shape[0]):
+            if total[i] > 0:
+                B[i] = <float>log10(num[i] / total[i])
+    return out

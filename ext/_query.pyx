@@ -1,0 +1,180 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Back-off queries over the suffix trie of a model.
+
+Level 1 is indexed by word id; the children of an n-gram g (in level n+1) are the n-grams x g, sorted
+by x, at starts[g] .. starts[g+1].  The longest stored n-gram ending in w is found by walking from w back
+through the context; its log10 probability plus the log10 backoffs of the context suffixes longer than
+the match is log10 p(w | context), as in an ARPA file.  The backoffs of the context come from the walk
+made for the previous word, so a sentence costs one walk per word.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+
+cnp.import_array()
+
+DEF MAXORDER = 16
+
+
+cdef inline int64_t find_child(const uint32_t* words, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
+    cdef uint32_t mid, end = hi
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if words[mid] < w:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < end and words[lo] == w:
+        return lo
+    return -1
+
+
+cdef class Trie:
+    cdef public int order
+    cdef uint64_t vocab_size
+    cdef const uint32_t* word[MAXORDER + 1]
+    cdef const float* prob[MAXORDER + 1]
+    cdef const float* bo[MAXORDER + 1]
+    cdef const uint32_t* starts[MAXORDER + 1]
+    cdef object _keep
+
+    def __init__(self, levels):
+        """levels: list of dicts per order with 'logprob', 'backoff' (n < N), 'starts' (n < N), 'word' (n > 1)."""
+        cdef int n
+        cdef const uint32_t[::1] u
+        cdef const float[::1] f
+        self.order = len(levels)
+        if self.order > MAXORDER:
+            raise ValueError(f"order {self.order} is above the supported maximum {MAXORDER}")
+        self._keep = levels
+        self.vocab_size = len(levels[0]["logprob"])
+        for n in range(1, self.order + 1):
+            lv = levels[n - 1]
+            f = lv["logprob"]
+            self.prob[n] = &f[0] if f.shape[0] else NULL
+            if n > 1:
+                u = lv["word"]
+                self.word[n] = &u[0] if u.shape[0] else NULL
+            if n < self.order:
+                f = lv["backoff"]
+                self.bo[n] = &f[0] if f.shape[0] else NULL
+                u = lv["starts"]
+                self.starts[n] = &u[0]
+
+    cdef inline float walk(self, uint32_t w, const uint32_t* hist, int hist_len, int* matched,
+                           float* node_bo) noexcept nogil:
+        """log10 prob of the longest n-gram ending in w (hist: context, most recent first).
+
+        Sets matched to its length and node_bo[L-1] to the backoff of the n-gram of length L ending in
+        w, for each L found below the top order.
+        """
+        cdef uint32_t node = w
+        cdef float lp = self.prob[1][w]
+        cdef int d, m = 1, N = self.order
+        cdef int64_t r
+        if N > 1:
+            node_bo[0] = self.bo[1][w]
+        for d in range(min(hist_len, N - 1)):
+            r = find_child(self.word[d + 2], self.starts[d + 1][node], self.starts[d + 1][node + 1], hist[d])
+            if r < 0:
+                break
+            node = <uint32_t>r
+            m = d + 2
+            lp = self.prob[m][node]
+            if m < N:
+                node_bo[m - 1] = self.bo[m][node]
+        matched[0] = m
+        return lp
+
+    def logprob(self, uint32_t w, context):
+        """log10 p(w | context), context a sequence of ids, oldest first; returns (log10p, matched)."""
+        cdef uint32_t hist[MAXORDER]
+        cdef float ctx_bo[MAXORDER]
+        cdef float node_bo[MAXORDER]
+        cdef int L = min(len(context), self.order - 1), m, cm, j
+        for j in range(L):
+            hist[j] = context[len(context) - 1 - j]
+        cdef float lp = self.walk(w, hist, L, &m, node_bo)
+        cdef double total = lp
+        if L > 0:
+            self.walk(hist[0], hist + 1, L - 1, &cm, ctx_bo)
+            for j in range(m, min(cm, self.order - 1) + 1):
+                total += ctx_bo[j - 1]
+        return total, m
+
+    def score_stream(self, const uint32_t[::1] ids, bint bos=True, bint eos=True, bint per_token=False):
+        """Score a padded stream (1 w1 .. wn 2 per line).
+
+        Returns (line_logprob float64, line_tokens int64, line_oovs int64, line_oov_logprob float64) and,
+        when per_token, (token_logprob float32, token_matched uint8, token_oov bool) over the scored
+        tokens (words, then </s> when eos).
+        """
+        cdef size_t n = ids.shape[0], i, lines = 0, t = 0
+        for i in range(n):
+            if ids[i] == 2:
+                lines += 1
+        lp_line = np.zeros(lines, dtype=np.float64)
+        tok_line = np.zeros(lines, dtype=np.int64)
+        oov_line = np.zeros(lines, dtype=np.int64)
+        oovlp_line = np.zeros(lines, dtype=np.float64)
+        cdef double[::1] LP = lp_line
+        cdef int64_t[::1] TK = tok_line
+        cdef int64_t[::1] OV = oov_line
+        cdef double[::1] OLP = oovlp_line
+        ntok = 0
+        if per_token:
+            ntok = n - lines - (0 if eos else lines)
+        tok_lp = np.zeros(ntok, dtype=np.float32)
+        tok_m = np.zeros(ntok, dtype=np.uint8)
+        tok_oov = np.zeros(ntok, dtype=np.bool_)
+        cdef float[::1] TLP = tok_lp
+        cdef uint8_t[::1] TM = tok_m
+        cdef uint8_t[::1] TO = tok_oov.view(np.uint8)
+        cdef uint32_t hist[MAXORDER]
+        cdef float ctx_bo[MAXORDER]
+        cdef float node_bo[MAXORDER]
+        cdef int N = self.order, hist_len = 0, m, j
+        cdef uint32_t w
+        cdef size_t line = 0
+        cdef double s
+        with nogil:
+            for i in range(n):
+                w = ids[i]
+                if w == 1:
+                    for j in range(N):
+                        ctx_bo[j] = 0
+                    hist_len = 0
+                    if bos:
+                        hist[0] = 1
+                        hist_len = 1
+                        if N > 1:
+                            ctx_bo[0] = self.bo[1][1]
+                    continue
+                if w == 2 and not eos:
+                    line += 1
+                    continue
+                s = self.walk(w, hist, hist_len, &m, node_bo)
+                for j in range(m, min(hist_len, N - 1) + 1):
+                    s += ctx_bo[j - 1]
+                LP[line] += s
+                TK[line] += 1
+                if w == 0:
+                    OV[line] += 1
+                    OLP[line] += s
+                if per_token:
+                    TLP[t] = <float>s
+                    TM[t] = m
+                    TO[t] = w == 0
+                    t += 1
+                if w == 2:
+                    line += 1
+                    continue
+                for j in range(N - 1):
+                    ctx_bo[j] = node_bo[j] if j < m else 0
+                for j in range(min(hist_len, N - 2), 0, -1):
+                    hist[j] = hist[j - 1]
+                hist[0] = w
+                hist_len = min(hist_len + 1, N - 1)
+        if per_token:
+            return (lp_line, tok_line, oov_line, oovlp_line), (tok_lp, tok_m, tok_oov)
+        return lp_line, tok_line, oov_line, oovlp_line

@@ -1,0 +1,349 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""Vocabulary hash table and tokenizer: bytes of text -> padded streams of word ids.
+
+Words are byte strings kept in one blob; an open-addressing table (linear probing, load <= 1/2)
+maps them to ids.  Ids: <unk>=0, <s>=1, </s>=2, then first occurrence.  The table is made of plain
+arrays so that a model file can store it and map it back without rebuilding.
+
+Tokenizing a buffer of complete lines yields the padded stream ``1 w1 .. wn 2`` per line.  Tokens are
+separated by space, TAB, CR and NUL (as lmplz splits them); lines by LF.
+"""
+import numpy as np
+cimport numpy as cnp
+from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
+from libc.string cimport memcmp, memcpy
+from libc.stdlib cimport malloc, realloc, free, strtod
+
+cnp.import_array()
+
+cdef uint32_t EMPTY = 0xFFFFFFFFu
+UNK, BOS, EOS = 0, 1, 2
+
+# Status codes returned by tokenize(); the Python wrapper turns them into messages.
+cdef enum:
+    S_OK = 0
+    S_BAD_UTF8 = 1
+    S_LITERAL_BOUNDARY = 2
+OK, BAD_UTF8, LITERAL_BOUNDARY = S_OK, S_BAD_UTF8, S_LITERAL_BOUNDARY
+
+
+cdef inline uint64_t hash_bytes(const uint8_t* p, size_t n) noexcept nogil:
+    # FNV-1a, then a final avalanche so that the low bits used for the slot are well mixed.
+    cdef uint64_t h = 14695981039346656037ULL
+    cdef size_t i
+    for i in range(n):
+        h = (h ^ p[i]) * 1099511628211ULL
+    h ^= h >> 33
+    h *= 0xff51afd7ed558ccdULL
+    h ^= h >> 33
+    return h
+
+
+cdef inline bint is_sep(uint8_t c) noexcept nogil:
+    return c == 32 or c == 9 or c == 13 or c == 0
+
+
+cdef inline size_t utf8_valid_prefix(const uint8_t* p, size_t n) noexcept nogil:
+    """Length of the longest valid UTF-8 prefix of p[:n] (n when all of it is valid)."""
+    cdef size_t i = 0, need, k
+    cdef uint8_t c
+    cdef uint32_t cp
+    while i < n:
+        c = p[i]
+        if c < 0x80:
+            i += 1
+            continue
+        if 0xC2 <= c <= 0xDF:
+            need = 1; cp = c & 0x1F
+        elif 0xE0 <= c <= 0xEF:
+            need = 2; cp = c & 0x0F
+        elif 0xF0 <= c <= 0xF4:
+            need = 3; cp = c & 0x07
+        else:
+            return i
+        if i + need >= n:
+            return i
+        for k in range(1, need + 1):
+            if (p[i + k] & 0xC0) != 0x80:
+                return i
+            cp = (cp << 6) | (p[i + k] & 0x3F)
+        if (need == 2 and (cp < 0x800 or 0xD800 <= cp <= 0xDFFF)) or (need == 3 and (cp < 0x10000 or cp > 0x10FFFF)):
+            return i
+        i += need + 1
+    return n
+
+
+cdef class VocabTable:
+    """Growable (or frozen, when built over stored arrays) word <-> id table."""
+    cdef uint8_t* blob
+    cdef uint64_t* offsets      # offsets[i] .. offsets[i+1] is word i in blob
+    cdef uint32_t* table
+    cdef public uint64_t size   # number of words
+    cdef uint64_t blob_len, blob_cap, off_cap, mask
+    cdef bint owned
+    cdef object _keep           # arrays kept alive when the table views stored data
+
+    def __cinit__(self):
+        self.blob = NULL
+        self.offsets = NULL
+        self.table = NULL
+        self.owned = True
+
+    def __dealloc__(self):
+        if self.owned:
+            free(self.blob)
+            free(self.offsets)
+            free(self.table)
+
+    @staticmethod
+    def new(words=(b"<unk>", b"<s>", b"</s>")):
+        cdef VocabTable v = VocabTable()
+        v.blob_cap = 1 << 16
+        v.blob = <uint8_t*>malloc(v.blob_cap)
+        v.off_cap = 1 << 12
+        v.offsets = <uint64_t*>malloc(v.off_cap * sizeof(uint64_t))
+        v.offsets[0] = 0
+        v.mask = (1 << 13) - 1
+        v.table = <uint32_t*>malloc((v.mask + 1) * sizeof(uint32_t))
+        cdef uint64_t i
+        for i in range(v.mask + 1):
+            v.table[i] = EMPTY
+        v.size = 0
+        v.blob_len = 0
+        for w in words:
+            v.add_word(w)
+        return v
+
+    @staticmethod
+    def from_arrays(blob, offsets, table):
+        """A frozen table over stored arrays (e.g. memory-mapped from a model file)."""
+        cdef VocabTable v = VocabTable()
+        cdef const uint8_t[::1] b = blob
+        cdef const uint64_t[::1] o = offsets
+        cdef const uint32_t[::1] t = table
+        v.owned = False
+        v._keep = (blob, offsets, table)
+        v.blob = <uint8_t*>&b[0] if b.shape[0] else NULL
+        v.offsets = <uint64_t*>&o[0]
+        v.table = <uint32_t*>&t[0]
+        v.size = o.shape[0] - 1
+        v.blob_len = v.offsets[v.size]
+        v.mask = t.shape[0] - 1
+        return v
+
+    def arrays(self):
+        """(blob, offsets, table) as numpy arrays (copies), for storing in a model file."""
+        blob = np.frombuffer(self.blob[:self.blob_len] if self.blob_len else b"", dtype=np.uint8).copy()
+        offsets = np.empty(self.size + 1, dtype=np.uint64)
+        table = np.empty(self.mask + 1, dtype=np.uint32)
+        cdef uint64_t[::1] o = offsets
+        cdef uint32_t[::1] t = table
+        memcpy(&o[0], self.offsets, (self.size + 1) * sizeof(uint64_t))
+        memcpy(&t[0], self.table, (self.mask + 1) * sizeof(uint32_t))
+        return blob, offsets, table
+
+    cdef inline uint32_t find(self, const uint8_t* p, size_t n, uint64_t h) noexcept nogil:
+        cdef uint64_t slot = h & self.mask
+        cdef uint32_t i
+        while True:
+            i = self.table[slot]
+            if i == EMPTY:
+                return EMPTY
+            if (self.offsets[i + 1] - self.offsets[i] == n
+                    and memcmp(self.blob + self.offsets[i], p, n) == 0):
+                return i
+            slot = (slot + 1) & self.mask
+
+    cdef void grow_table(self) noexcept nogil:
+        cdef uint64_t newmask = self.mask * 2 + 1, i, slot
+        free(self.table)
+        self.table = <uint32_t*>malloc((newmask + 1) * sizeof(uint32_t))
+        for i in range(newmask + 1):
+            self.table[i] = EMPTY
+        self.mask = newmask
+        for i in range(self.size):
+            slot = hash_bytes(self.blob + self.offsets[i], self.offsets[i + 1] - self.offsets[i]) & self.mask
+            while self.table[slot] != EMPTY:
+                slot = (slot + 1) & self.mask
+            self.table[slot] = <uint32_t>i
+
+    cdef uint32_t insert(self, const uint8_t* p, size_t n, uint64_t h) noexcept nogil:
+        cdef uint64_t slot
+        cdef uint32_t i = <uint32_t>self.size
+        while self.blob_len + n > self.blob_cap:
+            self.blob_cap *= 2
+            self.blob = <uint8_t*>realloc(self.blob, self.blob_cap)
+        if self.size + 2 > self.off_cap:
+            self.off_cap *= 2
+            self.offsets = <uint64_t*>realloc(self.offsets, self.off_cap * sizeof(uint64_t))
+        memcpy(self.blob + self.blob_len, p, n)
+        self.blob_len += n
+        self.size += 1
+        self.offsets[self.size] = self.blob_len
+        if 2 * self.size > self.mask:
+            self.grow_table()
+        else:
+            slot = h & self.mask
+            while self.table[slot] != EMPTY:
+                slot = (slot + 1) & self.mask
+            self.table[slot] = i
+        return i
+
+    def add_word(self, bytes w):
+        cdef const uint8_t* p = w
+        cdef uint64_t h = hash_bytes(p, len(w))
+        cdef uint32_t i = self.find(p, len(w), h)
+        if i == EMPTY:
+            if not self.owned:
+                raise ValueError("this vocabulary is read-only")
+            i = self.insert(p, len(w), h)
+        return i
+
+    def lookup(self, bytes w):
+        """Id of w, or 0 (<unk>) when absent."""
+        cdef const uint8_t* p = w
+        cdef uint32_t i = self.find(p, len(w), hash_bytes(p, len(w)))
+        return 0 if i == EMPTY else i
+
+    def word(self, uint64_t i):
+        if i >= self.size:
+            raise IndexError(i)
+        return self.blob[self.offsets[i]:self.offsets[i + 1]]
+
+    def words(self):
+        return [self.blob[self.offsets[i]:self.offsets[i + 1]] for i in range(self.size)]
+
+    def tokenize(self, const uint8_t[::1] buf, bint add, int symbols=0, bint check_utf8=True):
+        """Padded id stream of the complete lines in buf.
+
+        Returns (status, ids, lines): status OK with the stream and the number of lines, or an error
+        status with, in ``lines``, the 0-based index of the offending line in buf (ids then hold the lines
+        before it).  A final line without LF counts as a line.  Literal <s> / </s> are an error
+        (symbols=0), dropped (1) or read as <unk> (2).  Words not in the table become new ids when add, <unk> otherwise.
+        """
+        cdef size_t n = buf.shape[0], i = 0, start, k = 0, line_start_k = 0
+        cdef uint64_t lines = 0
+        cdef int status = S_OK
+        ids = np.empty(2 * n + 4, dtype=np.uint32)
+        cdef uint32_t[::1] out = ids
+        cdef uint32_t w
+        cdef const uint8_t* p = &buf[0] if n else NULL
+        cdef uint64_t h
+        cdef bint frozen = not add
+        with nogil:
+            while i < n:
+                # one line
+                out[k] = 1
+                k += 1
+                while i < n and p[i] != 10:
+                    if is_sep(p[i]):
+                        i += 1
+                        continue
+                    start = i
+                    while i < n and p[i] != 10 and not is_sep(p[i]):
+                        i += 1
+                    if check_utf8 and utf8_valid_prefix(p + start, i - start) != i - start:
+                        status = S_BAD_UTF8
+                        break
+                    h = hash_bytes(p + start, i - start)
+                    w = self.find(p + start, i - start, h)
+                    if w == EMPTY:
+                        w = 0 if frozen else self.insert(p + start, i - start, h)
+                    elif w == 1 or w == 2:
+                        if symbols == 0:
+                            status = S_LITERAL_BOUNDARY
+                            break
+                        if symbols == 1:
+                            continue
+                        w = 0
+                    out[k] = w
+                    k += 1
+                if status != S_OK:
+                    k = line_start_k
+                    break
+                out[k] = 2
+                k += 1
+                line_start_k = k
+                lines += 1
+                i += 1      # past the LF (or past the end for a final line without one)
+        return status, ids[:k].copy(), lines
+
+    def read_arpa_ngrams(self, const uint8_t[::1] buf, int n, bint add, bint with_backoff):
+        """Parse the lines of an ARPA section of order n: ``log10p w1 .. wn [log10backoff]``.
+
+        Fields are separated by spaces or TABs; blank lines are skipped.  Returns (status, ids[count, n],
+        logprob float32, backoff float32, lines) where status is 0 on success, else the 0-based index of the
+        bad line is in ``lines`` and status tells why: 1 bad number, 2 wrong field count, 3 unknown word.
+        """
+        cdef size_t size = buf.shape[0], i = 0, start, rows = 0, line = 0, cap
+        cdef const uint8_t* p = &buf[0] if size else NULL
+        cdef int status = 0, j, nf
+        cdef uint32_t w
+        cdef char* endp
+        cdef char numbuf[64]
+        cdef double val
+        # rows <= lines
+        cap = 1
+        for i in range(size):
+            if p[i] == 10:
+                cap += 1
+        ids = np.zeros((cap, n), dtype=np.uint32)
+        prob = np.zeros(cap, dtype=np.float32)
+        bo = np.zeros(cap, dtype=np.float32)
+        cdef uint32_t[:, ::1] I = ids
+        cdef float[::1] P = prob
+        cdef float[::1] B = bo
+        i = 0
+        with nogil:
+            while i < size:
+                # skip blank line
+                start = i
+                while i < size and (p[i] == 32 or p[i] == 9 or p[i] == 13):
+                    i += 1
+                if i >= size or p[i] == 10:
+                    i += 1
+                    line += 1
+                    continue
+                nf = 0
+                B[rows] = 0
+                while i < size and p[i] != 10:
+                    if p[i] == 32 or p[i] == 9 or p[i] == 13:
+                        i += 1
+                        continue
+                    start = i
+                    while i < size and p[i] != 10 and p[i] != 32 and p[i] != 9 and p[i] != 13:
+                        i += 1
+                    if nf == 0 or nf == n + 1:
+                        if i - start >= 63:
+                            status = 1
+                            break
+                        memcpy(numbuf, p + start, i - start)
+                        numbuf[i - start] = 0
+                        val = strtod(numbuf, &endp)
+                        if endp != numbuf + (i - start):
+                            status = 1
+                            break
+                        if nf == 0:
+                            P[rows] = <float>val
+                        else:
+                            B[rows] = <float>val
+                    elif nf <= n:
+                        w = self.find(p + start, i - start, hash_bytes(p + start, i - start))
+                        if w == EMPTY:
+                            if not add:
+                                status = 3
+                                break
+                            w = self.insert(p + start, i - start, hash_bytes(p + start, i - start))
+                        I[rows, nf - 1] = w
+                    else:
+                        status = 2
+                        break
+                    nf += 1
+                if status == 0 and (nf < n + 1 or (nf == n + 2 and not with_backoff)):
+                    status = 2
+                if status != 0:
+                    break
+                rows += 1
+                line += 1
+                i += 1
+        return status, ids[:rows], prob[:rows], bo[:rows], line

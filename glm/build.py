@@ -1,0 +1,73 @@
+"""Training: text -> vocabulary -> counts -> discounts -> probabilities -> Model."""
+from __future__ import annotations
+
+import os
+from typing import Iterable, Iterator
+
+from .corpus import Chunk, read_chunks
+from .counts import count_ngrams
+from .mkn import Options, estimate
+from .model import Model
+from .vocab import Vocabulary
+
+
+def _is_paths(inputs) -> bool:
+    if isinstance(inputs, (str, os.PathLike)):
+        return True
+    if isinstance(inputs, (list, tuple)) and inputs:
+        return all(isinstance(x, os.PathLike) or (isinstance(x, str) and (x == "-" or os.path.exists(x)))
+                   for x in inputs)
+    return False
+
+
+def _line_chunks(lines: Iterable[str | bytes], chunk_bytes: int = 4 << 20) -> Iterator[Chunk]:
+    buf, size, first, count = [], 0, 1, 0
+    for line in lines:
+        b = line.encode("utf-8", errors="surrogateescape") if isinstance(line, str) else bytes(line)
+        b = b.rstrip(b"\n").replace(b"\n", b" ") + b"\n"
+        buf.append(b)
+        size += len(b)
+        count += 1
+        if size >= chunk_bytes:
+            yield Chunk(b"".join(buf), "<lines>", first)
+            buf, size, first = [], 0, count + 1
+    if buf:
+        yield Chunk(b"".join(buf), "<lines>", first)
+
+
+def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
+    """Chunks of lines from paths (files, directories, '-') or from an iterable of lines."""
+    if _is_paths(inputs):
+        return read_chunks(inputs, quiet=quiet, desc="counting")
+    return _line_chunks(inputs)
+
+
+def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
+          vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error",
+          quiet: bool = True) -> Model:
+    """Estimate a modified Kneser-Ney model of the given order, as lmplz does.
+
+    inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
+    bytes), one sentence per line.  prune: raw-count thresholds per order from unigrams on (lmplz's
+    --prune; the last repeats).  discount_fallback: None to fail when discounts are undefined, True for
+    lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix unigrams with the
+    uniform distribution (lmplz's default).  vocab_pad: size of the uniform distribution at least this.
+    skip_symbols: drop literal <s> / </s> instead of failing.  bad_utf8: 'error' or 'replace'.
+    """
+    if not 1 <= order <= 16:
+        raise ValueError(f"order must be between 1 and 16, not {order}")
+    if discount_fallback is True:
+        discount_fallback = ()
+    opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
+                   else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
+    opts.check(order)
+    vocab = Vocabulary()
+    streams = [vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
+                              bad_utf8=bad_utf8)
+               for chunk in text_chunks(inputs, quiet)]
+    levels = count_ngrams(streams, order, len(vocab))
+    est = estimate(levels, order, opts)
+    return Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
+                 meta={"order": order, "smoothing": "modified Kneser-Ney",
+                       "prune": list(opts.prune), "interpolate_unigrams": interpolate_unigrams,
+                       "vocab_pad": opts.vocab_pad})

@@ -1,0 +1,64 @@
+"""Model files: ARPA text (plain or compressed) and glm's memory-mapped binary format.
+
+Every writer goes through ``atomic_output``: the file is written under a temporary name in the same
+directory and renamed at the end, so an interrupted write never leaves a partial model behind.
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+
+BINARY_SUFFIX = ".glmb"
+
+
+class ModelFormatError(ValueError):
+    """A model file that cannot be read; the message names the file and, for text, the line."""
+
+
+@contextlib.contextmanager
+def atomic_output(path):
+    """Yields a temporary path next to ``path``; renames it to ``path`` if the block succeeds."""
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
+    os.close(fd)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def save(model, path, quiet: bool = True) -> None:
+    path = os.fspath(path)
+    if path.endswith(BINARY_SUFFIX):
+        from .binary import write_binary
+        write_binary(model, path)
+    elif ".arpa" in os.path.basename(path):
+        from .arpa import write_arpa
+        write_arpa(model, path, quiet=quiet)
+    else:
+        raise ValueError(f"{path}: unknown model format; use a name ending in .arpa, .arpa.gz, "
+                         f".arpa.bz2, .arpa.xz or {BINARY_SUFFIX}")
+
+
+def load(path, quiet: bool = True):
+    """Read a model file, ARPA (plain or compressed) or binary, recognized by its first bytes."""
+    from ..corpus import open_binary
+    from .binary import MAGIC, read_binary
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"{path}: no such file")
+    with open(path, "rb") as f:
+        head = f.read(len(MAGIC))
+    if head == MAGIC:
+        return read_binary(path)
+    if head.startswith(b"mmap lm ") or head.startswith(b"mmap lm"):
+        raise ModelFormatError(f"{path}: a KenLM binary file; glm reads ARPA files and its own "
+                               f"{BINARY_SUFFIX} files (convert with glm build ... or from the ARPA)")
+    from .arpa import read_arpa
+    with open_binary(path) as stream:
+        return read_arpa(stream, path, quiet=quiet)

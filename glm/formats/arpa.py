@@ -1,0 +1,215 @@
+"""ARPA back-off model files: writer (compiled formatting, both cores) and reader.
+
+The writer lays out files as lmplz does: the header, unigrams in id order, higher orders in suffix order,
+three tab-separated fields below the top order (backoff 0 when there is none) and two at the top.
+The reader accepts files from lmplz, SRILM (``-99`` for ``<s>``) and glm.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import io
+import lzma
+import os
+import re
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .. import _arpa, _count
+from ..counts import threads
+from ..progress import progress
+from ..vocab import Vocabulary
+from . import ModelFormatError, atomic_output
+
+CHUNK = 1 << 19
+
+
+def _open_out(path: str, tmp: str):
+    if path.endswith(".gz"):
+        return gzip.open(tmp, "wb", compresslevel=3)
+    if path.endswith(".bz2"):
+        return bz2.open(tmp, "wb")
+    if path.endswith(".xz"):
+        return lzma.open(tmp, "wb", preset=1)
+    return open(tmp, "wb", buffering=1 << 20)
+
+
+def write_arpa(model, path, quiet: bool = True) -> None:
+    path = os.fspath(path)
+    blob, offsets, _ = model.vocab.table.arrays()
+    counts = model.counts
+    N = model.order
+    with atomic_output(path) as tmp, _open_out(path, tmp) as out, \
+            progress(total=sum(counts), desc="writing ARPA", unit="ngram", quiet=quiet) as bar:
+        out.write(b"\\data\\\n" + b"".join(b"ngram %d=%d\n" % (n, c) for n, c in enumerate(counts, 1)))
+        for n in range(1, N + 1):
+            out.write(b"\n\\%d-grams:\n" % n)
+            ranges = [(lo, min(lo + CHUNK, counts[n - 1])) for lo in range(0, counts[n - 1], CHUNK)]
+            with ThreadPoolExecutor(threads()) as ex:
+                for (lo, hi), text in zip(ranges, ex.map(
+                        lambda r: _arpa.format_level(n, N, model.levels, blob, offsets, r[0], r[1]), ranges)):
+                    out.write(text)
+                    bar.update(hi - lo)
+        out.write(b"\n\\end\\\n")
+
+
+_NGRAM_LINE = re.compile(rb"^ngram\s+(\d+)\s*=\s*(\d+)\s*$")
+_SECTION = re.compile(rb"^\\(\d+)-grams:\s*$")
+
+
+class _Lines:
+    """Line-numbered reading of a binary stream, with bulk reads of whole sections."""
+
+    def __init__(self, stream, path):
+        self.stream, self.path, self.line, self.buf = stream, path, 0, b""
+
+    def readline(self) -> bytes | None:
+        while b"\n" not in self.buf:
+            block = self.stream.read(1 << 20)
+            if not block:
+                if not self.buf:
+                    return None
+                line, self.buf = self.buf, b""
+                self.line += 1
+                return line
+            self.buf += block
+        line, self.buf = self.buf.split(b"\n", 1)
+        self.line += 1
+        return line
+
+    def section(self):
+        """Yields blocks of complete lines up to (not including) the next line starting with a backslash."""
+        while True:
+            cut = self.buf.find(b"\n\\")
+            if self.buf.startswith(b"\\"):
+                return
+            if cut >= 0:
+                block, self.buf = self.buf[:cut + 1], self.buf[cut + 1:]
+                yield block
+                self.line += block.count(b"\n")
+                return
+            more = self.stream.read(16 << 20)
+            if not more:
+                block, self.buf = self.buf, b""
+                if block:
+                    yield block
+                    self.line += block.count(b"\n")
+                return
+            end = self.buf.rfind(b"\n")
+            if end >= 0 and len(self.buf) > (8 << 20):
+                block, self.buf = self.buf[:end + 1], self.buf[end + 1:] + more
+                yield block
+                self.line += block.count(b"\n")
+            else:
+                self.buf += more
+
+    def error(self, msg: str, line: int | None = None):
+        return ModelFormatError(f"{self.path}:{self.line if line is None else line}: {msg}")
+
+
+_WHY = {1: "bad number", 2: "wrong number of fields", 3: "word not among the unigrams"}
+
+
+def read_arpa(stream, path: str, quiet: bool = True):
+    """Read an ARPA file into a Model."""
+    from ..model import Model
+    src = _Lines(stream, path)
+    while True:
+        line = src.readline()
+        if line is None:
+            raise src.error("no \\data\\ header: not an ARPA file")
+        if line.strip() == b"\\data\\":
+            break
+    expected = []
+    while True:
+        line = src.readline()
+        if line is None:
+            raise src.error("unexpected end of file in the header")
+        if not line.strip():
+            if expected:
+                break
+            continue
+        m = _NGRAM_LINE.match(line.strip())
+        if not m:
+            raise src.error(f"expected 'ngram N=count' in the header, got {line[:60]!r}")
+        if int(m.group(1)) != len(expected) + 1:
+            raise src.error("header orders are not 1, 2, 3, ...")
+        expected.append(int(m.group(2)))
+    order = len(expected)
+    vocab = Vocabulary()
+    table = vocab.table
+    sections = []
+    with progress(total=sum(expected), desc="reading ARPA", unit="ngram", quiet=quiet) as bar:
+        for n in range(1, order + 1):
+            while True:
+                line = src.readline()
+                if line is None:
+                    raise src.error(f"missing \\{n}-grams: section")
+                if line.strip():
+                    break
+            m = _SECTION.match(line.strip())
+            if not m or int(m.group(1)) != n:
+                raise src.error(f"expected \\{n}-grams:, got {line[:60]!r}")
+            parts = ([], [], [])
+            for block in src.section():
+                status, ids, prob, bo, nlines = table.read_arpa_ngrams(block, n, n == 1, n < order)
+                if status:
+                    raise src.error(_WHY[status], src.line + nlines + 1)
+                for acc, arr in zip(parts, (ids, prob, bo)):
+                    acc.append(arr)
+                bar.update(len(prob))
+            ids, prob, bo = (np.concatenate(p) if p else None for p in parts)
+            if ids is None:
+                ids, prob, bo = np.zeros((0, n), np.uint32), np.zeros(0, np.float32), np.zeros(0, np.float32)
+            if len(prob) != expected[n - 1]:
+                raise src.error(f"the header announces {expected[n - 1]} {n}-grams, the section holds "
+                                f"{len(prob)}")
+            sections.append((ids, prob, bo))
+        tail = src.readline()
+        while tail is not None and not tail.strip():
+            tail = src.readline()
+        if tail is None or tail.strip() != b"\\end\\":
+            raise src.error("missing \\end\\")
+    return Model(vocab, _levels_from_sections(sections, len(vocab), path), meta={"source": "arpa"})
+
+
+def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
+    order = len(sections)
+    ids, prob, bo = sections[0]
+    uni_prob = np.full(V, -99.0, dtype=np.float32)
+    uni_prob[0] = -100.0            # a model without <unk>: KenLM's convention
+    uni_bo = np.zeros(V, dtype=np.float32)
+    uni = ids[:, 0]
+    if len(np.unique(uni)) != len(uni):
+        raise ModelFormatError(f"{path}: a unigram is listed twice")
+    uni_prob[uni] = prob
+    uni_bo[uni] = bo
+    levels = [dict(logprob=uni_prob, backoff=uni_bo)]
+    lower_rows = None
+    for n in range(2, order + 1):
+        ids, prob, bo = sections[n - 1]
+        perm = np.lexsort(ids.T)
+        ids = np.ascontiguousarray(ids[perm])
+        if n == 2:
+            parents, missing = ids[:, 1].copy(), -1
+            if len(ids) and np.any((ids[1:] == ids[:-1]).all(axis=1)):
+                missing = int(np.nonzero((ids[1:] == ids[:-1]).all(axis=1))[0][0]) + 1
+        else:
+            parents, missing = _count.link_parents(ids, lower_rows)
+        if missing >= 0:
+            words = " ".join(str(w) for w in ids[missing])
+            raise ModelFormatError(
+                f"{path}: the {n}-gram with word ids [{words}] is listed twice or its {n - 1}-word suffix "
+                "is missing; glm needs every n-gram's suffix to be in the file")
+        levels[n - 2]["starts"] = _count.child_starts(parents, len(levels[n - 2]["logprob"]))
+        lv = dict(word=np.ascontiguousarray(ids[:, 0]), logprob=prob[perm])
+        if n < order:
+            lv["backoff"] = bo[perm]
+        levels.append(lv)
+        lower_rows = ids
+    if order > 1 and "backoff" not in levels[0]:
+        levels[0]["backoff"] = uni_bo
+    if order == 1:
+        levels[0].pop("backoff")
+    return levels

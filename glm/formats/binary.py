@@ -1,0 +1,80 @@
+"""glm's binary model format: the query arrays as they are in memory, mapped back without parsing.
+
+Layout: 8 magic bytes ``GLMBIN01``, a little-endian uint64 header length, a UTF-8 JSON header, then
+the arrays, each starting at a multiple of 64 bytes.  The header lists every array (name, dtype, shape,
+offset) and the model's metadata (order, discounts, counts).  Loading maps the file read-only: the
+operating system pages arrays in on first use and shares them between processes.
+"""
+from __future__ import annotations
+
+import json
+import mmap
+import os
+
+import numpy as np
+
+from . import ModelFormatError, atomic_output
+
+MAGIC = b"GLMBIN01"
+ALIGN = 64
+
+
+def _arrays(model) -> list[tuple[str, np.ndarray]]:
+    blob, offsets, table = model.vocab.table.arrays()
+    out = [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)]
+    for n, lv in enumerate(model.levels, 1):
+        for name in ("word", "logprob", "backoff", "starts"):
+            if name in lv:
+                out.append((f"{n}.{name}", np.ascontiguousarray(lv[name])))
+    return out
+
+
+def write_binary(model, path) -> None:
+    arrays = _arrays(model)
+    entries, offset = [], 0
+    for name, arr in arrays:
+        entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
+        offset += -(-arr.nbytes // ALIGN) * ALIGN
+    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta,
+                  discounts=[list(d) for d in (model.discounts or [])],
+                  unpruned_counts=list(model.unpruned_counts or []))
+    text = json.dumps(header).encode("utf-8")
+    start = -(-(len(MAGIC) + 8 + len(text)) // ALIGN) * ALIGN
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(MAGIC + len(text).to_bytes(8, "little") + text)
+        f.write(b"\0" * (start - f.tell()))
+        for (name, arr), entry in zip(arrays, entries):
+            f.write(b"\0" * (start + entry["offset"] - f.tell()))
+            f.write(memoryview(arr).cast("B"))
+
+
+def read_binary(path):
+    from .._vocab import VocabTable
+    from ..model import Model
+    from ..vocab import Vocabulary
+    with open(path, "rb") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            raise ModelFormatError(f"{path}: not a glm binary model")
+        size = int.from_bytes(f.read(8), "little")
+        try:
+            header = json.loads(f.read(size))
+        except ValueError:
+            raise ModelFormatError(f"{path}: corrupt header") from None
+        mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
+    arrays = {}
+    for e in header["arrays"]:
+        dtype = np.dtype(e["dtype"])
+        count = int(np.prod(e["shape"]))
+        if start + e["offset"] + count * dtype.itemsize > len(mm):
+            raise ModelFormatError(f"{path}: truncated file")
+        arrays[e["name"]] = np.frombuffer(mm, dtype=dtype, count=count,
+                                          offset=start + e["offset"]).reshape(e["shape"])
+    vocab = Vocabulary(VocabTable.from_arrays(arrays["vocab.blob"], arrays["vocab.offsets"],
+                                              arrays["vocab.table"]))
+    levels = []
+    for n in range(1, header["order"] + 1):
+        levels.append({name: arrays[f"{n}.{name}"] for name in ("word", "logprob", "backoff", "starts")
+                       if f"{n}.{name}" in arrays})
+    return Model(vocab, levels, discounts=[tuple(d) for d in header["discounts"]] or None,
+                 counts=header["unpruned_counts"] or None, meta=header["meta"])

@@ -1,0 +1,134 @@
+"""Modified Kneser-Ney estimation, as KenLM's lmplz computes it (formulas in docs/formulas.md).
+
+Input: trie levels with adjusted counts (glm.counts).  Output: trie levels with log10 probabilities and
+backoffs, ready for querying and writing.  Orders are processed upwards; each needs only the level below.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _count, _mkn
+from .discount import count_of_counts, discounts, fallback_triple
+from .vocab import BOS, UNK
+
+
+@dataclass
+class Options:
+    """Estimation options, named after lmplz's."""
+    prune: tuple = ()                 # raw-count thresholds per order from 1; the last one repeats
+    discount_fallback: tuple | None = None
+    interpolate_unigrams: bool = True
+    vocab_pad: int = 0
+
+    def threshold(self, n: int) -> int:
+        if not self.prune:
+            return 0
+        return int(self.prune[min(n, len(self.prune)) - 1])
+
+    def check(self, order: int):
+        if any(b < a for a, b in zip(self.prune, self.prune[1:])):
+            raise ValueError(f"--prune thresholds must be non-decreasing: {list(self.prune)}")
+        if any(int(t) < 0 for t in self.prune):
+            raise ValueError("--prune thresholds must be >= 0")
+        if self.threshold(1) > 0:
+            raise ValueError("pruning unigrams (--prune with a first threshold > 0) is not supported")
+
+
+@dataclass
+class Estimate:
+    levels: list                                   # per order: word/logprob/backoff/starts arrays
+    discounts: list = field(default_factory=list)  # per order (D1, D2, D3+)
+    counts: list = field(default_factory=list)     # n-grams per order before pruning
+
+
+def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estimate:
+    """Turn counted levels into a back-off model.  ``levels`` is consumed."""
+    opts.check(order)
+    fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
+    V = len(levels[0]["count"])
+    D = [discounts(count_of_counts(lv["count"], lv["raw"], lv.get("last_open", -1)), n, fallback)
+         for n, lv in enumerate(levels, 1)]
+    counts = [int(np.count_nonzero(levels[0]["count"]))] + [len(lv["count"]) for lv in levels[1:]]
+
+    # Unigrams: discounted continuation counts plus the uniform distribution over the vocabulary
+    # without <s>.
+    a = levels[0]["count"]
+    total = float(a.sum())
+    if total == 0:
+        raise ValueError("no n-grams to estimate from: the text is empty")
+    Dt = np.array((0.0,) + D[0])
+    disc = Dt[np.minimum(a, 3)]
+    gamma = float(disc.sum()) / total
+    p = (a - disc) / total
+    uniform_size = max(V - 1, opts.vocab_pad)
+    if opts.interpolate_unigrams:
+        p += gamma / uniform_size
+    else:
+        p[UNK] += gamma
+    p[BOS] = 1.0
+    prob = p.astype(np.float32)
+    out = [dict(logprob=prob)]
+
+    ctx_prev = None
+    for n in range(2, order + 1):
+        lv, low = levels[n - 1], levels[n - 2]
+        low_size = len(out[n - 2]["logprob"])
+        low["starts"] = out[n - 2]["starts"] = _count.child_starts(lv["parent"], low_size)
+        ctx_starts = levels[n - 3]["starts"] if n >= 3 else None
+        ctx = _count.contexts(lv["word"], lv["parent"], ctx_prev,
+                              low.get("word"), ctx_starts)
+        keep = None
+        t = opts.threshold(n)
+        if t > 0:
+            keep = (lv["raw"] > t).view(np.uint8)
+        total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size)
+        prob_n = _mkn.interpolate(lv["count"], ctx, lv["parent"], total, num, out[n - 2]["logprob"],
+                                  D[n - 1])
+        out[n - 2]["backoff"] = _mkn.backoffs(total, num)
+        del total, num
+        out.append(dict(logprob=prob_n, word=lv["word"], parent=lv["parent"], keep=keep))
+        ctx_prev = ctx
+        del lv["count"], lv["raw"]
+    del ctx_prev
+    for n in range(1, order + 1):
+        _mkn.log10_inplace(out[n - 1]["logprob"])
+    out[0]["logprob"][BOS] = 0.0
+    if any(lv.get("keep") is not None for lv in out):
+        _prune(out)
+    for n in range(2, order + 1):
+        out[n - 1].pop("parent", None)
+        out[n - 1].pop("keep", None)
+    return Estimate(out, D, counts)
+
+
+def _prune(out: list[dict]) -> None:
+    """Drop the n-grams marked not kept, and renumber parents and child ranges."""
+    for n in range(2, len(out) + 1):
+        lv = out[n - 1]
+        keep = lv.get("keep")
+        if keep is None:
+            keep = np.ones(len(lv["word"]), dtype=bool)
+        else:
+            keep = keep.view(bool)
+        if n >= 3:
+            # an n-gram whose suffix was dropped is dropped too (cannot happen with raw-count
+            # thresholds that do not decrease, but keep the trie consistent regardless)
+            keep &= out[n - 2]["kept"][lv["parent"]]
+        lv["kept"] = keep
+        new_index = np.cumsum(keep, dtype=np.int64) - 1
+        if n >= 3:
+            parent = out[n - 2]["renumber"][lv["parent"][keep]]
+        else:
+            parent = lv["parent"][keep]
+        lv["renumber"] = new_index
+        for name in ("word", "logprob", "backoff"):
+            if name in lv:
+                lv[name] = lv[name][keep]
+        lv["parent"] = parent.astype(np.uint32)
+        size_below = len(out[n - 2]["logprob"])
+        out[n - 2]["starts"] = _count.child_starts(lv["parent"], size_below)
+    for lv in out:
+        lv.pop("kept", None)
+        lv.pop("renumber", None)

@@ -1,0 +1,175 @@
+"""A back-off n-gram model ready for querying: log10 probabilities, sentence scores and perplexity.
+
+Scores follow KenLM's conventions: log10 probabilities; a sentence is scored as ``<s> w1 .. wn </s>``
+with ``</s>`` predicted and ``<s>`` only a context; a word not in the vocabulary is an OOV, scored as
+``<unk>``.  Corpus perplexity counts tokens and OOVs exactly as KenLM's ``query`` does.
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ._query import Trie
+from .corpus import read_chunks
+from .counts import threads
+from .vocab import Vocabulary
+
+
+@dataclass
+class Evaluation:
+    """Corpus totals, as ``query -v summary`` reports them."""
+    log10_prob: float
+    tokens: int          # words plus one </s> per line
+    oovs: int
+    oov_log10_prob: float
+    lines: int
+
+    @property
+    def perplexity(self) -> float:
+        return 10.0 ** (-self.log10_prob / self.tokens) if self.tokens else float("nan")
+
+    @property
+    def perplexity_excluding_oov(self) -> float:
+        n = self.tokens - self.oovs
+        return 10.0 ** (-(self.log10_prob - self.oov_log10_prob) / n) if n else float("nan")
+
+    def as_dict(self) -> dict:
+        d = asdict(self)
+        d.update(perplexity=self.perplexity, perplexity_excluding_oov=self.perplexity_excluding_oov)
+        return d
+
+
+@dataclass
+class LineScores:
+    """Per-line results of a batch: log10 probability, tokens, OOVs and the log10 probability of OOVs."""
+    log10_prob: np.ndarray
+    tokens: np.ndarray
+    oovs: np.ndarray
+    oov_log10_prob: np.ndarray
+
+
+class Model:
+    """An n-gram back-off model (from ``glm.train`` or ``glm.load``)."""
+
+    def __init__(self, vocab: Vocabulary, levels: list[dict], discounts=None, counts=None,
+                 meta: dict | None = None):
+        self.vocab = vocab
+        self.levels = levels
+        self.order = len(levels)
+        self.discounts = discounts
+        self.unpruned_counts = counts
+        self.meta = dict(meta or {})
+        self._trie = Trie(levels)
+
+    # -- structure -------------------------------------------------------------------------------
+    @property
+    def counts(self) -> list[int]:
+        """Number of n-grams of each order (as in an ARPA header)."""
+        return [len(self.levels[0]["logprob"])] + [len(lv["word"]) for lv in self.levels[1:]]
+
+    def __repr__(self) -> str:
+        return f"<glm.Model order={self.order} ngrams={self.counts}>"
+
+    # -- queries ---------------------------------------------------------------------------------
+    def logprob(self, word: str, context: Sequence[str] = ()) -> float:
+        """log10 p(word | context); context is a tuple of words, oldest first (may start with <s>)."""
+        ids = [self.vocab.id(w) for w in context]
+        return float(self._trie.logprob(self.vocab.id(word), ids)[0])
+
+    def _stream(self, lines: Sequence[str | bytes]) -> np.ndarray:
+        if not lines:
+            return np.zeros(0, dtype=np.uint32)
+        if isinstance(lines[0], bytes):
+            data = b"\n".join(lines)
+        else:
+            data = "\n".join(lines).encode("utf-8", errors="replace")
+        if data.count(b"\n") != len(lines) - 1:      # a line holding LF: it is whitespace there
+            return self._stream([ln.replace("\n" if isinstance(ln, str) else b"\n",
+                                            " " if isinstance(ln, str) else b" ") for ln in lines])
+        return self.vocab.tokenize_text(data + b"\n")
+
+    def score_lines(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> LineScores:
+        """Per-line totals of many lines, computed in compiled code on all cores."""
+        lines = list(lines)
+        parts = _split(lines, threads())
+        if len(parts) <= 1:
+            res = [self._trie.score_stream(self._stream(lines), bos, eos)]
+        else:
+            with ThreadPoolExecutor(len(parts)) as ex:
+                res = list(ex.map(lambda part: self._trie.score_stream(self._stream(part), bos, eos), parts))
+        cols = [np.concatenate([r[i] for r in res]) if res else np.zeros(0) for i in range(4)]
+        return LineScores(*cols)
+
+    def score_many(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> np.ndarray:
+        """log10 probability of each line (float64 array), as ``kenlm.Model.score`` per line."""
+        return self.score_lines(lines, bos, eos).log10_prob
+
+    def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
+        """log10 probability of one sentence."""
+        return float(self._trie.score_stream(self._stream([sentence]), bos, eos)[0][0])
+
+    def full_scores(self, sentence: str, bos: bool = True, eos: bool = True) -> Iterator[tuple]:
+        """Per token (words, then </s> when eos): (log10 prob, matched n-gram length, OOV flag)."""
+        _, (lp, matched, oov) = self._trie.score_stream(self._stream([sentence]), bos, eos, True)
+        return iter([(float(a), int(b), bool(c)) for a, b, c in zip(lp, matched, oov)])
+
+    def token_scores(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True):
+        """Per-token arrays for many lines: (line_starts, log10 prob, matched length, OOV flag);
+        the tokens of line i are line_starts[i] .. line_starts[i+1]."""
+        stream = self._stream(list(lines))
+        (lp_line, tok_line, _, _), (lp, matched, oov) = self._trie.score_stream(stream, bos, eos, True)
+        starts = np.zeros(len(tok_line) + 1, dtype=np.int64)
+        np.cumsum(tok_line, out=starts[1:])
+        return starts, lp, matched, oov
+
+    def perplexity(self, sentence: str) -> float:
+        """10^(-score / (words + 1)), as ``kenlm.Model.perplexity``."""
+        words = len(sentence.split())
+        return 10.0 ** (-self.score(sentence) / (words + 1))
+
+    def evaluate(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
+                 bad_utf8: str = "replace") -> Evaluation:
+        """Corpus totals over files (paths, a directory, '-') read as one sentence per line."""
+        total = Evaluation(0.0, 0, 0, 0.0, 0)
+        for res in self.score_chunks(inputs, bos, eos, quiet, bad_utf8):
+            total.log10_prob += float(res.log10_prob.sum())
+            total.tokens += int(res.tokens.sum())
+            total.oovs += int(res.oovs.sum())
+            total.oov_log10_prob += float(res.oov_log10_prob.sum())
+            total.lines += len(res.tokens)
+        return total
+
+    def score_chunks(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
+                     bad_utf8: str = "replace") -> Iterator[LineScores]:
+        """Per-line scores of files, chunk after chunk, in input order (chunks scored on all cores)."""
+        def work(chunk):
+            stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)
+            return LineScores(*self._trie.score_stream(stream, bos, eos))
+
+        chunks = read_chunks(inputs, chunk_bytes=1 << 22, quiet=quiet, desc="scoring")
+        with ThreadPoolExecutor(threads()) as ex:
+            pending = []
+            for chunk in chunks:
+                pending.append(ex.submit(work, chunk))
+                if len(pending) > 2 * threads():
+                    yield pending.pop(0).result()
+            for fut in pending:
+                yield fut.result()
+
+    # -- files -----------------------------------------------------------------------------------
+    def save(self, path, quiet: bool = True) -> None:
+        """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz) or .glmb (binary)."""
+        from .formats import save
+        save(self, path, quiet=quiet)
+
+
+def _split(lines: list, parts: int) -> list[list]:
+    """Lines cut into up to `parts` consecutive pieces of about equal size (small batches stay whole)."""
+    if parts <= 1 or len(lines) < 2048:
+        return [lines]
+    step = math.ceil(len(lines) / parts)
+    return [lines[i:i + step] for i in range(0, len(lines), step)]

@@ -1,0 +1,95 @@
+"""Vocabulary: word <-> id, with <unk>=0, <s>=1, </s>=2 and the other words in order of first occurrence."""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+
+from ._vocab import BAD_UTF8, LITERAL_BOUNDARY, OK, VocabTable
+from .corpus import Chunk, CorpusError
+
+UNK, BOS, EOS = 0, 1, 2
+SPECIAL = ("<unk>", "<s>", "</s>")
+_SYMBOLS = {"error": 0, "skip": 1, "unk": 2}
+_LITERAL = ("{where}: literal <s> or </s> in the text "
+            "(use --skip-symbols / skip_symbols=True to drop them)")
+
+
+class Vocabulary:
+    """The words of a model.  Iterating yields the words (str) in id order."""
+
+    def __init__(self, table: VocabTable | None = None):
+        self.table = table if table is not None else VocabTable.new()
+
+    @classmethod
+    def from_words(cls, words) -> "Vocabulary":
+        """A vocabulary holding the special words, then ``words`` in order (duplicates ignored)."""
+        table = VocabTable.new()
+        for w in words:
+            table.add_word(w.encode("utf-8") if isinstance(w, str) else w)
+        return cls(table)
+
+    def __len__(self) -> int:
+        return int(self.table.size)
+
+    def __iter__(self) -> Iterator[str]:
+        return (w.decode("utf-8", errors="replace") for w in self.table.words())
+
+    def __contains__(self, word) -> bool:
+        b = word.encode("utf-8") if isinstance(word, str) else word
+        return b == b"<unk>" or self.table.lookup(b) != UNK
+
+    def id(self, word) -> int:
+        """Id of word; 0 (<unk>) when it is not in the vocabulary."""
+        return int(self.table.lookup(word.encode("utf-8") if isinstance(word, str) else word))
+
+    def word(self, i: int) -> str:
+        return self.table.word(i).decode("utf-8", errors="replace")
+
+    def tokenize(self, chunk: Chunk, add: bool = False, symbols: str = "error",
+                 bad_utf8: str = "error") -> np.ndarray:
+        """Padded id stream (``1 w1 .. wn 2`` per line) of a chunk of lines.
+
+        add: new words get new ids (training); otherwise they map to <unk>.  symbols: what literal <s>
+        and </s> in the text do: 'error', 'skip' (dropped) or 'unk' (read as <unk>).  bad_utf8: 'error'
+        or 'replace' (bad bytes become U+FFFD).
+        """
+        mode = _SYMBOLS[symbols]
+        data = chunk.data
+        parts = []
+        line = 0
+        while True:
+            status, ids, n = self.table.tokenize(data, add, mode, True)
+            parts.append(ids)
+            if status == OK:
+                break
+            bad = chunk.first_line + line + n
+            start = _line_start(data, n)
+            end = data.find(b"\n", start)
+            end = len(data) if end < 0 else end + 1
+            if status == LITERAL_BOUNDARY:
+                raise CorpusError(_LITERAL.format(where=f"{chunk.path}:{bad}"))
+            if status == BAD_UTF8 and bad_utf8 != "replace":
+                raise CorpusError(f"{chunk.path}:{bad}: invalid UTF-8 "
+                                  "(use --bad-utf8 replace / bad_utf8='replace' to replace bad bytes)")
+            fixed = data[start:end].decode("utf-8", errors="replace").encode("utf-8")
+            status, ids, _ = self.table.tokenize(fixed, add, mode, False)
+            if status != OK:
+                raise CorpusError(_LITERAL.format(where=f"{chunk.path}:{bad}"))
+            parts.append(ids)
+            line += n + 1
+            data = data[end:]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def tokenize_text(self, text: str | bytes) -> np.ndarray:
+        """Padded id stream of lines of text for scoring: unknown words and literal <s> / </s> as <unk>."""
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        return self.tokenize(Chunk(data, "<text>", 1), symbols="unk", bad_utf8="replace")
+
+
+def _line_start(data: bytes, n: int) -> int:
+    """Byte offset of line n (0-based) in data."""
+    pos = 0
+    for _ in range(n):
+        pos = data.index(b"\n", pos) + 1
+    return pos
