@@ -9,6 +9,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport strtod
 from libc.math cimport fabs, floor, log10, isnan, isinf
+from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_Resize
 
 cnp.import_array()
 
@@ -37,10 +38,24 @@ cdef int write_uint(uint64_t m, char* out) noexcept nogil:
     return n
 
 
+cdef inline uint64_t digits_at(double a, int scale) noexcept nogil:
+    """a * 10^scale rounded to an integer."""
+    if scale >= 0:
+        return <uint64_t>(a * pow10(scale) + 0.5)
+    return <uint64_t>(a / pow10(-scale) + 0.5)
+
+
+cdef inline bint round_trips(double a, int p, int e10) noexcept nogil:
+    cdef int scale = p - 1 - e10
+    cdef uint64_t m = digits_at(a, scale)
+    cdef double back = m / pow10(scale) if scale >= 0 else m * pow10(-scale)
+    return <float>back == <float>a
+
+
 cdef int format_float(float f, char* out) noexcept nogil:
     """Shortest decimal that reads back as f; returns the number of chars written (at most 24)."""
     cdef double a = fabs(<double>f), back
-    cdef int n = 0, e10, p, scale, nd, i, pos
+    cdef int n = 0, e10, p, scale, nd, i, pos, lo_p, hi_p
     cdef uint64_t m = 0
     cdef char digits[24]
     if isnan(f):
@@ -56,16 +71,18 @@ cdef int format_float(float f, char* out) noexcept nogil:
         out[n] = 48
         return n + 1
     e10 = <int>floor(log10(a))
-    for p in range(1, 10):
-        scale = p - 1 - e10
-        if scale >= 0:
-            m = <uint64_t>(a * pow10(scale) + 0.5)
-            back = m / pow10(scale)
+    # the fewest significant digits p (1..9) that read back as f: binary search (round trip is monotone)
+    lo_p = 1
+    hi_p = 9
+    while lo_p < hi_p:
+        p = (lo_p + hi_p) // 2
+        if round_trips(a, p, e10):
+            hi_p = p
         else:
-            m = <uint64_t>(a / pow10(-scale) + 0.5)
-            back = m * pow10(-scale)
-        if <float>back == <float>a:
-            break
+            lo_p = p + 1
+    p = lo_p
+    scale = p - 1 - e10
+    m = digits_at(a, scale)
     nd = write_uint(m, digits)
     # strip trailing zeros of the mantissa
     while nd > 1 and digits[nd - 1] == 48:
@@ -140,7 +157,7 @@ cdef inline int64_t upper_bound(const uint32_t* a, uint64_t n, uint64_t v) noexc
 
 def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64_t[::1] offsets,
                  uint64_t lo, uint64_t hi):
-    """ARPA lines of the n-grams lo..hi (suffix order) of level n, as bytes."""
+    """ARPA lines of the n-grams lo..hi (suffix order) of level n, as a bytearray."""
     cdef const float* prob
     cdef const float* bo = NULL
     cdef const uint32_t* word[17]
@@ -167,8 +184,8 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
     for i in range(offsets.shape[0] - 1):
         maxword = max(maxword, offsets[i + 1] - offsets[i])
     cdef uint64_t cap = (hi - lo) * (52 + n * (maxword + 1)) + 64
-    out = bytearray(cap)
-    cdef char* o = out
+    out = PyByteArray_FromStringAndSize(NULL, cap)     # uninitialized
+    cdef char* o = PyByteArray_AS_STRING(out)
     cdef uint64_t pos = 0, e, w
     cdef int64_t anc[17]
     cdef const char* b = <const char*>&blob[0] if blob.shape[0] else NULL
@@ -206,5 +223,5 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
                 pos += format_float(bo[e], o + pos)
             o[pos] = 10
             pos += 1
-    del out[pos:]
-    return bytes(out)
+    PyByteArray_Resize(out, pos)
+    return out

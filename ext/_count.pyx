@@ -298,24 +298,37 @@ def contexts(const uint32_t[::1] word, const uint32_t[::1] parent, parent_ctx,
     """Index in level n-1 of the context (first n-1 words) of every n-gram of level n.
 
     The context of w1..wn is the child with first word w1 of the context of its suffix w2..wn, so it is
-    found by one search among the children of ``parent_ctx[parent]`` (``parent_ctx`` None for n = 2:
-    the context is then the unigram w1 itself).
+    found among the children of ``parent_ctx[parent]`` (``parent_ctx`` None for n = 2: the context is
+    then the unigram w1 itself).  The n-grams sharing a parent come in increasing w1, so one forward
+    galloping search through those children serves the whole group.
     """
     cdef size_t i, n = word.shape[0]
     ctx = np.empty(n, dtype=np.uint32)
     cdef uint32_t[::1] out = ctx
     cdef const uint32_t[::1] pctx
-    cdef uint32_t g
-    cdef int64_t r
+    cdef const uint32_t* W
+    cdef uint32_t g, p, prev = 0xFFFFFFFFu, j = 0, end = 0, step, w
     if parent_ctx is None:
         out[:] = word
         return ctx
     pctx = parent_ctx
+    W = &ctx_level_word[0]
     with nogil:
         for i in range(n):
-            g = pctx[parent[i]]
-            r = find_child(&ctx_level_word[0], ctx_level_starts[g], ctx_level_starts[g + 1], word[i])
-            out[i] = <uint32_t>r
+            p = parent[i]
+            if p != prev:
+                prev = p
+                g = pctx[p]
+                j = ctx_level_starts[g]
+                end = ctx_level_starts[g + 1]
+            w = word[i]
+            step = 1
+            while j + step < end and W[j + step] <= w:
+                j += step
+                step *= 2
+            j = <uint32_t>find_child(W, j, min(j + step, end), w)
+            out[i] = j
+            j += 1
     return ctx
 
 

@@ -16,7 +16,7 @@ Definitions (N = order, n = order of an n-gram, a(g) = adjusted count):
   number of distinct words v such that ``v g`` occurs.  The unigrams ``<s>`` and
   ``<unk>`` have a = 0 (``<unk>`` never occurs in lmplz training text).
 * Discounts of order n from the count-of-counts t_k of the adjusted counts of
-  all n-grams of order n (pruned or not):
+  all n-grams of order n (pruned or not; but see the quirk at the end):
   Y = t1/(t1+2 t2), D(k) = k - (k+1) Y t_{k+1}/t_k for k = 1, 2, 3; D(3) is used
   for every count >= 3.  They are undefined if t1, t2 or t3 is 0 and rejected
   if any D(k) lies outside [0, k]; then ``discount_fallback`` replaces the

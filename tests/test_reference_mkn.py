@@ -58,15 +58,17 @@ def build(sentences, order, **kw):
         return build_mkn(sentences, order, discount_fallback=FALLBACK, **kw)
 
 
-def contexts_to_check(model, sentences, rng, limit=250):
-    """Observed contexts of every order plus a few unseen / OOV ones."""
+def contexts_to_check(model, sentences, rng, limit=None):
+    """Observed contexts of every order (all, or a random sample of `limit`) plus
+    a few unseen / OOV ones."""
     ctxs = set()
     for n in range(2, model.order + 1):
         for gram in model.raw_counts[n - 1]:
             ctxs.add(gram[:-1])
     ctxs = sorted(ctxs)
-    rng.shuffle(ctxs)
-    ctxs = ctxs[:limit]
+    if limit is not None:
+        rng.shuffle(ctxs)
+        ctxs = ctxs[:limit]
     words = [w for w in model.vocab if w != "<s>"]
     extra = [(), ("<s>",), ("</s>",), ("<unk>",), ("OOV",), ("OOV", "w0"), ("w0", "OOV"),
              ("<s>", "OOV"), ("OOV", "OOV", "OOV", "OOV", "OOV", "OOV")]
@@ -84,9 +86,9 @@ def distribution_sum(model, ctx):
     return math.fsum(model.prob(w, ctx) for w in model.unigram_vocab if w != "<s>")
 
 
-def assert_normalised(model, sentences, seed):
+def assert_normalised(model, sentences, seed, limit=None):
     rng = random.Random(seed)
-    for ctx in contexts_to_check(model, sentences, rng):
+    for ctx in contexts_to_check(model, sentences, rng, limit):
         total = distribution_sum(model, ctx)
         assert abs(total - 1.0) < 1e-9, (ctx, total)
 
@@ -562,6 +564,7 @@ def lmplz_case(corpus):
         with gzip.open(BROWN, "rt", encoding="utf-8", newline="\n") as f:
             sentences = read_text("".join(next(f) for _ in range(2000)))
         if corpus == "brown":
+            # every option set at orders 3 and 5, the two main ones at the other orders
             return sentences, [1, 2, 3, 4, 5], OPTION_SETS
         # brown-tail: the suffixes of the last padded N-gram in suffix order (here of
         # "QQQ1 QQQ2 QQQ3 QQQ4", raw count 3, adjusted count 1) enter lmplz's
@@ -588,5 +591,8 @@ def test_reference_matches_lmplz(corpus, tmp_path):
         pytest.skip("lmplz (KenLM) is not on PATH")
     sentences, orders, option_sets = lmplz_case(corpus)
     for order in orders:
-        worst = _check_against_lmplz(lmplz, corpus, sentences, order, option_sets, tmp_path)
+        sets = option_sets
+        if corpus == "brown" and order not in (3, 5):
+            sets = option_sets[:2]  # keeps the run time of this (slow, pure-Python) test down
+        worst = _check_against_lmplz(lmplz, corpus, sentences, order, sets, tmp_path)
         print(corpus, order, {k: "%.1e" % v for k, v in worst.items()})

@@ -1,0 +1,169 @@
+"""The ``glm`` command: argument parsing only; the work is done by the library."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from .corpus import CorpusError
+from .discount import DiscountError
+from .formats import BINARY_SUFFIX, ModelFormatError
+
+
+def _add_input_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bad-utf8", choices=("error", "replace"), default="error",
+                   help="invalid UTF-8 in the text: fail naming file and line (default) or replace bad bytes")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
+
+
+def _parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="glm", description="Modified Kneser-Ney n-gram language models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+
+    b = sub.add_parser("build", help="estimate a model from text (one sentence per line)",
+                       description="Estimate an interpolated modified Kneser-Ney model, as lmplz does.")
+    b.add_argument("inputs", nargs="+", metavar="INPUT",
+                   help="text files (plain, gzip, bzip2, xz or zstd), directories, or - for stdin")
+    b.add_argument("-o", "--output", required=True, metavar="MODEL",
+                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz or {BINARY_SUFFIX} (binary)")
+    b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
+    b.add_argument("--prune", type=int, nargs="+", default=[], metavar="T",
+                   help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, ...; "
+                        "the last value repeats; unigrams cannot be pruned)")
+    b.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D",
+                   help="discounts to use where the closed form fails (default 0.5 1 1.5)")
+    b.add_argument("--interpolate-unigrams", type=int, choices=(0, 1), default=1,
+                   help="mix unigrams with the uniform distribution (1, default) or give <unk> the "
+                        "left-over mass (0, SRILM style)")
+    b.add_argument("--vocab-pad", type=int, default=0, metavar="K",
+                   help="use a uniform distribution over at least K words")
+    b.add_argument("--skip-symbols", action="store_true", help="drop literal <s> and </s> in the text")
+    _add_input_options(b)
+
+    s = sub.add_parser("score", help="perplexity of text under a model (as KenLM's query)")
+    s.add_argument("model")
+    s.add_argument("inputs", nargs="+", metavar="INPUT")
+    s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
+    s.add_argument("--per-line", choices=("tsv", "jsonl"), default=None,
+                   help="write one row per input line (log10_prob, tokens, oovs, perplexity)")
+    s.add_argument("-o", "--output", default="-", help="where per-line rows go (default stdout)")
+    s.add_argument("--no-bos", action="store_true", help="do not condition the first word on <s>")
+    s.add_argument("--no-eos", action="store_true", help="do not predict </s> at the end of lines")
+    _add_input_options(s)
+
+    i = sub.add_parser("info", help="orders, n-gram counts and discounts of a model")
+    i.add_argument("model")
+    i.add_argument("--json", action="store_true")
+
+    c = sub.add_parser("convert", help=f"rewrite a model in another format (e.g. ARPA to {BINARY_SUFFIX})")
+    c.add_argument("model")
+    c.add_argument("output")
+    c.add_argument("-q", "--quiet", action="store_true")
+    return ap
+
+
+def _log(args, msg: str) -> None:
+    if not getattr(args, "quiet", False):
+        print(msg, file=sys.stderr)
+
+
+def _build(args) -> None:
+    from .build import train
+    t0 = time.time()
+    fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
+    model = train(args.inputs, args.order, prune=args.prune, discount_fallback=fallback,
+                  interpolate_unigrams=bool(args.interpolate_unigrams), vocab_pad=args.vocab_pad,
+                  skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8, quiet=args.quiet)
+    for n, (count, d) in enumerate(zip(model.counts, model.discounts), 1):
+        _log(args, f"{n}-grams: {count}  D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}")
+    model.save(args.output, quiet=args.quiet)
+    _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
+
+
+def _score(args) -> None:
+    from .formats import load
+    model = load(args.model, quiet=args.quiet)
+    bos, eos = not args.no_bos, not args.no_eos
+    if args.per_line:
+        from .model import Evaluation
+        total = Evaluation(0.0, 0, 0, 0.0, 0)
+        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
+        try:
+            if args.per_line == "tsv":
+                out.write("line\tlog10_prob\ttokens\toovs\tperplexity\n")
+            for res in model.score_chunks(args.inputs, bos, eos, args.quiet, args.bad_utf8):
+                rows = []
+                for lp, tok, oov in zip(res.log10_prob.tolist(), res.tokens.tolist(), res.oovs.tolist()):
+                    total.lines += 1
+                    ppl = 10.0 ** (-lp / tok) if tok else float("nan")
+                    if args.per_line == "tsv":
+                        rows.append(f"{total.lines}\t{lp:.6f}\t{tok}\t{oov}\t{ppl:.6g}\n")
+                    else:
+                        rows.append(json.dumps(dict(line=total.lines, log10_prob=lp, tokens=tok, oovs=oov,
+                                                    perplexity=ppl)) + "\n")
+                out.write("".join(rows))
+                total.log10_prob += float(res.log10_prob.sum())
+                total.tokens += int(res.tokens.sum())
+                total.oovs += int(res.oovs.sum())
+                total.oov_log10_prob += float(res.oov_log10_prob.sum())
+        finally:
+            if out is not sys.stdout:
+                out.close()
+        if out is sys.stdout:
+            return
+    else:
+        total = model.evaluate(args.inputs, bos, eos, args.quiet, args.bad_utf8)
+    summary = total.as_dict()
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        print(f"Perplexity including OOVs:\t{summary['perplexity']:.6g}")
+        print(f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oov']:.6g}")
+        print(f"OOVs:\t{summary['oovs']}")
+        print(f"Tokens:\t{summary['tokens']}")
+
+
+def _info(args) -> None:
+    from .formats import load
+    model = load(args.model)
+    info = dict(order=model.order, ngrams=model.counts, vocabulary=len(model.vocab),
+                discounts=[list(d) for d in model.discounts] if model.discounts else None,
+                meta=model.meta)
+    if args.json:
+        print(json.dumps(info))
+        return
+    print(f"order\t{model.order}")
+    print(f"vocabulary\t{len(model.vocab)}")
+    for n, c in enumerate(model.counts, 1):
+        d = model.discounts[n - 1] if model.discounts else None
+        disc = f"\tD1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""
+        print(f"{n}-grams\t{c}{disc}")
+    if not model.discounts:
+        print("discounts\tnot stored (model read from ARPA)")
+
+
+def _convert(args) -> None:
+    from .formats import load
+    load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet)
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        {"build": _build, "score": _score, "info": _info, "convert": _convert}[args.command](args)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except (CorpusError, ModelFormatError, DiscountError, ValueError, OSError) as exc:
+        print(f"glm {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"glm {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
