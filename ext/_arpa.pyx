@@ -38,6 +38,21 @@ cdef int write_uint(uint64_t m, char* out) noexcept nogil:
     return n
 
 
+cdef inline int decimal_exponent(double a) noexcept nogil:
+    """floor(log10(a)) for a > 0, from the binary exponent and a table of powers of ten."""
+    cdef uint64_t bits
+    memcpy(&bits, &a, 8)
+    cdef int e2 = <int>((bits >> 52) & 0x7FF) - 1023
+    cdef int e10 = <int>floor(e2 * 0.30102999566398120)
+    if e10 < -39:
+        e10 = -39
+    while e10 < 38 and a >= POW10[e10 + 41]:
+        e10 += 1
+    while e10 > -39 and a < POW10[e10 + 40]:
+        e10 -= 1
+    return e10
+
+
 cdef inline uint64_t digits_at(double a, int scale) noexcept nogil:
     """a * 10^scale rounded to an integer."""
     if scale >= 0:
@@ -70,7 +85,7 @@ cdef int format_float(float f, char* out) noexcept nogil:
     if a == 0:
         out[n] = 48
         return n + 1
-    e10 = <int>floor(log10(a))
+    e10 = decimal_exponent(a)
     # the fewest significant digits p (1..9) that read back as f: binary search (round trip is monotone)
     lo_p = 1
     hi_p = 9

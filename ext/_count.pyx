@@ -172,12 +172,13 @@ def merge_counts(keys_a, counts_a, keys_b, counts_b):
     return keys[:o].copy() if o < na + nb else keys, counts[:o].copy() if o < na + nb else counts
 
 
-def build_levels(keys, counts, layout, uint64_t vocab_size):
+def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True):
     """Suffix-trie levels with adjusted and raw counts from sorted unique windows.
 
-    Returns a list of dicts, one per order n = 1..N: level 1 has 'count' and 'raw' indexed by word id;
+    Returns a list of dicts, one per order n = 1..N: level 1 has 'count' (and 'raw') indexed by word id;
     level n >= 2 has 'word' (first word), 'parent' (index of the (n-1)-suffix in level n-1), 'count'
-    (adjusted count) and 'raw' (occurrences), all in suffix order.
+    (adjusted count) and, when with_raw, 'raw' (occurrences), all in suffix order.  Below the top order,
+    'last_open' is (index, occurrences) of the n-gram still open at the end of the pass, or None.
     """
     cdef const uint64_t[:, ::1] K = keys
     cdef const uint32_t[::1] C = counts
@@ -196,10 +197,13 @@ def build_levels(keys, counts, layout, uint64_t vocab_size):
                 if not (key_word(&K[i, 0], n - 1, k, bits, wmask) == 1
                         and key_word(&K[i, 0], n - 2, k, bits, wmask) == 1):
                     sizes[n] += 1
-    levels = [dict(count=np.zeros(vocab_size, dtype=np.uint32), raw=np.zeros(vocab_size, dtype=np.uint32))]
+    levels = [dict(count=np.zeros(vocab_size, dtype=np.uint32))]
     for n in range(2, N + 1):
         levels.append(dict(word=np.empty(sizes[n], dtype=np.uint32), parent=np.empty(sizes[n], dtype=np.uint32),
-                           count=np.empty(sizes[n], dtype=np.uint32), raw=np.empty(sizes[n], dtype=np.uint32)))
+                           count=np.empty(sizes[n], dtype=np.uint32)))
+    if with_raw:
+        for n in range(1, N + 1):
+            levels[n - 1]["raw"] = np.zeros(len(levels[n - 1]["count"]), dtype=np.uint32)
     # pass 2: fill.  cur[n] is the index of the open group of order n in its level (-1: padding).
     cdef int64_t cur[16]
     cdef uint64_t raw[16]
@@ -211,12 +215,15 @@ def build_levels(keys, counts, layout, uint64_t vocab_size):
     cdef uint32_t* raw_p[16]
     cdef uint32_t[::1] view
     cdef uint64_t fill[16]
+    cdef uint64_t last_raw[16]
     for n in range(1, N + 1):
         lv = levels[n - 1]
         view = lv["count"]
         count_p[n] = &view[0] if view.shape[0] else NULL
-        view = lv["raw"]
-        raw_p[n] = &view[0] if view.shape[0] else NULL
+        raw_p[n] = NULL
+        if with_raw and lv["raw"].shape[0]:
+            view = lv["raw"]
+            raw_p[n] = &view[0]
         if n >= 2:
             view = lv["word"]
             word_p[n] = &view[0] if view.shape[0] else NULL
@@ -235,7 +242,9 @@ def build_levels(keys, counts, layout, uint64_t vocab_size):
                 for n in range(d + 1, N + 1):        # close groups
                     if cur[n] >= 0:
                         count_p[n][cur[n]] = <uint32_t>(raw[n] if (n == N or bos_start[n]) else ext[n])
-                        raw_p[n][cur[n]] = <uint32_t>raw[n]
+                        if raw_p[n] != NULL:
+                            raw_p[n][cur[n]] = <uint32_t>raw[n]
+                    last_raw[n] = raw[n]
                     raw[n] = 0
                     ext[n] = 0
             if i == U:
@@ -261,7 +270,7 @@ def build_levels(keys, counts, layout, uint64_t vocab_size):
     # The n-grams still open at the end (the suffixes of the last window): lmplz counts their raw
     # count, not their adjusted count, in the count-of-counts behind the discounts.
     for n in range(1, N):
-        levels[n - 1]["last_open"] = cur[n] if U else -1
+        levels[n - 1]["last_open"] = (cur[n], last_raw[n]) if U and cur[n] >= 0 else None
     return levels
 
 

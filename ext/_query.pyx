@@ -14,6 +14,51 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 cnp.import_array()
 
 DEF MAXORDER = 16
+DEF SMALL = 8          # children ranges up to this size are searched; larger ones go through the hash
+cdef uint32_t EMPTY = 0xFFFFFFFFu
+
+
+cdef inline uint64_t child_key(int level, uint32_t parent, uint32_t w) noexcept nogil:
+    cdef uint64_t h = (<uint64_t>parent << 32) ^ (<uint64_t>w * 0x9E3779B97F4A7C15ULL) ^ (<uint64_t>level << 59)
+    h ^= h >> 31
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 29
+    return h
+
+
+def child_hash(levels):
+    """Open-addressing table of the children of every n-gram with more than SMALL children.
+
+    A slot holds a child's index in its level; a lookup of child w of node p (at level n) probes from
+    child_key(n, p, w) and accepts a slot whose index lies in p's children range and holds word w.
+    """
+    cdef int N = len(levels), n
+    cdef uint64_t total = 0, size, i, p, c, slot, mask
+    cdef const uint32_t[::1] st
+    cdef const uint32_t[::1] wd
+    for n in range(1, N):
+        starts = np.asarray(levels[n - 1]["starts"])
+        sizes = np.diff(starts)
+        total += int(sizes[sizes > SMALL].sum())
+    size = 1024
+    while size < 2 * total:
+        size *= 2
+    table = np.full(size, EMPTY, dtype=np.uint32)
+    cdef uint32_t[::1] T = table
+    mask = size - 1
+    for n in range(1, N):
+        st = levels[n - 1]["starts"]
+        wd = levels[n]["word"]
+        with nogil:
+            for p in range(st.shape[0] - 1):
+                if st[p + 1] - st[p] <= SMALL:
+                    continue
+                for c in range(st[p], st[p + 1]):
+                    slot = child_key(n, <uint32_t>p, wd[c]) & mask
+                    while T[slot] != EMPTY:
+                        slot = (slot + 1) & mask
+                    T[slot] = <uint32_t>c
+    return table
 
 
 cdef inline int64_t find_child(const uint32_t* words, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
@@ -36,17 +81,23 @@ cdef class Trie:
     cdef const float* prob[MAXORDER + 1]
     cdef const float* bo[MAXORDER + 1]
     cdef const uint32_t* starts[MAXORDER + 1]
+    cdef const uint32_t* hash
+    cdef uint64_t hash_mask
     cdef object _keep
 
-    def __init__(self, levels):
-        """levels: list of dicts per order with 'logprob', 'backoff' (n < N), 'starts' (n < N), 'word' (n > 1)."""
+    def __init__(self, levels, hash_table):
+        """levels: list of dicts per order with 'logprob', 'backoff' (n < N), 'starts' (n < N), 'word' (n > 1);
+        hash_table: child_hash(levels)."""
         cdef int n
         cdef const uint32_t[::1] u
         cdef const float[::1] f
         self.order = len(levels)
         if self.order > MAXORDER:
             raise ValueError(f"order {self.order} is above the supported maximum {MAXORDER}")
-        self._keep = levels
+        self._keep = (levels, hash_table)
+        u = hash_table
+        self.hash = &u[0]
+        self.hash_mask = u.shape[0] - 1
         self.vocab_size = len(levels[0]["logprob"])
         for n in range(1, self.order + 1):
             lv = levels[n - 1]
@@ -68,14 +119,29 @@ cdef class Trie:
         Sets matched to its length and node_bo[L-1] to the backoff of the n-gram of length L ending in
         w, for each L found below the top order.
         """
-        cdef uint32_t node = w
+        cdef uint32_t node = w, lo, hi, c
         cdef float lp = self.prob[1][w]
         cdef int d, m = 1, N = self.order
         cdef int64_t r
+        cdef uint64_t slot
         if N > 1:
             node_bo[0] = self.bo[1][w]
         for d in range(min(hist_len, N - 1)):
-            r = find_child(self.word[d + 2], self.starts[d + 1][node], self.starts[d + 1][node + 1], hist[d])
+            lo = self.starts[d + 1][node]
+            hi = self.starts[d + 1][node + 1]
+            if hi - lo <= SMALL:
+                r = find_child(self.word[d + 2], lo, hi, hist[d])
+            else:
+                r = -1
+                slot = child_key(d + 1, node, hist[d]) & self.hash_mask
+                while True:
+                    c = self.hash[slot]
+                    if c == EMPTY:
+                        break
+                    if lo <= c < hi and self.word[d + 2][c] == hist[d]:
+                        r = c
+                        break
+                    slot = (slot + 1) & self.hash_mask
             if r < 0:
                 break
             node = <uint32_t>r

@@ -65,7 +65,7 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
     streams = [vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
                               bad_utf8=bad_utf8)
                for chunk in text_chunks(inputs, quiet)]
-    levels = count_ngrams(streams, order, len(vocab))
+    levels = count_ngrams(streams, order, len(vocab), with_raw=any(opts.prune))
     est = estimate(levels, order, opts)
     return Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
                  meta={"order": order, "smoothing": "modified Kneser-Ney",

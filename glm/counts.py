@@ -19,9 +19,10 @@ def threads() -> int:
     return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
 
 
-def count_ngrams(streams: list[np.ndarray], order: int, vocab_size: int,
+def count_ngrams(streams: list[np.ndarray], order: int, vocab_size: int, with_raw: bool = False,
                  run_windows: int = RUN_WINDOWS) -> list[dict]:
-    """Levels 1..order of the suffix trie with adjusted counts ('count') and occurrences ('raw').
+    """Levels 1..order of the suffix trie with adjusted counts ('count') and, when with_raw (pruning
+    needs them), occurrences ('raw').
 
     ``streams`` (padded id streams, ``1 w1 .. wn 2`` per line) is emptied as it is consumed.
     """
@@ -49,4 +50,4 @@ def count_ngrams(streams: list[np.ndarray], order: int, vocab_size: int,
     else:
         keys = np.zeros((0, layout.words), dtype=np.uint64)
         counts = np.zeros(0, dtype=np.uint32)
-    return _count.build_levels(keys, counts, layout, vocab_size)
+    return _count.build_levels(keys, counts, layout, vocab_size, with_raw)

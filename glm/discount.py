@@ -8,17 +8,18 @@ class DiscountError(ValueError):
     """Discounts are undefined for an order (too little data); the message names the order."""
 
 
-def count_of_counts(counts: np.ndarray, raw: np.ndarray | None = None, last_open: int = -1) -> list[int]:
+def count_of_counts(counts: np.ndarray, last_open: tuple | None = None) -> list[int]:
     """[t1, t2, t3, t4]: how many n-grams have adjusted count 1, 2, 3 and 4.
 
     lmplz counts the n-gram of a lower order that is still open when its pass ends (the suffix of the
-    last window in suffix order) by its raw count instead; ``last_open`` (its index) and ``raw``
-    reproduce that.
+    last window in suffix order) by its raw count instead; ``last_open`` = (its index, its raw count)
+    reproduces that.
     """
     t = np.bincount(np.minimum(counts, 5), minlength=6)
-    if last_open >= 0 and raw is not None:
-        t[min(int(counts[last_open]), 5)] -= 1
-        t[min(int(raw[last_open]), 5)] += 1
+    if last_open is not None:
+        index, raw = last_open
+        t[min(int(counts[index]), 5)] -= 1
+        t[min(int(raw), 5)] += 1
     return [int(x) for x in t[1:5]]
 
 

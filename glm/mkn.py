@@ -48,7 +48,7 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     opts.check(order)
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
     V = len(levels[0]["count"])
-    D = [discounts(count_of_counts(lv["count"], lv["raw"], lv.get("last_open", -1)), n, fallback)
+    D = [discounts(count_of_counts(lv["count"], lv.get("last_open")), n, fallback)
          for n, lv in enumerate(levels, 1)]
     counts = [int(np.count_nonzero(levels[0]["count"]))] + [len(lv["count"]) for lv in levels[1:]]
 
@@ -90,7 +90,8 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
         del total, num
         out.append(dict(logprob=prob_n, word=lv["word"], parent=lv["parent"], keep=keep))
         ctx_prev = ctx
-        del lv["count"], lv["raw"]
+        lv.pop("count")
+        lv.pop("raw", None)
     del ctx_prev
     for n in range(1, order + 1):
         _mkn.log10_inplace(out[n - 1]["logprob"])

@@ -13,7 +13,7 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from ._query import Trie
+from ._query import Trie, child_hash
 from .corpus import read_chunks
 from .counts import threads
 from .vocab import Vocabulary
@@ -56,14 +56,16 @@ class Model:
     """An n-gram back-off model (from ``glm.train`` or ``glm.load``)."""
 
     def __init__(self, vocab: Vocabulary, levels: list[dict], discounts=None, counts=None,
-                 meta: dict | None = None):
+                 meta: dict | None = None, child_index=None):
         self.vocab = vocab
         self.levels = levels
         self.order = len(levels)
         self.discounts = discounts
         self.unpruned_counts = counts
         self.meta = dict(meta or {})
-        self._trie = Trie(levels)
+        # hash of the children of n-grams with many children (stored in binary files)
+        self.child_index = child_hash(levels) if child_index is None else child_index
+        self._trie = Trie(levels, self.child_index)
 
     # -- structure -------------------------------------------------------------------------------
     @property

@@ -21,7 +21,8 @@ ALIGN = 64
 
 def _arrays(model) -> list[tuple[str, np.ndarray]]:
     blob, offsets, table = model.vocab.table.arrays()
-    out = [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)]
+    out = [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table),
+           ("children.hash", model.child_index)]
     for n, lv in enumerate(model.levels, 1):
         for name in ("word", "logprob", "backoff", "starts"):
             if name in lv:
@@ -77,4 +78,5 @@ def read_binary(path):
         levels.append({name: arrays[f"{n}.{name}"] for name in ("word", "logprob", "backoff", "starts")
                        if f"{n}.{name}" in arrays})
     return Model(vocab, levels, discounts=[tuple(d) for d in header["discounts"]] or None,
-                 counts=header["unpruned_counts"] or None, meta=header["meta"])
+                 counts=header["unpruned_counts"] or None, meta=header["meta"],
+                 child_index=arrays["children.hash"])

@@ -1,0 +1,228 @@
+"""glm's models, written as ARPA and read by KenLM, score like glm; lmplz's ARPA files read by glm equal
+glm's own estimates."""
+from __future__ import annotations
+
+import math
+import random
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+import glm
+from helpers import (assert_ngrams_close, corpus_path, parse_arpa, random_corpus, read_corpus_lines,
+                     to_lines)
+
+kenlm = pytest.importorskip("kenlm")
+
+TOL = 1e-4
+
+
+def probe_sentences(sentences, seed, n_random=150):
+    """Training sentences, random word salad, OOV words, empty and whitespace-only lines."""
+    rng = random.Random(seed)
+    words = sorted({w for s in sentences for w in s if w != "<unk>"})
+    out = [" ".join(s) for s in sentences[:150]]
+    out += ["", "   ", "OOV", "OOV OOV", "<unk>", "<unk> <unk> x"]
+    for _ in range(n_random):
+        sent = [rng.choice(words) for _ in range(rng.randint(0, 20))]
+        for i in range(len(sent)):
+            if rng.random() < 0.07:
+                sent[i] = f"oov{rng.randint(0, 3)}"
+        out.append(" ".join(sent))
+    return out
+
+
+def assert_agree(model, klm, lines, order):
+    assert klm.order == order
+    ours = {(bos, eos): model.score_many(lines, bos, eos) for bos in (True, False) for eos in (True, False)}
+    for i, line in enumerate(lines):
+        for (bos, eos), many in ours.items():
+            want = klm.score(line, bos=bos, eos=eos)
+            got = model.score(line, bos=bos, eos=eos)
+            assert got == pytest.approx(want, abs=TOL), (line, bos, eos)
+            assert many[i] == pytest.approx(want, abs=TOL), (line, bos, eos)
+        for bos, eos in ((True, True), (False, False)):
+            theirs = list(klm.full_scores(line, bos=bos, eos=eos))
+            mine = list(model.full_scores(line, bos=bos, eos=eos))
+            assert len(mine) == len(theirs), line
+            for (p, n, oov), (kp, kn, koov) in zip(mine, theirs):
+                assert p == pytest.approx(kp, abs=TOL), line
+                assert (n, bool(oov)) == (kn, bool(koov)), (line, mine, theirs)
+
+
+def kenlm_totals(klm, lines):
+    total = oov_total = 0.0
+    tokens = oovs = 0
+    for line in lines:
+        for p, _, oov in klm.full_scores(line):
+            total += p
+            tokens += 1
+            if oov:
+                oovs += 1
+                oov_total += p
+    return total, tokens, oovs, oov_total
+
+
+def assert_evaluation_agrees(model, klm, lines, path):
+    ev = model.evaluate(str(path))
+    total, tokens, oovs, oov_total = kenlm_totals(klm, lines)
+    assert ev.tokens == tokens
+    assert ev.oovs == oovs
+    assert ev.lines == len(lines)
+    assert ev.log10_prob == pytest.approx(total, rel=1e-6, abs=1e-3)
+    assert ev.oov_log10_prob == pytest.approx(oov_total, rel=1e-6, abs=1e-3)
+    assert ev.perplexity == pytest.approx(10 ** (-total / tokens), rel=1e-6)
+    if tokens > oovs:
+        assert ev.perplexity_excluding_oov == pytest.approx(
+            10 ** (-(total - oov_total) / (tokens - oovs)), rel=1e-6)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [201, 202, 203])
+def test_random_corpora(tmp_path, seed, order):
+    sentences = random_corpus(seed, unk_prob=0.02 if seed == 203 else 0.0)
+    model = glm.train(to_lines(sentences), order, discount_fallback=True)
+    path = tmp_path / "m.arpa"
+    model.save(path)
+    klm = kenlm.Model(str(path))
+    lines = probe_sentences(sentences, seed)
+    assert_agree(model, klm, lines, order)
+    text = tmp_path / "probe.txt"
+    text.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    assert_evaluation_agrees(model, klm, lines, text)
+
+
+@pytest.mark.parametrize("order,prune", [(3, (0, 1, 1)), (4, (0, 1, 2))])
+def test_random_pruned(tmp_path, order, prune):
+    sentences = random_corpus(211, n_sentences=400)
+    model = glm.train(to_lines(sentences), order, discount_fallback=True, prune=prune)
+    model.save(tmp_path / "m.arpa.gz")            # KenLM reads gzip'd ARPA too
+    klm = kenlm.Model(str(tmp_path / "m.arpa.gz"))
+    assert_agree(model, klm, probe_sentences(sentences, 211), order)
+
+
+def test_binary_model_scores_like_kenlm(tmp_path):
+    sentences = random_corpus(221)
+    model = glm.train(to_lines(sentences), 4, discount_fallback=True)
+    model.save(tmp_path / "m.arpa")
+    model.save(tmp_path / "m.glmb")
+    assert_agree(glm.load(tmp_path / "m.glmb"), kenlm.Model(str(tmp_path / "m.arpa")),
+                 probe_sentences(sentences, 221, 50), 4)
+
+
+@pytest.fixture(scope="module")
+def ptb_model(tmp_path_factory):
+    model = glm.train(str(corpus_path("ptb/ptb.train.txt.gz")), 3)
+    path = tmp_path_factory.mktemp("ptb") / "ptb3.arpa"
+    model.save(path)
+    return model, kenlm.Model(str(path))
+
+
+def test_ptb_order3(ptb_model):
+    model, klm = ptb_model
+    test_path = corpus_path("ptb/ptb.test.txt.gz")
+    lines = read_corpus_lines("ptb/ptb.test.txt.gz")
+    probe = lines[:300] + ["", "this is a sentence with glorbs and flarps", "<unk> <unk>",
+                           "the the the the the"]
+    assert_agree(model, klm, probe, 3)
+    scores = model.score_many(lines)
+    kscores = np.array([klm.score(line) for line in lines])
+    np.testing.assert_allclose(scores, kscores, atol=TOL, rtol=0)
+    assert_evaluation_agrees(model, klm, lines, test_path)
+
+
+# ---------------------------------------------------------------------------------------- lmplz
+LMPLZ = shutil.which("lmplz")
+needs_lmplz = pytest.mark.skipif(LMPLZ is None, reason="KenLM's lmplz is not on PATH")
+
+
+def run_lmplz(tmp_path, lines, order, args=()):
+    text = tmp_path / "lmplz-input.txt"
+    text.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    out = tmp_path / "lmplz.arpa"
+    cmd = [LMPLZ, "-o", str(order), "-S", "256M", "-T", str(tmp_path), "--text", str(text),
+           "--arpa", str(out), *args]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out
+
+
+def compare_with_lmplz(tmp_path, lines, order, lmplz_args=(), **glm_kw):
+    arpa_path = run_lmplz(tmp_path, lines, order, lmplz_args)
+    theirs = glm.load(arpa_path)
+    mine = glm.train(lines, order, **glm_kw)
+    mine.save(tmp_path / "glm.arpa")
+    a, b = parse_arpa(tmp_path / "glm.arpa"), parse_arpa(arpa_path)
+    assert a.counts == b.counts
+    assert_ngrams_close(a.ngrams, b.ngrams, 1e-5, "glm vs lmplz")
+    assert list(theirs.counts) == list(mine.counts)
+    assert list(theirs.vocab) == list(mine.vocab)
+    # the model glm loaded from lmplz's file answers as glm's own model
+    grams = [g for entries in b.ngrams for g in entries]
+    for g in random.Random(0).sample(grams, min(len(grams), 20000)):
+        assert math.isclose(theirs.logprob(g[-1], g[:-1]), mine.logprob(g[-1], g[:-1]),
+                            abs_tol=1e-5), g
+    probe = lines[:200] + ["", "unseen words here", lines[0] + " " + lines[-1]]
+    np.testing.assert_allclose(theirs.score_many(probe), mine.score_many(probe), atol=1e-4, rtol=0)
+
+
+@needs_lmplz
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+@pytest.mark.parametrize("seed", [231, 232])
+def test_lmplz_random(tmp_path, seed, order):
+    lines = to_lines(random_corpus(seed))
+    compare_with_lmplz(tmp_path, lines, order, ["--discount_fallback"], discount_fallback=True)
+
+
+@needs_lmplz
+@pytest.mark.parametrize("order,prune", [(3, (0, 1)), (4, (0, 1, 2)), (5, (0, 0, 1))])
+def test_lmplz_random_pruned(tmp_path, order, prune):
+    lines = to_lines(random_corpus(233, n_sentences=400))
+    compare_with_lmplz(tmp_path, lines, order,
+                       ["--discount_fallback", "--prune", *map(str, prune)],
+                       discount_fallback=True, prune=prune)
+
+
+@needs_lmplz
+def test_lmplz_options(tmp_path):
+    lines = to_lines(random_corpus(234))
+    compare_with_lmplz(tmp_path, lines, 3, ["--discount_fallback", "--interpolate_unigrams", "0"],
+                       discount_fallback=True, interpolate_unigrams=False)
+    compare_with_lmplz(tmp_path, lines, 3, ["--discount_fallback", "--vocab_pad", "500"],
+                       discount_fallback=True, vocab_pad=500)
+    compare_with_lmplz(tmp_path, lines, 2, ["--discount_fallback", "0.3", "0.9", "1.4"],
+                       discount_fallback=(0.3, 0.9, 1.4))
+
+
+@needs_lmplz
+@pytest.mark.parametrize("order", [3, 5])
+def test_lmplz_brown(tmp_path, order):
+    compare_with_lmplz(tmp_path, read_corpus_lines("brown/brown.txt.gz", 2000), order)
+
+
+@needs_lmplz
+def test_lmplz_verbose_header_and_compressed(tmp_path):
+    """lmplz --verbose_header puts text before \\data\\; glm reads it, compressed too."""
+    import gzip
+    lines = to_lines(random_corpus(235))
+    arpa = run_lmplz(tmp_path, lines, 3, ["--discount_fallback", "--verbose_header"])
+    assert not arpa.read_text().startswith("\\data\\")
+    gz = tmp_path / "lmplz.arpa.gz"
+    gz.write_bytes(gzip.compress(arpa.read_bytes()))
+    a, b = glm.load(arpa), glm.load(gz)
+    mine = glm.train(lines, 3, discount_fallback=True)
+    np.testing.assert_allclose(a.score_many(lines), mine.score_many(lines), atol=1e-4, rtol=0)
+    assert a.score_many(lines).tobytes() == b.score_many(lines).tobytes()
+
+
+@pytest.mark.skipif(shutil.which("build_binary") is None, reason="KenLM's build_binary is not on PATH")
+def test_kenlm_binary_is_refused_clearly(tmp_path):
+    model = glm.train(to_lines(random_corpus(236)), 3, discount_fallback=True)
+    model.save(tmp_path / "m.arpa")
+    proc = subprocess.run([shutil.which("build_binary"), str(tmp_path / "m.arpa"), str(tmp_path / "m.klm")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    with pytest.raises(glm.ModelFormatError, match="KenLM"):
+        glm.load(tmp_path / "m.klm")
