@@ -125,7 +125,7 @@ def count_windows(const uint32_t[::1] stream, layout, int threads=1):
                 memcpy(&K[u, 0], &K[i, 0], W * sizeof(uint64_t))
             C[u] = 1
         u += 1
-    return keys[:u].copy(), counts[:u].copy()
+    return keys[:u], counts[:u]
 
 
 def merge_counts(keys_a, counts_a, keys_b, counts_b):
@@ -169,7 +169,7 @@ def merge_counts(keys_a, counts_a, keys_b, counts_b):
             C[o] = CB[j]
             j += 1
             o += 1
-    return keys[:o].copy() if o < na + nb else keys, counts[:o].copy() if o < na + nb else counts
+    return keys[:o], counts[:o]
 
 
 def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True):
@@ -303,27 +303,26 @@ cdef inline int64_t find_child(const uint32_t* words, uint32_t lo, uint32_t hi, 
 
 
 def contexts(const uint32_t[::1] word, const uint32_t[::1] parent, parent_ctx,
-             const uint32_t[::1] ctx_level_word, const uint32_t[::1] ctx_level_starts):
-    """Index in level n-1 of the context (first n-1 words) of every n-gram of level n.
+             const uint32_t[::1] ctx_level_word, const uint32_t[::1] ctx_level_starts,
+             uint32_t[::1] out, size_t lo, size_t hi):
+    """Write into out[lo:hi] the index in level n-1 of the context (first n-1 words) of n-grams lo..hi.
 
     The context of w1..wn is the child with first word w1 of the context of its suffix w2..wn, so it is
     found among the children of ``parent_ctx[parent]`` (``parent_ctx`` None for n = 2: the context is
     then the unigram w1 itself).  The n-grams sharing a parent come in increasing w1, so one forward
     galloping search through those children serves the whole group.
     """
-    cdef size_t i, n = word.shape[0]
-    ctx = np.empty(n, dtype=np.uint32)
-    cdef uint32_t[::1] out = ctx
+    cdef size_t i
     cdef const uint32_t[::1] pctx
     cdef const uint32_t* W
     cdef uint32_t g, p, prev = 0xFFFFFFFFu, j = 0, end = 0, step, w
     if parent_ctx is None:
-        out[:] = word
-        return ctx
+        out[lo:hi] = word[lo:hi]
+        return
     pctx = parent_ctx
     W = &ctx_level_word[0]
     with nogil:
-        for i in range(n):
+        for i in range(lo, hi):
             p = parent[i]
             if p != prev:
                 prev = p
@@ -338,7 +337,6 @@ def contexts(const uint32_t[::1] word, const uint32_t[::1] parent, parent_ctx,
             j = <uint32_t>find_child(W, j, min(j + step, end), w)
             out[i] = j
             j += 1
-    return ctx
 
 
 def link_parents(const uint32_t[:, ::1] rows, const uint32_t[:, ::1] lower):

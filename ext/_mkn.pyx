@@ -20,13 +20,13 @@ cdef inline double discount(const double* D, uint32_t a) noexcept nogil:
 
 
 def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, size_t nctx):
-    """(total, numerator of gamma) per context, as float64 arrays of length nctx."""
+    """(total uint32, numerator of gamma float64) per context, arrays of length nctx."""
     cdef double Dt[4]
     Dt[0] = 0.0
     Dt[1], Dt[2], Dt[3] = D
-    total = np.zeros(nctx, dtype=np.float64)
+    total = np.zeros(nctx, dtype=np.uint32)
     num = np.zeros(nctx, dtype=np.float64)
-    cdef double[::1] T = total
+    cdef uint32_t[::1] T = total
     cdef double[::1] G = num
     cdef const uint8_t[::1] K
     cdef bint pruning = keep is not None
@@ -46,36 +46,36 @@ def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, si
 
 
 def interpolate(uint32_t[::1] count, const uint32_t[::1] ctx, const uint32_t[::1] parent,
-                const double[::1] total, const double[::1] num, const float[::1] lower, D):
-    """p(w|h) of every n-gram, written as float32 over ``count`` (in place) and returned as that view."""
+                const uint32_t[::1] total, const double[::1] num, const float[::1] lower, D,
+                size_t lo, size_t hi):
+    """p(w|h) of n-grams lo..hi, written as float32 over ``count`` (in place: view count as float32)."""
     cdef double Dt[4]
     Dt[0] = 0.0
     Dt[1], Dt[2], Dt[3] = D
     arr = np.asarray(count)
     cdef float[::1] P = arr.view(np.float32)
-    cdef size_t i, n = count.shape[0]
+    cdef size_t i
     cdef uint32_t a, h
     cdef double t
     with nogil:
-        for i in range(n):
+        for i in range(lo, hi):
             a = count[i]
             h = ctx[i]
             t = total[h]
             P[i] = <float>((a - discount(Dt, a)) / t + num[h] / t * lower[parent[i]])
-    return arr.view(np.float32)
 
 
-def log10_inplace(float[::1] x):
-    """x <- min(log10 x, 0), in place."""
+def log10_inplace(float[::1] x, size_t lo, size_t hi):
+    """x[lo:hi] <- min(log10 x, 0), in place."""
     cdef size_t i
     cdef float v
     with nogil:
-        for i in range(x.shape[0]):
+        for i in range(lo, hi):
             v = <float>log10(x[i])
             x[i] = v if v < 0 else 0.0
 
 
-def backoffs(const double[::1] total, const double[::1] num):
+def backoffs(const uint32_t[::1] total, const double[::1] num):
     """log10 gamma(h) for contexts with extensions, 0 for the others (float32)."""
     out = np.zeros(total.shape[0], dtype=np.float32)
     cdef float[::1] B = out

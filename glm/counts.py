@@ -7,6 +7,7 @@ lower orders and their adjusted (continuation) counts come from one pass over th
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
@@ -16,7 +17,20 @@ RUN_WINDOWS = 1 << 24
 
 
 def threads() -> int:
-    return max(1, min(2, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1))
+    """Threads for compiled kernels: the cores this process may use."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def parallel(kernel, n: int, *args) -> None:
+    """Run kernel(*args, lo, hi) over [0, n) cut into one range per thread (kernels release the GIL)."""
+    k = threads() if n >= 1 << 16 else 1
+    bounds = [n * i // k for i in range(k + 1)]
+    if k == 1:
+        kernel(*args, 0, n)
+        return
+    with ThreadPoolExecutor(k) as ex:
+        for f in [ex.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds, bounds[1:])]:
+            f.result()
 
 
 def count_ngrams(streams: list[np.ndarray], order: int, vocab_size: int, with_raw: bool = False,

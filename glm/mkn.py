@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _count, _mkn
+from .counts import parallel
 from .discount import count_of_counts, discounts, fallback_triple
 from .vocab import BOS, UNK
 
@@ -71,32 +72,35 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     prob = p.astype(np.float32)
     out = [dict(logprob=prob)]
 
+    pruning = any(opts.threshold(n) for n in range(2, order + 1))
     ctx_prev = None
     for n in range(2, order + 1):
         lv, low = levels[n - 1], levels[n - 2]
         low_size = len(out[n - 2]["logprob"])
         low["starts"] = out[n - 2]["starts"] = _count.child_starts(lv["parent"], low_size)
-        ctx_starts = levels[n - 3]["starts"] if n >= 3 else None
-        ctx = _count.contexts(lv["word"], lv["parent"], ctx_prev,
-                              low.get("word"), ctx_starts)
+        ctx = np.empty(len(lv["word"]), dtype=np.uint32)
+        parallel(_count.contexts, len(ctx), lv["word"], lv["parent"], ctx_prev, low.get("word"),
+                 levels[n - 3]["starts"] if n >= 3 else None, ctx)
         keep = None
-        t = opts.threshold(n)
-        if t > 0:
-            keep = (lv["raw"] > t).view(np.uint8)
+        if opts.threshold(n) > 0:
+            keep = (lv["raw"] > opts.threshold(n)).view(np.uint8)
         total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size)
-        prob_n = _mkn.interpolate(lv["count"], ctx, lv["parent"], total, num, out[n - 2]["logprob"],
-                                  D[n - 1])
         out[n - 2]["backoff"] = _mkn.backoffs(total, num)
+        parallel(_mkn.interpolate, len(ctx), lv["count"], ctx, lv["parent"], total, num,
+                 out[n - 2]["logprob"], D[n - 1])
         del total, num
-        out.append(dict(logprob=prob_n, word=lv["word"], parent=lv["parent"], keep=keep))
-        ctx_prev = ctx
-        lv.pop("count")
+        prob_n = lv.pop("count").view(np.float32)
         lv.pop("raw", None)
+        out.append(dict(logprob=prob_n, word=lv["word"], keep=keep))
+        if pruning:
+            out[n - 1]["parent"] = lv["parent"]
+        del lv["parent"]
+        ctx_prev = ctx
     del ctx_prev
     for n in range(1, order + 1):
-        _mkn.log10_inplace(out[n - 1]["logprob"])
+        parallel(_mkn.log10_inplace, len(out[n - 1]["logprob"]), out[n - 1]["logprob"])
     out[0]["logprob"][BOS] = 0.0
-    if any(lv.get("keep") is not None for lv in out):
+    if pruning:
         _prune(out)
     for n in range(2, order + 1):
         out[n - 1].pop("parent", None)
