@@ -8,10 +8,14 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 from libc.stdlib cimport strtod
+from libc.stdio cimport snprintf
 from libc.math cimport fabs, floor, log10, isnan, isinf
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_Resize
 
 cnp.import_array()
+
+cdef extern from *:
+    void __builtin_prefetch(const void*) nogil
 
 cdef double POW10[80]
 cdef int _i
@@ -85,6 +89,8 @@ cdef int format_float(float f, char* out) noexcept nogil:
     if a == 0:
         out[n] = 48
         return n + 1
+    if a < 1e-30 or a > 1e30:        # outside the table of powers of ten (never a log10 probability)
+        return n + snprintf(out + n, 24, "%.9g", a)
     e10 = decimal_exponent(a)
     # the fewest significant digits p (1..9) that read back as f: binary search (round trip is monotone)
     lo_p = 1
@@ -218,6 +224,11 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
                 memcpy(o + pos, b + offsets[e], offsets[e + 1] - offsets[e])
                 pos += offsets[e + 1] - offsets[e]
             else:
+                # the first word of each line is a random word: fetch its spelling ahead of time
+                if e + 16 < hi:
+                    __builtin_prefetch(&offsets[word[n][e + 16]])
+                if e + 8 < hi:
+                    __builtin_prefetch(b + offsets[word[n][e + 8]])
                 anc[n] = e
                 for k in range(n - 1, 0, -1):
                     while starts[k][anc[k] + 1] <= <uint64_t>anc[k + 1]:

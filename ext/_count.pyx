@@ -205,17 +205,17 @@ def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True):
         for n in range(1, N + 1):
             levels[n - 1]["raw"] = np.zeros(len(levels[n - 1]["count"]), dtype=np.uint32)
     # pass 2: fill.  cur[n] is the index of the open group of order n in its level (-1: padding).
-    cdef int64_t cur[16]
-    cdef uint64_t raw[16]
-    cdef uint64_t ext[16]
-    cdef bint bos_start[16]
-    cdef uint32_t* word_p[16]
-    cdef uint32_t* parent_p[16]
-    cdef uint32_t* count_p[16]
-    cdef uint32_t* raw_p[16]
+    cdef int64_t cur[17]
+    cdef uint64_t raw[17]
+    cdef uint64_t ext[17]
+    cdef bint bos_start[17]
+    cdef uint32_t* word_p[17]
+    cdef uint32_t* parent_p[17]
+    cdef uint32_t* count_p[17]
+    cdef uint32_t* raw_p[17]
     cdef uint32_t[::1] view
-    cdef uint64_t fill[16]
-    cdef uint64_t last_raw[16]
+    cdef uint64_t fill[17]
+    cdef uint64_t last_raw[17]
     for n in range(1, N + 1):
         lv = levels[n - 1]
         view = lv["count"]

@@ -13,7 +13,11 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 cnp.import_array()
 
+cdef extern from *:
+    void __builtin_prefetch(const void*) nogil
+
 DEF MAXORDER = 16
+DEF LANES = 32         # walks advanced together, so that their memory accesses overlap
 DEF SMALL = 8          # children ranges up to this size are searched; larger ones go through the hash
 cdef uint32_t EMPTY = 0xFFFFFFFFu
 
@@ -152,6 +156,80 @@ cdef class Trie:
         matched[0] = m
         return lp
 
+    cdef void walk_batch(self, const uint32_t* ids, const size_t* pos, const int* hlen, int B,
+                         int* M, float* LP, float* NBO) noexcept nogil:
+        """walk() for B tokens at once: token j is ids[pos[j]], its context ids[pos[j]-1], ... (hlen[j]
+        words).  The walks advance one level at a time in lock step, each pass prefetching what the
+        next pass reads, so that the cache misses of different walks overlap.  NBO[j * MAXORDER + L-1]
+        gets the backoff of the n-gram of length L ending in token j (L < order, L <= M[j])."""
+        cdef uint32_t node[LANES][MAXORDER]
+        cdef uint32_t lo[LANES]
+        cdef uint32_t hi[LANES]
+        cdef uint32_t cand[LANES]
+        cdef uint64_t slot[LANES]
+        cdef bint active[LANES]
+        cdef int j, d, N = self.order, k
+        cdef uint32_t w, c, target
+        cdef int64_t r
+        cdef const uint32_t* words
+        for j in range(B):
+            w = ids[pos[j]]
+            node[j][0] = w
+            M[j] = 1
+            active[j] = hlen[j] > 0 and N > 1
+            if active[j]:
+                __builtin_prefetch(&self.starts[1][w])
+        for d in range(N - 1):
+            words = self.word[d + 2]
+            for j in range(B):          # children ranges; start the search
+                if not active[j]:
+                    continue
+                if d >= hlen[j]:
+                    active[j] = False
+                    continue
+                lo[j] = self.starts[d + 1][node[j][d]]
+                hi[j] = self.starts[d + 1][node[j][d] + 1]
+                if hi[j] - lo[j] > SMALL:
+                    slot[j] = child_key(d + 1, node[j][d], ids[pos[j] - 1 - d]) & self.hash_mask
+                    __builtin_prefetch(&self.hash[slot[j]])
+                elif hi[j] > lo[j]:
+                    __builtin_prefetch(&words[lo[j]])
+                else:
+                    active[j] = False
+            for j in range(B):          # first hash probe
+                if active[j] and hi[j] - lo[j] > SMALL:
+                    cand[j] = self.hash[slot[j]]
+                    if cand[j] != EMPTY:
+                        __builtin_prefetch(&words[cand[j]])
+            for j in range(B):          # resolve
+                if not active[j]:
+                    continue
+                target = ids[pos[j] - 1 - d]
+                if hi[j] - lo[j] <= SMALL:
+                    r = find_child(words, lo[j], hi[j], target)
+                else:
+                    r = -1
+                    c = cand[j]
+                    while c != EMPTY:
+                        if lo[j] <= c < hi[j] and words[c] == target:
+                            r = c
+                            break
+                        slot[j] = (slot[j] + 1) & self.hash_mask
+                        c = self.hash[slot[j]]
+                if r < 0:
+                    active[j] = False
+                    continue
+                node[j][d + 1] = <uint32_t>r
+                M[j] = d + 2
+                __builtin_prefetch(&self.prob[d + 2][r])
+                if d + 2 < N:
+                    __builtin_prefetch(&self.starts[d + 2][r])
+                    __builtin_prefetch(&self.bo[d + 2][r])
+        for j in range(B):
+            LP[j] = self.prob[M[j]][node[j][M[j] - 1]]
+            for k in range(min(M[j], N - 1)):
+                NBO[j * MAXORDER + k] = self.bo[k + 1][node[j][k]]
+
     def logprob(self, uint32_t w, context):
         """log10 p(w | context), context a sequence of ids, oldest first; returns (log10p, matched)."""
         cdef uint32_t hist[MAXORDER]
@@ -196,51 +274,66 @@ cdef class Trie:
         cdef float[::1] TLP = tok_lp
         cdef uint8_t[::1] TM = tok_m
         cdef uint8_t[::1] TO = tok_oov.view(np.uint8)
-        cdef uint32_t hist[MAXORDER]
         cdef float ctx_bo[MAXORDER]
-        cdef float node_bo[MAXORDER]
-        cdef int N = self.order, hist_len = 0, m, j
+        cdef size_t bpos[LANES]
+        cdef int bh[LANES]
+        cdef int bm[LANES]
+        cdef float blp[LANES]
+        cdef float bnbo[LANES * MAXORDER]
+        cdef int N = self.order, m, j, B, b
         cdef uint32_t w
-        cdef size_t line = 0
-        cdef double s
+        cdef size_t line = 0, k, q, sent = 0
+        cdef double sc
+        i = 0
         with nogil:
-            for i in range(n):
-                w = ids[i]
-                if w == 1:
-                    for j in range(N):
-                        ctx_bo[j] = 0
-                    hist_len = 0
-                    if bos:
-                        hist[0] = 1
-                        hist_len = 1
-                        if N > 1:
+            while i < n:
+                # a batch of scored tokens; their walks run together
+                B = 0
+                k = i
+                while k < n and B < LANES:
+                    w = ids[k]
+                    if w == 1:
+                        sent = k
+                    elif w != 2 or eos:
+                        bpos[B] = k
+                        bh[B] = <int>min(k - sent - (0 if bos else 1), <size_t>(N - 1))
+                        B += 1
+                    k += 1
+                self.walk_batch(&ids[0], bpos, bh, B, bm, blp, bnbo)
+                # combine in order: each word adds the backoffs of the context its walk did not reach
+                b = 0
+                for q in range(i, k):
+                    w = ids[q]
+                    if w == 1:
+                        for j in range(N):
+                            ctx_bo[j] = 0
+                        if bos and N > 1:
                             ctx_bo[0] = self.bo[1][1]
-                    continue
-                if w == 2 and not eos:
-                    line += 1
-                    continue
-                s = self.walk(w, hist, hist_len, &m, node_bo)
-                for j in range(m, min(hist_len, N - 1) + 1):
-                    s += ctx_bo[j - 1]
-                LP[line] += s
-                TK[line] += 1
-                if w == 0:
-                    OV[line] += 1
-                    OLP[line] += s
-                if per_token:
-                    TLP[t] = <float>s
-                    TM[t] = m
-                    TO[t] = w == 0
-                    t += 1
-                if w == 2:
-                    line += 1
-                    continue
-                for j in range(N - 1):
-                    ctx_bo[j] = node_bo[j] if j < m else 0
-                for j in range(min(hist_len, N - 2), 0, -1):
-                    hist[j] = hist[j - 1]
-                hist[0] = w
-                hist_len = min(hist_len + 1, N - 1)
+                        continue
+                    if w == 2 and not eos:
+                        line += 1
+                        continue
+                    m = bm[b]
+                    sc = blp[b]
+                    for j in range(m, bh[b] + 1):
+                        sc += ctx_bo[j - 1]
+                    LP[line] += sc
+                    TK[line] += 1
+                    if w == 0:
+                        OV[line] += 1
+                        OLP[line] += sc
+                    if per_token:
+                        TLP[t] = <float>sc
+                        TM[t] = m
+                        TO[t] = w == 0
+                        t += 1
+                    if w == 2:
+                        line += 1
+                    else:
+                        for j in range(N - 1):
+                            ctx_bo[j] = bnbo[b * MAXORDER + j] if j < m else 0
+                    b += 1
+                i = k
         if per_token:
             return (lp_line, tok_line, oov_line, oovlp_line), (tok_lp, tok_m, tok_oov)
         return lp_line, tok_line, oov_line, oovlp_line

@@ -17,6 +17,10 @@ from libc.stdlib cimport malloc, realloc, free, strtod
 cnp.import_array()
 
 cdef uint32_t EMPTY = 0xFFFFFFFFu
+DEF BATCH = 64
+
+cdef extern from *:
+    void __builtin_prefetch(const void*) nogil
 UNK, BOS, EOS = 0, 1, 2
 
 # Status codes returned by tokenize(); the Python wrapper turns them into messages.
@@ -221,34 +225,55 @@ cdef class VocabTable:
         before it).  A final line without LF counts as a line.  Literal <s> / </s> are an error
         (symbols=0), dropped (1) or read as <unk> (2).  Words not in the table become new ids when add, <unk> otherwise.
         """
-        cdef size_t n = buf.shape[0], i = 0, start, k = 0, line_start_k = 0
+        cdef size_t n = buf.shape[0], i = 0, k = 0, line_start_k = 0
         cdef uint64_t lines = 0
-        cdef int status = S_OK
+        cdef int status = S_OK, B, b
         ids = np.empty(2 * n + 4, dtype=np.uint32)
         cdef uint32_t[::1] out = ids
         cdef uint32_t w
         cdef const uint8_t* p = &buf[0] if n else NULL
-        cdef uint64_t h
-        cdef bint frozen = not add
+        cdef bint frozen = not add, line_open = False
+        # A batch of up to BATCH events (a token: start/length/hash, or an end of line: length -1) is
+        # first scanned, prefetching each token's table slot, then resolved in order.
+        cdef size_t tstart[BATCH]
+        cdef int64_t tlen[BATCH]
+        cdef uint64_t thash[BATCH]
         with nogil:
-            while i < n:
-                # one line
-                out[k] = 1
-                k += 1
-                while i < n and p[i] != 10:
-                    if is_sep(p[i]):
+            while i < n and status == S_OK:
+                B = 0
+                while i < n and B < BATCH:
+                    if p[i] == 10:
+                        tlen[B] = -1
+                        B += 1
                         i += 1
+                    elif is_sep(p[i]):
+                        i += 1
+                    else:
+                        tstart[B] = i
+                        while i < n and p[i] != 10 and not is_sep(p[i]):
+                            i += 1
+                        tlen[B] = i - tstart[B]
+                        thash[B] = hash_bytes(p + tstart[B], tlen[B])
+                        __builtin_prefetch(&self.table[thash[B] & self.mask])
+                        B += 1
+                for b in range(B):
+                    if not line_open:
+                        out[k] = 1
+                        k += 1
+                        line_open = True
+                    if tlen[b] < 0:
+                        out[k] = 2
+                        k += 1
+                        line_start_k = k
+                        lines += 1
+                        line_open = False
                         continue
-                    start = i
-                    while i < n and p[i] != 10 and not is_sep(p[i]):
-                        i += 1
-                    if check_utf8 and utf8_valid_prefix(p + start, i - start) != i - start:
+                    if check_utf8 and utf8_valid_prefix(p + tstart[b], tlen[b]) != <size_t>tlen[b]:
                         status = S_BAD_UTF8
                         break
-                    h = hash_bytes(p + start, i - start)
-                    w = self.find(p + start, i - start, h)
+                    w = self.find(p + tstart[b], tlen[b], thash[b])
                     if w == EMPTY:
-                        w = 0 if frozen else self.insert(p + start, i - start, h)
+                        w = 0 if frozen else self.insert(p + tstart[b], tlen[b], thash[b])
                     elif w == 1 or w == 2:
                         if symbols == 0:
                             status = S_LITERAL_BOUNDARY
@@ -258,14 +283,16 @@ cdef class VocabTable:
                         w = 0
                     out[k] = w
                     k += 1
-                if status != S_OK:
-                    k = line_start_k
-                    break
+            if status != S_OK:
+                k = line_start_k
+            elif line_open or (n > 0 and p[n - 1] != 10):
+                # a final line without LF
+                if not line_open:
+                    out[k] = 1
+                    k += 1
                 out[k] = 2
                 k += 1
-                line_start_k = k
                 lines += 1
-                i += 1      # past the LF (or past the end for a final line without one)
         return status, ids[:k].copy(), lines
 
     def read_arpa_ngrams(self, const uint8_t[::1] buf, int n, bint add, bint with_backoff):

@@ -15,8 +15,9 @@ def _is_paths(inputs) -> bool:
     if isinstance(inputs, (str, os.PathLike)):
         return True
     if isinstance(inputs, (list, tuple)) and inputs:
-        return all(isinstance(x, os.PathLike) or (isinstance(x, str) and (x == "-" or os.path.exists(x)))
-                   for x in inputs)
+        # a list of paths (some may be missing: they get an error), not a list of sentences
+        return (all(isinstance(x, (str, os.PathLike)) for x in inputs)
+                and any(isinstance(x, os.PathLike) or x == "-" or os.path.exists(x) for x in inputs))
     return False
 
 

@@ -71,6 +71,8 @@ def _log(args, msg: str) -> None:
 
 def _build(args) -> None:
     from .build import train
+    from .formats import check_output
+    check_output(args.output)
     t0 = time.time()
     fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
     model = train(args.inputs, args.order, prune=args.prune, discount_fallback=fallback,
@@ -97,9 +99,10 @@ def _score(args) -> None:
                 rows = []
                 for lp, tok, oov in zip(res.log10_prob.tolist(), res.tokens.tolist(), res.oovs.tolist()):
                     total.lines += 1
-                    ppl = 10.0 ** (-lp / tok) if tok else float("nan")
+                    ppl = 10.0 ** (-lp / tok) if tok else None
                     if args.per_line == "tsv":
-                        rows.append(f"{total.lines}\t{lp:.6f}\t{tok}\t{oov}\t{ppl:.6g}\n")
+                        rows.append(f"{total.lines}\t{lp:.6f}\t{tok}\t{oov}\t"
+                                    f"{'nan' if ppl is None else format(ppl, '.6g')}\n")
                     else:
                         rows.append(json.dumps(dict(line=total.lines, log10_prob=lp, tokens=tok, oovs=oov,
                                                     perplexity=ppl)) + "\n")

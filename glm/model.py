@@ -129,12 +129,12 @@ class Model:
         return starts, lp, matched, oov
 
     def perplexity(self, sentence: str) -> float:
-        """10^(-score / (words + 1)), as ``kenlm.Model.perplexity``."""
-        words = len(sentence.split())
-        return 10.0 ** (-self.score(sentence) / (words + 1))
+        """10^(-score / (words + 1)), as ``kenlm.Model.perplexity`` (words split as the model splits them)."""
+        lp, tokens, _, _ = self._trie.score_stream(self._stream([sentence]))
+        return 10.0 ** (-lp[0] / tokens[0])
 
     def evaluate(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
-                 bad_utf8: str = "replace") -> Evaluation:
+                 bad_utf8: str = "error") -> Evaluation:
         """Corpus totals over files (paths, a directory, '-') read as one sentence per line."""
         total = Evaluation(0.0, 0, 0, 0.0, 0)
         for res in self.score_chunks(inputs, bos, eos, quiet, bad_utf8):
@@ -146,7 +146,7 @@ class Model:
         return total
 
     def score_chunks(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
-                     bad_utf8: str = "replace") -> Iterator[LineScores]:
+                     bad_utf8: str = "error") -> Iterator[LineScores]:
         """Per-line scores of files, chunk after chunk, in input order (chunks scored on all cores)."""
         def work(chunk):
             stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)

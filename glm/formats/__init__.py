@@ -6,10 +6,25 @@ directory and renamed at the end, so an interrupted write never leaves a partial
 from __future__ import annotations
 
 import contextlib
+import lzma
 import os
 import tempfile
 
 BINARY_SUFFIX = ".glmb"
+ARPA_SUFFIXES = (".arpa", ".arpa.gz", ".arpa.bz2", ".arpa.xz", ".arpa.zst")
+
+
+def check_output(path) -> None:
+    """Fail early (before hours of work) on an output name or directory that cannot be written."""
+    path = os.fspath(path)
+    if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(ARPA_SUFFIXES)):
+        raise ValueError(f"{path}: unknown model format; use a name ending in "
+                         f"{', '.join(ARPA_SUFFIXES)} or {BINARY_SUFFIX}")
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"{path}: directory {directory} does not exist")
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"{path}: directory {directory} is not writable")
 
 
 class ModelFormatError(ValueError):
@@ -34,15 +49,16 @@ def atomic_output(path):
 
 def save(model, path, quiet: bool = True) -> None:
     path = os.fspath(path)
+    check_output(path)
     if path.endswith(BINARY_SUFFIX):
         from .binary import write_binary
         write_binary(model, path)
-    elif ".arpa" in os.path.basename(path):
+    elif os.path.basename(path).endswith(ARPA_SUFFIXES):
         from .arpa import write_arpa
         write_arpa(model, path, quiet=quiet)
     else:
-        raise ValueError(f"{path}: unknown model format; use a name ending in .arpa, .arpa.gz, "
-                         f".arpa.bz2, .arpa.xz or {BINARY_SUFFIX}")
+        raise ValueError(f"{path}: unknown model format; use a name ending in "
+                         f"{', '.join(ARPA_SUFFIXES)} or {BINARY_SUFFIX}")
 
 
 def load(path, quiet: bool = True):
@@ -60,5 +76,8 @@ def load(path, quiet: bool = True):
         raise ModelFormatError(f"{path}: a KenLM binary file; glm reads ARPA files and its own "
                                f"{BINARY_SUFFIX} files (convert with glm build ... or from the ARPA)")
     from .arpa import read_arpa
-    with open_binary(path) as stream:
-        return read_arpa(stream, path, quiet=quiet)
+    try:
+        with open_binary(path) as stream:
+            return read_arpa(stream, path, quiet=quiet)
+    except (EOFError, OSError, lzma.LZMAError) as exc:   # damaged or truncated compressed data
+        raise ModelFormatError(f"{path}: cannot read: {exc}") from None

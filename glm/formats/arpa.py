@@ -32,6 +32,14 @@ def _open_out(path: str, tmp: str):
         return bz2.open(tmp, "wb")
     if path.endswith(".xz"):
         return lzma.open(tmp, "wb", preset=1)
+    if path.endswith(".zst"):
+        try:
+            import zstandard
+        except ImportError:
+            raise ValueError(f"{path}: writing zstd needs the 'zstandard' package (pip install glm[zstd])") from None
+        return zstandard.ZstdCompressor(level=3).stream_writer(open(tmp, "wb"), closefd=True)
+    if not path.endswith(".arpa"):
+        raise ValueError(f"{path}: unknown compression suffix; use .arpa, .arpa.gz, .arpa.bz2, .arpa.xz or .arpa.zst")
     return open(tmp, "wb", buffering=1 << 20)
 
 

@@ -62,6 +62,9 @@ def read_binary(path):
         except ValueError:
             raise ModelFormatError(f"{path}: corrupt header") from None
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    if header.get("format") != 1 or "children.hash" not in {e["name"] for e in header["arrays"]}:
+        raise ModelFormatError(f"{path}: a glm binary of another format version; rebuild it or convert "
+                               "it from the ARPA file")
     start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
     arrays = {}
     for e in header["arrays"]:
