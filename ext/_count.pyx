@@ -378,3 +378,33 @@ def link_parents(const uint32_t[:, ::1] rows, const uint32_t[:, ::1] lower):
                 break
             P[i] = <uint32_t>j
     return parents, missing
+
+
+def suffix_order(const uint32_t[:, ::1] rows, layout):
+    """Permutation putting n-gram rows (one word id per column, oldest first) in suffix order, or None
+    when they already are in it (as lmplz and glm write them)."""
+    cdef size_t m = rows.shape[0], i
+    cdef int n = rows.shape[1], q, W = layout.words, k = layout.per_word, bits = layout.bits, j
+    cdef bint ordered = True
+    with nogil:
+        for i in range(1, m):
+            for q in range(n - 1, -1, -1):
+                if rows[i, q] != rows[i - 1, q]:
+                    if rows[i, q] < rows[i - 1, q]:
+                        ordered = False
+                    break
+            if not ordered:
+                break
+    if ordered:
+        return None
+    if W + 1 > 4:
+        return np.lexsort(np.asarray(rows).T)
+    keys = np.zeros((m, W + 1), dtype=np.uint64)
+    cdef uint64_t[:, ::1] K = keys
+    with nogil:
+        for i in range(m):
+            for j in range(n):
+                K[i, j // k] |= (<uint64_t>rows[i, n - 1 - j]) << ((k - 1 - j % k) * bits)
+            K[i, W] = i
+        glm_sort_keys(&K[0, 0], m, W + 1, 2)
+    return keys[:, W].astype(np.intp)

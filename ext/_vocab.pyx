@@ -43,6 +43,52 @@ cdef inline uint64_t hash_bytes(const uint8_t* p, size_t n) noexcept nogil:
     return h
 
 
+cdef double POW10[23]
+cdef int _k
+POW10[0] = 1.0
+for _k in range(1, 23):
+    POW10[_k] = POW10[_k - 1] * 10.0
+
+
+cdef inline bint parse_number(const uint8_t* p, size_t n, double* out) noexcept nogil:
+    """Decimal number p[:n], as strtod reads it.  Plain decimals of up to 15 significant digits (all that
+    ARPA files hold but exponents) are m / 10^k with both exact, which is strtod's correctly rounded
+    result; anything else goes to strtod."""
+    cdef size_t i = 0
+    cdef uint64_t m = 0
+    cdef int digits = 0, frac = 0
+    cdef bint neg = False, seen_dot = False, seen_digit = False
+    cdef char buf[64]
+    cdef char* endp
+    if n and (p[0] == 45 or p[0] == 43):
+        neg = p[0] == 45
+        i = 1
+    while i < n:
+        if 48 <= p[i] <= 57:
+            seen_digit = True
+            m = m * 10 + (p[i] - 48)
+            if m:
+                digits += 1
+            if seen_dot:
+                frac += 1
+            if digits > 15 or frac > 22:
+                break
+        elif p[i] == 46 and not seen_dot:
+            seen_dot = True
+        else:
+            break
+        i += 1
+    if i == n and seen_digit:
+        out[0] = -(<double>m / POW10[frac]) if neg else <double>m / POW10[frac]
+        return True
+    if n >= 63:
+        return False
+    memcpy(buf, p, n)
+    buf[n] = 0
+    out[0] = strtod(buf, &endp)
+    return n > 0 and endp == buf + n
+
+
 cdef inline bint is_sep(uint8_t c) noexcept nogil:
     return c == 32 or c == 9 or c == 13 or c == 0
 
@@ -306,8 +352,6 @@ cdef class VocabTable:
         cdef const uint8_t* p = &buf[0] if size else NULL
         cdef int status = 0, j, nf
         cdef uint32_t w
-        cdef char* endp
-        cdef char numbuf[64]
         cdef double val
         # rows <= lines
         cap = 1
@@ -341,13 +385,7 @@ cdef class VocabTable:
                     while i < size and p[i] != 10 and p[i] != 32 and p[i] != 9 and p[i] != 13:
                         i += 1
                     if nf == 0 or nf == n + 1:
-                        if i - start >= 63:
-                            status = 1
-                            break
-                        memcpy(numbuf, p + start, i - start)
-                        numbuf[i - start] = 0
-                        val = strtod(numbuf, &endp)
-                        if endp != numbuf + (i - start):
+                        if not parse_number(p + start, i - start, &val):
                             status = 1
                             break
                         if nf == 0:

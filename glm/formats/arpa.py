@@ -197,8 +197,9 @@ def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
     lower_rows = None
     for n in range(2, order + 1):
         ids, prob, bo = sections[n - 1]
-        perm = np.lexsort(ids.T)
-        ids = np.ascontiguousarray(ids[perm])
+        perm = _count.suffix_order(ids, _count.KeyLayout(n, V))
+        if perm is not None:
+            ids, prob, bo = np.ascontiguousarray(ids[perm]), prob[perm], bo[perm]
         if n == 2:
             parents, missing = ids[:, 1].copy(), -1
             if len(ids) and np.any((ids[1:] == ids[:-1]).all(axis=1)):
@@ -211,9 +212,9 @@ def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
                 f"{path}: the {n}-gram with word ids [{words}] is listed twice or its {n - 1}-word suffix "
                 "is missing; glm needs every n-gram's suffix to be in the file")
         levels[n - 2]["starts"] = _count.child_starts(parents, len(levels[n - 2]["logprob"]))
-        lv = dict(word=np.ascontiguousarray(ids[:, 0]), logprob=prob[perm])
+        lv = dict(word=np.ascontiguousarray(ids[:, 0]), logprob=prob)
         if n < order:
-            lv["backoff"] = bo[perm]
+            lv["backoff"] = bo
         levels.append(lv)
         lower_rows = ids
     if order > 1 and "backoff" not in levels[0]:
