@@ -7,7 +7,7 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
-from libc.stdlib cimport strtod
+from libc.stdlib cimport strtod, malloc, free
 from libc.stdio cimport snprintf
 from libc.math cimport fabs, floor, log10, isnan, isinf
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_Resize
@@ -200,54 +200,59 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
             u = levels[k - 1]["starts"]
             starts[k] = &u[0]
             sizes[k] = u.shape[0] - 1
-    # upper bound on the line length: numbers + words
-    cdef uint64_t maxword = 0, i
-    for i in range(offsets.shape[0] - 1):
-        maxword = max(maxword, offsets[i + 1] - offsets[i])
-    cdef uint64_t cap = (hi - lo) * (52 + n * (maxword + 1)) + 64
-    out = PyByteArray_FromStringAndSize(NULL, cap)     # uninitialized
-    cdef char* o = PyByteArray_AS_STRING(out)
-    cdef uint64_t pos = 0, e, w
+    cdef uint64_t count = hi - lo, pos = 0, e, w, total = 0, r
     cdef int64_t anc[17]
     cdef const char* b = <const char*>&blob[0] if blob.shape[0] else NULL
+    cdef uint32_t* ids = <uint32_t*>malloc(max(count, 1) * n * sizeof(uint32_t))
+    if ids == NULL:
+        raise MemoryError()
     with nogil:
+        # pass 1: the word ids of every line (ancestors only move forward) and the text size
         if lo < hi and n > 1:
-            # ancestors of the first entry by binary search; afterwards they only move forward
             anc[n] = lo
             for k in range(n - 1, 0, -1):
                 anc[k] = upper_bound(starts[k], sizes[k] + 1, anc[k + 1]) - 1
         for e in range(lo, hi):
+            r = (e - lo) * n
             if n == 1:
-                pos += format_float(prob[e], o + pos)
-                o[pos] = 9
-                pos += 1
-                memcpy(o + pos, b + offsets[e], offsets[e + 1] - offsets[e])
-                pos += offsets[e + 1] - offsets[e]
+                ids[r] = <uint32_t>e
             else:
-                # the first word of each line is a random word: fetch its spelling ahead of time
-                if e + 16 < hi:
-                    __builtin_prefetch(&offsets[word[n][e + 16]])
-                if e + 8 < hi:
-                    __builtin_prefetch(b + offsets[word[n][e + 8]])
                 anc[n] = e
                 for k in range(n - 1, 0, -1):
                     while starts[k][anc[k] + 1] <= <uint64_t>anc[k + 1]:
                         anc[k] += 1
-                pos += format_float(prob[e], o + pos)
-                o[pos] = 9
-                pos += 1
                 for k in range(n, 0, -1):
-                    w = word[k][anc[k]] if k > 1 else <uint64_t>anc[1]
-                    memcpy(o + pos, b + offsets[w], offsets[w + 1] - offsets[w])
-                    pos += offsets[w + 1] - offsets[w]
-                    o[pos] = 32 if k > 1 else 9
-                    pos += 1
-                pos -= 1
+                    ids[r + n - k] = word[k][anc[k]] if k > 1 else <uint32_t>anc[1]
+            for k in range(n):
+                total += offsets[ids[r + k] + 1] - offsets[ids[r + k]] + 1
+    out = PyByteArray_FromStringAndSize(NULL, total + count * 2 * 26 + 64)     # uninitialized
+    cdef char* o = PyByteArray_AS_STRING(out)
+    with nogil:
+        # pass 2: the text, fetching the spellings of later lines ahead of time (they are random words)
+        for e in range(count):
+            r = e * n
+            if e + 16 < count:
+                for k in range(n):
+                    __builtin_prefetch(&offsets[ids[r + 16 * n + k]])
+            if e + 8 < count:
+                for k in range(n):
+                    __builtin_prefetch(b + offsets[ids[r + 8 * n + k]])
+            pos += format_float(prob[lo + e], o + pos)
+            o[pos] = 9
+            pos += 1
+            for k in range(n):
+                w = ids[r + k]
+                memcpy(o + pos, b + offsets[w], offsets[w + 1] - offsets[w])
+                pos += offsets[w + 1] - offsets[w]
+                o[pos] = 32
+                pos += 1
+            pos -= 1
             if n < order:
                 o[pos] = 9
                 pos += 1
-                pos += format_float(bo[e], o + pos)
+                pos += format_float(bo[lo + e], o + pos)
             o[pos] = 10
             pos += 1
+    free(ids)
     PyByteArray_Resize(out, pos)
     return out
