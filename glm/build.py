@@ -68,6 +68,9 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
                for chunk in text_chunks(inputs, quiet)]
     levels = count_ngrams(streams, order, len(vocab), with_raw=any(opts.prune))
     est = estimate(levels, order, opts)
+    if est.unigram_keep is not None:
+        words = vocab.table.words()
+        vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
     return Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
                  meta={"order": order, "smoothing": "modified Kneser-Ney",
                        "prune": list(opts.prune), "interpolate_unigrams": interpolate_unigrams,

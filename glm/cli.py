@@ -31,7 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
     b.add_argument("--prune", type=int, nargs="+", default=[], metavar="T",
                    help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, ...; "
-                        "the last value repeats; unigrams cannot be pruned)")
+                        "non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
     b.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D",
                    help="discounts to use where the closed form fails (default 0.5 1 1.5)")
     b.add_argument("--interpolate-unigrams", type=int, choices=(0, 1), default=1,

@@ -33,8 +33,8 @@ class Options:
             raise ValueError(f"--prune thresholds must be non-decreasing: {list(self.prune)}")
         if any(int(t) < 0 for t in self.prune):
             raise ValueError("--prune thresholds must be >= 0")
-        if self.threshold(1) > 0:
-            raise ValueError("pruning unigrams (--prune with a first threshold > 0) is not supported")
+        if self.vocab_pad and not self.interpolate_unigrams:
+            raise ValueError("--vocab-pad needs the uniform distribution (--interpolate-unigrams 1)")
 
 
 @dataclass
@@ -42,6 +42,7 @@ class Estimate:
     levels: list                                   # per order: word/logprob/backoff/starts arrays
     discounts: list = field(default_factory=list)  # per order (D1, D2, D3+)
     counts: list = field(default_factory=list)     # n-grams per order before pruning
+    unigram_keep: np.ndarray | None = None         # words kept when unigrams are pruned (old ids)
 
 
 def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estimate:
@@ -55,24 +56,32 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
 
     # Unigrams: discounted continuation counts plus the uniform distribution over the vocabulary
     # without <s>.
+    # Pruned unigrams (occurrences <= the first threshold; never <unk>, <s>, </s>) give their whole
+    # adjusted count to gamma and leave the uniform distribution.
     a = levels[0]["count"]
     total = float(a.sum())
     if total == 0:
         raise ValueError("no n-grams to estimate from: the text is empty")
+    keep1 = None
+    if opts.threshold(1) > 0:
+        keep1 = levels[0]["raw"] > opts.threshold(1)
+        keep1[:3] = True
     Dt = np.array((0.0,) + D[0])
     disc = Dt[np.minimum(a, 3)]
+    if keep1 is not None:
+        disc = np.where(keep1, disc, a)
     gamma = float(disc.sum()) / total
     p = (a - disc) / total
-    uniform_size = max(V - 1, opts.vocab_pad)
+    uniform_size = max((V if keep1 is None else int(keep1.sum())) - 1, opts.vocab_pad)
     if opts.interpolate_unigrams:
         p += gamma / uniform_size
     else:
         p[UNK] += gamma
     p[BOS] = 1.0
     prob = p.astype(np.float32)
-    out = [dict(logprob=prob)]
+    out = [dict(logprob=prob, keep=keep1)]
 
-    pruning = any(opts.threshold(n) for n in range(2, order + 1))
+    pruning = any(opts.threshold(n) for n in range(1, order + 1))
     ctx_prev = None
     for n in range(2, order + 1):
         lv, low = levels[n - 1], levels[n - 2]
@@ -102,38 +111,39 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     out[0]["logprob"][BOS] = 0.0
     if pruning:
         _prune(out)
-    for n in range(2, order + 1):
+    for n in range(1, order + 1):
         out[n - 1].pop("parent", None)
         out[n - 1].pop("keep", None)
-    return Estimate(out, D, counts)
+    return Estimate(out, D, counts, keep1)
 
 
 def _prune(out: list[dict]) -> None:
-    """Drop the n-grams marked not kept, and renumber parents and child ranges."""
+    """Drop the n-grams marked not kept, renumber words (when unigrams are pruned), parents and child
+    ranges."""
+    uni = out[0]
+    keep1 = uni.get("keep")
+    if keep1 is None:
+        keep1 = np.ones(len(uni["logprob"]), dtype=bool)
+    new_id = np.cumsum(keep1, dtype=np.int64) - 1
+    for name in ("logprob", "backoff"):
+        if name in uni:
+            uni[name] = uni[name][keep1]
+    uni["kept"], uni["renumber"] = keep1, new_id
     for n in range(2, len(out) + 1):
         lv = out[n - 1]
         keep = lv.get("keep")
-        if keep is None:
-            keep = np.ones(len(lv["word"]), dtype=bool)
-        else:
-            keep = keep.view(bool)
-        if n >= 3:
-            # an n-gram whose suffix was dropped is dropped too (cannot happen with raw-count
-            # thresholds that do not decrease, but keep the trie consistent regardless)
-            keep &= out[n - 2]["kept"][lv["parent"]]
+        keep = np.ones(len(lv["word"]), dtype=bool) if keep is None else keep.view(bool).copy()
+        # an n-gram whose suffix or first word was dropped is dropped too (cannot happen with raw-count
+        # thresholds that do not decrease, but keep the trie consistent regardless)
+        keep &= out[n - 2]["kept"][lv["parent"]] & keep1[lv["word"]]
         lv["kept"] = keep
-        new_index = np.cumsum(keep, dtype=np.int64) - 1
-        if n >= 3:
-            parent = out[n - 2]["renumber"][lv["parent"][keep]]
-        else:
-            parent = lv["parent"][keep]
-        lv["renumber"] = new_index
-        for name in ("word", "logprob", "backoff"):
+        lv["renumber"] = np.cumsum(keep, dtype=np.int64) - 1
+        lv["parent"] = out[n - 2]["renumber"][lv["parent"][keep]].astype(np.uint32)
+        lv["word"] = new_id[lv["word"][keep]].astype(np.uint32)
+        for name in ("logprob", "backoff"):
             if name in lv:
                 lv[name] = lv[name][keep]
-        lv["parent"] = parent.astype(np.uint32)
-        size_below = len(out[n - 2]["logprob"])
-        out[n - 2]["starts"] = _count.child_starts(lv["parent"], size_below)
+        out[n - 2]["starts"] = _count.child_starts(lv["parent"], len(out[n - 2]["logprob"]))
     for lv in out:
         lv.pop("kept", None)
         lv.pop("renumber", None)
