@@ -74,7 +74,7 @@ cdef inline bint round_trips(double a, int p, int e10) noexcept nogil:
 cdef int format_float(float f, char* out) noexcept nogil:
     """Shortest decimal that reads back as f; returns the number of chars written (at most 24)."""
     cdef double a = fabs(<double>f), back
-    cdef int n = 0, e10, p, scale, nd, i, pos, lo_p, hi_p
+    cdef int n = 0, e10, p, scale, nd, i, pos, lo_p, hi_p, k = 0
     cdef uint64_t m = 0
     cdef char digits[24]
     if isnan(f):
@@ -90,7 +90,11 @@ cdef int format_float(float f, char* out) noexcept nogil:
         out[n] = 48
         return n + 1
     if a < 1e-30 or a > 1e30:        # outside the table of powers of ten (never a log10 probability)
-        return n + snprintf(out + n, 24, "%.9g", a)
+        for p in range(1, 10):
+            k = snprintf(out + n, 24, "%.*g", p, a)
+            if <float>strtod(out + n, NULL) == <float>a:
+                break
+        return n + k
     e10 = decimal_exponent(a)
     # the fewest significant digits p (1..9) that read back as f: binary search (round trip is monotone)
     lo_p = 1

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Iterable, Iterator
 
 from .corpus import Chunk, read_chunks
@@ -12,12 +13,23 @@ from .vocab import Vocabulary
 
 
 def _is_paths(inputs) -> bool:
+    """A path, or a list of paths (holding a Path object, or strings that all name existing files or '-');
+    anything else is text.  A list mixing strings that name files with other strings is text, with a
+    warning: to name files that may be missing, use Path objects (missing ones then raise)."""
     if isinstance(inputs, (str, os.PathLike)):
         return True
-    if isinstance(inputs, (list, tuple)) and inputs:
-        # a list of paths (some may be missing: they get an error), not a list of sentences
-        return (all(isinstance(x, (str, os.PathLike)) for x in inputs)
-                and any(isinstance(x, os.PathLike) or x == "-" or os.path.exists(x) for x in inputs))
+    if not isinstance(inputs, (list, tuple)) or not inputs:
+        return False
+    if not all(isinstance(x, (str, os.PathLike)) for x in inputs):
+        return False
+    if any(isinstance(x, os.PathLike) for x in inputs):
+        return True
+    exist = [x == "-" or os.path.exists(x) for x in inputs]
+    if all(exist):
+        return True
+    if any(exist):
+        warnings.warn("glm.train: a list of strings of which only some name existing files is read as "
+                      "lines of text; pass pathlib.Path objects to name files", stacklevel=3)
     return False
 
 

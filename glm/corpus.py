@@ -59,6 +59,41 @@ def open_binary(path: str) -> BinaryIO:
     return open_binary_from(sys.stdin.buffer if path == "-" else open(path, "rb"), path)
 
 
+class _ZstdReader(io.RawIOBase):
+    """Decompressed zstd frames, one after another; a stream cut inside a frame raises EOFError (the
+    zstandard package's own reader returns what it has without a word)."""
+
+    def __init__(self, raw: BinaryIO, zstandard):
+        self.raw, self.zstd = raw, zstandard
+        self.dobj = zstandard.ZstdDecompressor().decompressobj()
+        self.pending = b""
+        self.fed = False           # has the current frame received any input?
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = (1 << 20) if size is None or size < 0 else size
+        while len(self.pending) < size:
+            data = self.raw.read(1 << 20)
+            if not data:
+                if self.fed and not self.dobj.eof:
+                    raise EOFError("compressed file ended before the end-of-stream marker was reached")
+                break
+            while data:
+                if self.dobj.eof:
+                    self.dobj = self.zstd.ZstdDecompressor().decompressobj()
+                    self.fed = False
+                try:
+                    self.pending += self.dobj.decompress(data)
+                except self.zstd.ZstdError as exc:
+                    raise OSError(f"zstd: {exc}") from None
+                self.fed = True
+                data = self.dobj.unused_data if self.dobj.eof else b""
+        out, self.pending = self.pending[:size], self.pending[size:]
+        return out
+
+
 def _input_size(paths: list[str]) -> int | None:
     try:
         return sum(os.path.getsize(p) for p in paths)
@@ -130,5 +165,5 @@ def open_binary_from(raw: BinaryIO, path: str) -> BinaryIO:
             except ImportError:
                 raise CorpusError(f"{path}: zstd-compressed; install the 'zstandard' package "
                                   "(pip install glm[zstd])") from None
-            return zstandard.ZstdDecompressor().stream_reader(buffered, read_across_frames=True)
+            return _ZstdReader(buffered, zstandard)
     return buffered

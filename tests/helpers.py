@@ -112,6 +112,12 @@ def open_text(path):
         return bz2.open(path, "rt", encoding="utf-8", newline="\n")
     if head.startswith(b"\xfd7zXZ\x00"):
         return lzma.open(path, "rt", encoding="utf-8", newline="\n")
+    if head.startswith(b"\x28\xb5\x2f\xfd"):
+        import io
+        import zstandard
+        data = zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True,
+                                                           closefd=True).read()
+        return io.StringIO(data.decode("utf-8"), newline="\n")
     return open(path, "rt", encoding="utf-8", newline="\n")
 
 

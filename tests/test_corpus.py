@@ -191,6 +191,10 @@ def test_whitespace_splitting(tmp_path):
     assert [oov for _, _, oov in model.full_scores("e\u00a0f")] == [False, False]
     assert [oov for _, _, oov in model.full_scores("e f")] == [True, True, False]
     assert model.score("a\tb\rc") == pytest.approx(model.score("a b c"), abs=1e-9)
+    # perplexity counts the tokens the model scores (words + </s>)
+    for sentence in ("e\u00a0f", "a e\u00a0f g\u2003h b", "a\tb\rc"):
+        tokens = len(list(model.full_scores(sentence)))
+        assert model.perplexity(sentence) == pytest.approx(10 ** (-model.score(sentence) / tokens)), sentence
 
 
 def test_crlf_file_equals_lf_file(tmp_path, lines, expected):
@@ -320,12 +324,15 @@ def test_missing_file(tmp_path):
 
 
 def test_missing_file_in_a_list(tmp_path, lines):
-    """A list of paths with one missing must fail, not be read as two lines of text."""
+    """A list of paths (os.PathLike: unambiguous) with one missing must fail, not be read as text.
+    (A list of plain strings is ambiguous: see test_list_of_lines_holding_path_like_lines.)"""
     good = write_lines(tmp_path / "good.txt", lines)
     with pytest.raises(glm.CorpusError, match="nope.txt"):
-        train([str(good), str(tmp_path / "nope.txt")])
-    with pytest.raises(glm.CorpusError, match="nope.txt"):
         train([good, tmp_path / "nope.txt"])
+    with pytest.raises(glm.CorpusError, match="nope.txt"):
+        train([good, str(tmp_path / "nope.txt")])
+    with pytest.raises(glm.CorpusError, match="nope.txt"):
+        train([tmp_path / "nope.txt"])
 
 
 def test_empty_directory(tmp_path):
@@ -344,8 +351,19 @@ def test_list_of_lines_equals_file(tmp_path, lines, expected):
     assert arpa_bytes(train(iter(io.StringIO(text_of(lines).decode()))), tmp_path) == expected
 
 
+@pytest.mark.parametrize("odd", [".", "..", "-", "/", "<existing>"])
+def test_list_of_lines_holding_path_like_lines(tmp_path, monkeypatch, lines, odd):
+    """Sentences that happen to name an existing path ('.' is a sentence of Brown) are text."""
+    monkeypatch.chdir(tmp_path.parent)
+    text = list(lines)
+    text[5] = tmp_path.name if odd == "<existing>" else odd      # "<existing>": a name in the cwd
+    path = write_lines(tmp_path / "text.txt", text)
+    monkeypatch.setattr(sys, "stdin", FakeStdin(b""))
+    assert arpa_bytes(train(text), tmp_path) == arpa_bytes(train(str(path)), tmp_path)
+
+
 def test_list_of_lines_real_text(tmp_path):
-    lines = read_corpus_lines("brown/brown.txt.gz", 800)
+    lines = read_corpus_lines("brown/brown.txt.gz", 1600)      # line 1497 is "."
     path = write_lines(tmp_path / "brown.txt", lines)
     a = glm.train(lines, 4)
     b = glm.train(str(path), 4)
@@ -386,3 +404,21 @@ def test_discount_error_on_tiny_text():
     model = glm.train(["a b c", "a b"], 2, discount_fallback=True)
     assert [tuple(d) for d in model.discounts] == [(0.5, 1.0, 1.5)] * 2
     assert np.isfinite(model.score("a b c"))
+
+
+@pytest.fixture(scope="module")
+def big_text():
+    rng = np.random.default_rng(302)
+    words = rng.zipf(1.3, size=150_000) % 5000
+    return "".join(f"w{w}" + ("\n" if i % 17 == 16 else " ") for i, w in enumerate(words)).encode() + b"\n"
+
+
+@pytest.mark.parametrize("kind", list(COMPRESSORS))
+def test_truncated_compressed_input(tmp_path, kind, big_text):
+    """A compressed corpus cut short (several blocks / frames into it) is an error naming the file,
+    not a silently shorter text."""
+    data = COMPRESSORS[kind](big_text)
+    path = tmp_path / "cut.txt"
+    path.write_bytes(data[:len(data) * 2 // 3])
+    with pytest.raises(glm.CorpusError, match=re.escape(str(path))):
+        train(str(path))

@@ -50,6 +50,22 @@ def assert_agree(model, klm, lines, order):
             for (p, n, oov), (kp, kn, koov) in zip(mine, theirs):
                 assert p == pytest.approx(kp, abs=TOL), line
                 assert (n, bool(oov)) == (kn, bool(koov)), (line, mine, theirs)
+        assert model.perplexity(line) == pytest.approx(klm.perplexity(line), rel=1e-4), line
+    # the batch per-token and per-line paths
+    starts, lp, matched, oov = model.token_scores(lines)
+    per_line = model.score_lines(lines)
+    assert len(starts) == len(lines) + 1
+    for i, line in enumerate(lines):
+        theirs = list(klm.full_scores(line))
+        assert starts[i + 1] - starts[i] == len(theirs), line
+        sl = slice(starts[i], starts[i + 1])
+        np.testing.assert_allclose(lp[sl], [t[0] for t in theirs], atol=TOL, rtol=0)
+        assert list(matched[sl]) == [t[1] for t in theirs], line
+        assert [bool(x) for x in oov[sl]] == [bool(t[2]) for t in theirs], line
+        assert per_line.tokens[i] == len(theirs)
+        assert per_line.oovs[i] == sum(1 for t in theirs if t[2])
+        assert per_line.oov_log10_prob[i] == pytest.approx(sum(t[0] for t in theirs if t[2]), abs=TOL)
+        assert per_line.log10_prob[i] == pytest.approx(sum(t[0] for t in theirs), abs=TOL)
 
 
 def kenlm_totals(klm, lines):
@@ -152,7 +168,7 @@ def run_lmplz(tmp_path, lines, order, args=()):
 def compare_with_lmplz(tmp_path, lines, order, lmplz_args=(), **glm_kw):
     arpa_path = run_lmplz(tmp_path, lines, order, lmplz_args)
     theirs = glm.load(arpa_path)
-    mine = glm.train(lines, order, **glm_kw)
+    mine = glm.train(iter(lines), order, **glm_kw)
     mine.save(tmp_path / "glm.arpa")
     a, b = parse_arpa(tmp_path / "glm.arpa"), parse_arpa(arpa_path)
     assert a.counts == b.counts

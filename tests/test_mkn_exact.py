@@ -44,8 +44,11 @@ def reference_and_glm_options(sentences, order, **kw):
 def check_model(model, ref, tmp_path, sentences, query_sample=2000, seed=0, name="m.arpa"):
     what = f"order {ref.order}"
     assert model.order == ref.order
-    assert list(model.vocab) == list(ref.vocab)
-    assert len(model.vocab) == len(ref.vocab)
+    # the vocabulary of the model: the words with a unigram (all of them unless unigrams are pruned)
+    if not ref.prune_thresholds[0]:
+        assert ref.unigram_vocab == list(ref.vocab)
+    assert list(model.vocab) == ref.unigram_vocab
+    assert len(model.vocab) == len(ref.unigram_vocab)
     assert list(model.counts) == list(ref.arpa_header_counts)
     # discounts, as computed in float32 by lmplz
     assert len(model.discounts) == ref.order
@@ -76,7 +79,8 @@ def check_model(model, ref, tmp_path, sentences, query_sample=2000, seed=0, name
 
 def run(tmp_path, sentences, order, query_sample=2000, **kw):
     ref, glm_kw = reference_and_glm_options(sentences, order, **kw)
-    model = glm.train(to_lines(sentences), order, **glm_kw)
+    # a generator of lines: (a list of lines is also accepted, see test_corpus.py)
+    model = glm.train(iter(to_lines(sentences)), order, **glm_kw)
     check_model(model, ref, tmp_path, sentences, query_sample)
     return model, ref
 
@@ -167,11 +171,26 @@ def test_only_empty_sentences_and_one_word(tmp_path):
         run(tmp_path, sentences, order, discount_fallback=DEFAULT_FALLBACK)
 
 
-def test_unigram_pruning_is_refused():
+@pytest.mark.parametrize("prune", [(1,), (1, 1, 2), (2, 2, 2), (1, 2), (3, 3)])
+@pytest.mark.parametrize("order", [1, 2, 3, 4])
+def test_random_unigram_pruning(tmp_path, order, prune):
+    sentences = random_corpus(61, vocab_size=150, n_sentences=200)
+    model, ref = run(tmp_path, sentences, order, prune=prune)
+    # (lmplz's quirk when </s> itself is pruned -- #sentences <= t1 -- is not exercised here)
+    assert ref.raw_counts[0][("</s>",)] > prune[0]
+    assert len(ref.unigram_vocab) < len(ref.vocab), "no unigram was pruned"
+
+
+@pytest.mark.parametrize("order,prune", [(2, (1,)), (3, (1, 1, 2))])
+def test_real_text_unigram_pruning(tmp_path, order, prune):
+    sentences = [split_line(line) for line in read_corpus_lines("brown/brown.txt.gz", 300)]
+    run(tmp_path, sentences, order, prune=prune)
+
+
+@pytest.mark.parametrize("prune", [(0, 2, 1), (1, 0), (0, -1), (2, 1, 1)])
+def test_bad_thresholds_are_refused(prune):
     with pytest.raises(ValueError):
-        glm.train(["a b c", "a b"], 3, prune=(1,), discount_fallback=True)
-    with pytest.raises(ValueError):
-        glm.train(["a b c", "a b"], 3, prune=(0, 2, 1), discount_fallback=True)
+        glm.train(["a b c", "a b"], 3, prune=prune, discount_fallback=True)
 
 
 # -------------------------------------------------------------------------------------- real text
@@ -184,7 +203,7 @@ def brown():
     return [split_line(line) for line in lines]
 
 
-@pytest.mark.parametrize("order", [1, 2, 3, 4, 5, 6])
+@pytest.mark.parametrize("order", [1, 2, 3, 5])
 def test_brown_unpruned(tmp_path, brown, order):
     run(tmp_path, brown, order, query_sample=3000)
 
@@ -208,6 +227,6 @@ def test_brown_from_file(tmp_path, brown):
     path = tmp_path / "brown.txt.gz"
     with gzip.open(path, "wt", encoding="utf-8") as f:
         f.write("".join(line + "\n" for line in to_lines(brown)))
-    ref = build_mkn(brown, 4)
-    model = glm.train(str(path), 4)
+    ref = build_mkn(brown, 3)
+    model = glm.train(str(path), 3)
     check_model(model, ref, tmp_path, brown)

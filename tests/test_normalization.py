@@ -48,11 +48,11 @@ def test_random_unpruned(seed, order):
     assert_normalized(train(sentences, order), sentences, seed)
 
 
-@pytest.mark.parametrize("prune", [(0, 1), (0, 1, 1), (0, 1, 2), (0, 0, 1), (0, 3)])
+@pytest.mark.parametrize("prune", [(0, 1), (0, 1, 1), (0, 1, 2), (0, 0, 1), (0, 3), (1, 1, 2), (2,)])
 @pytest.mark.parametrize("order", [2, 3, 4, 5])
 @pytest.mark.parametrize("seed", [111, 112])
 def test_random_pruned(seed, order, prune):
-    sentences = random_corpus(seed, n_sentences=300)
+    sentences = random_corpus(seed, vocab_size=120 if prune[0] else None, n_sentences=300)
     model = train(sentences, order, prune=prune)
     full = train(sentences, order)
     if max(prune[1:order], default=0) > 0:
@@ -116,7 +116,7 @@ def vector_sums(model, ctxs, words):
 
 @pytest.mark.parametrize("order,prune", [(3, ()), (5, ()), (4, (0, 1, 2))])
 def test_brown(brown, order, prune):
-    model = glm.train(to_lines(brown), order, prune=prune)
+    model = glm.train(iter(to_lines(brown)), order, prune=prune)
     rng = random.Random(order)
     vocab = list(model.vocab)
     words = [w for w in vocab if w != "<s>"]

@@ -102,7 +102,7 @@ class _Lines:
                 block, self.buf = self.buf, b""
                 if block:
                     yield block
-                    self.line += block.count(b"\n")
+                    self.line += block.count(b"\n") + (not block.endswith(b"\n"))
                 return
             end = self.buf.rfind(b"\n")
             if end >= 0 and len(self.buf) > (8 << 20):
