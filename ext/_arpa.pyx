@@ -96,16 +96,14 @@ cdef int format_float(float f, char* out) noexcept nogil:
                 break
         return n + k
     e10 = decimal_exponent(a)
-    # the fewest significant digits p (1..9) that read back as f: binary search (round trip is monotone)
-    lo_p = 1
-    hi_p = 9
-    while lo_p < hi_p:
-        p = (lo_p + hi_p) // 2
-        if round_trips(a, p, e10):
-            hi_p = p
-        else:
-            lo_p = p + 1
-    p = lo_p
+    # the fewest significant digits p (1..9) that read back as f (round trip is monotone in p); most
+    # float32 values need 8 or 9, so start at 8
+    if round_trips(a, 8, e10):
+        p = 8
+        while p > 1 and round_trips(a, p - 1, e10):
+            p -= 1
+    else:
+        p = 9
     scale = p - 1 - e10
     m = digits_at(a, scale)
     nd = write_uint(m, digits)
@@ -204,7 +202,7 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
             u = levels[k - 1]["starts"]
             starts[k] = &u[0]
             sizes[k] = u.shape[0] - 1
-    cdef uint64_t count = hi - lo, pos = 0, e, w, total = 0, r
+    cdef uint64_t count = hi - lo, pos = 0, e, w, r
     cdef int64_t anc[17]
     cdef const char* b = <const char*>&blob[0] if blob.shape[0] else NULL
     cdef uint32_t* ids = <uint32_t*>malloc(max(count, 1) * n * sizeof(uint32_t))
@@ -227,14 +225,21 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
                         anc[k] += 1
                 for k in range(n, 0, -1):
                     ids[r + n - k] = word[k][anc[k]] if k > 1 else <uint32_t>anc[1]
-            for k in range(n):
-                total += offsets[ids[r + k] + 1] - offsets[ids[r + k]] + 1
-    out = PyByteArray_FromStringAndSize(NULL, total + count * 2 * 26 + 64)     # uninitialized
+    cdef uint64_t cap = count * (n * 12 + 40) + 4096, need
+    out = PyByteArray_FromStringAndSize(NULL, cap)     # uninitialized; grown when needed
     cdef char* o = PyByteArray_AS_STRING(out)
     with nogil:
         # pass 2: the text, fetching the spellings of later lines ahead of time (they are random words)
         for e in range(count):
             r = e * n
+            need = 64
+            for k in range(n):
+                need += offsets[ids[r + k] + 1] - offsets[ids[r + k]] + 1
+            if pos + need > cap:
+                with gil:
+                    cap = 2 * cap + need
+                    PyByteArray_Resize(out, cap)
+                    o = PyByteArray_AS_STRING(out)
             if e + 16 < count:
                 for k in range(n):
                     __builtin_prefetch(&offsets[ids[r + 16 * n + k]])

@@ -75,6 +75,7 @@ cdef inline int common_words(const uint64_t* a, const uint64_t* b, int W, int k,
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
+    void __builtin_prefetch(const void*) nogil
 
 
 cdef inline uint32_t key_word(const uint64_t* key, int j, int k, int bits, uint64_t wmask) noexcept nogil:
@@ -312,31 +313,44 @@ def contexts(const uint32_t[::1] word, const uint32_t[::1] parent, parent_ctx,
     then the unigram w1 itself).  The n-grams sharing a parent come in increasing w1, so one forward
     galloping search through those children serves the whole group.
     """
-    cdef size_t i
+    cdef size_t i, b0, b1
     cdef const uint32_t[::1] pctx
     cdef const uint32_t* W
-    cdef uint32_t g, p, prev = 0xFFFFFFFFu, j = 0, end = 0, step, w
+    cdef const uint32_t* S
+    cdef uint32_t p, prev = 0xFFFFFFFFu, j = 0, end = 0, step, w
+    cdef uint32_t g[64]
     if parent_ctx is None:
         out[lo:hi] = word[lo:hi]
         return
     pctx = parent_ctx
     W = &ctx_level_word[0]
+    S = &ctx_level_starts[0]
     with nogil:
-        for i in range(lo, hi):
-            p = parent[i]
-            if p != prev:
-                prev = p
-                g = pctx[p]
-                j = ctx_level_starts[g]
-                end = ctx_level_starts[g + 1]
-            w = word[i]
-            step = 1
-            while j + step < end and W[j + step] <= w:
-                j += step
-                step *= 2
-            j = <uint32_t>find_child(W, j, min(j + step, end), w)
-            out[i] = j
-            j += 1
+        # in batches of 64: find the parents' contexts and prefetch their children ranges, then search
+        # (the searches of a batch then mostly hit the cache instead of waiting one by one)
+        b0 = lo
+        while b0 < hi:
+            b1 = min(b0 + 64, hi)
+            for i in range(b0, b1):
+                g[i - b0] = pctx[parent[i]]
+                __builtin_prefetch(&S[g[i - b0]])
+            for i in range(b0, b1):
+                __builtin_prefetch(&W[S[g[i - b0]]])
+            for i in range(b0, b1):
+                p = parent[i]
+                if p != prev:
+                    prev = p
+                    j = S[g[i - b0]]
+                    end = S[g[i - b0] + 1]
+                w = word[i]
+                step = 1
+                while j + step < end and W[j + step] <= w:
+                    j += step
+                    step *= 2
+                j = <uint32_t>find_child(W, j, min(j + step, end), w)
+                out[i] = j
+                j += 1
+            b0 = b1
 
 
 def link_parents(const uint32_t[:, ::1] rows, const uint32_t[:, ::1] lower):

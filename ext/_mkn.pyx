@@ -14,6 +14,9 @@ from libc.math cimport log10
 
 cnp.import_array()
 
+cdef extern from *:
+    void __builtin_prefetch(const void*) nogil
+
 
 cdef inline double discount(const double* D, uint32_t a) noexcept nogil:
     return D[a] if a < 3 else D[3]
@@ -36,6 +39,9 @@ def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, si
     cdef uint32_t a
     with nogil:
         for i in range(n):
+            if i + 16 < n:
+                __builtin_prefetch(&T[ctx[i + 16]])
+                __builtin_prefetch(&G[ctx[i + 16]])
             a = count[i]
             T[ctx[i]] += a
             if pruning and not K[i]:
@@ -59,6 +65,9 @@ def interpolate(uint32_t[::1] count, const uint32_t[::1] ctx, const uint32_t[::1
     cdef double t
     with nogil:
         for i in range(lo, hi):
+            if i + 16 < hi:
+                __builtin_prefetch(&total[ctx[i + 16]])
+                __builtin_prefetch(&num[ctx[i + 16]])
             a = count[i]
             h = ctx[i]
             t = total[h]
