@@ -27,14 +27,31 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
 
 
-def run(cmd: list[str], **kw) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GB) of a command."""
+TIME = shutil.which("time", path="/usr/bin:/bin")
+
+
+def run(cmd: list[str]) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GB) of a command.
+
+    The peak comes from /usr/bin/time when it exists: a child's ru_maxrss also counts the memory of
+    the process it was forked from, here the benchmark itself.
+    """
+    rss_file = None
+    if TIME:
+        fd, rss_file = tempfile.mkstemp()
+        os.close(fd)
+        cmd = [TIME, "-f", "%M", "-o", rss_file] + cmd
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **kw)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - t
     if status != 0:
         raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
+    if rss_file:
+        with open(rss_file) as f:
+            kb = int(f.read().split()[-1])
+        os.unlink(rss_file)
+        return wall, kb / 1e6
     return wall, usage.ru_maxrss / 1e6
 
 
@@ -102,7 +119,8 @@ def main() -> None:
           f"test {len(lines)} lines, {test_tokens} tokens; lmplz: {lmplz or 'not on PATH'}; "
           f"kenlm module: {'yes' if kenlm else 'no'}")
 
-    build_rows, score_rows = [], []
+    # 1. builds (before this process loads any model, so that it stays small)
+    build_rows = []
     for order in args.orders:
         arpa = work / f"glm.o{order}.arpa"
         g_wall, g_rss = median_run([sys.executable, "-m", "glm.cli", "build", "-q", "--order", str(order),
@@ -117,8 +135,25 @@ def main() -> None:
         else:
             row += ["-", "-", "-", "-"]
         build_rows.append(row)
+    table(f"Build, first {args.megabytes} MB of Gutenberg train (ARPA output; median of {args.repeat})",
+          ["order", "glm s", "glm GB", "lmplz s", "lmplz GB", "time ratio", "RSS ratio"], build_rows)
 
-        # scoring
+    if args.sizes:
+        rows = []
+        for size in args.sizes:
+            part = work / f"train.{size}M.txt"
+            _, got = prefix(gut / "train.txt.gz", part, max_tokens=size * 10**6)
+            wall, rss = median_run([sys.executable, "-m", "glm.cli", "build", "-q", "--order", "5", str(part),
+                                    "-o", str(work / "scale.glmb")], args.repeat)
+            rows.append([f"{got / 1e6:.1f}", f"{wall:.1f}", f"{rss:.2f}", f"{wall / got * 1e6:.2f}"])
+            part.unlink()
+        table("Scaling: glm build --order 5 to the binary format on the first N M words of Gutenberg train "
+              "(the whole file has 35.7 M)", ["M words", "wall s", "peak GB", "s per M words"], rows)
+
+    # 2. scoring
+    score_rows = []
+    for order in args.orders:
+        arpa = work / f"glm.o{order}.arpa"
         binary = work / f"glm.o{order}.glmb"
         glm.load(arpa).save(binary)
         loads = []
@@ -127,13 +162,17 @@ def main() -> None:
             model = glm.load(binary)
             loads.append(time.perf_counter() - t)
         model.score_many(lines[:1000])
-        ours = []
-        for _ in range(args.score_repeat):
-            t = time.perf_counter()
-            total = float(model.score_many(lines).sum())
-            ours.append(time.perf_counter() - t)
-        ours_tps = test_tokens / statistics.median(ours)
-        row = [order, f"{ours_tps / 1e6:.2f}", f"{statistics.median(loads) * 1e3:.1f}"]
+        speeds = []
+        for nthreads in ("1", ""):
+            os.environ["GLM_THREADS"] = nthreads
+            runs = []
+            for _ in range(args.score_repeat):
+                t = time.perf_counter()
+                total = float(model.score_many(lines).sum())
+                runs.append(time.perf_counter() - t)
+            speeds.append(test_tokens / statistics.median(runs))
+        os.environ.pop("GLM_THREADS")
+        row = [order, f"{speeds[0] / 1e6:.2f}", f"{speeds[1] / 1e6:.2f}", f"{statistics.median(loads) * 1e3:.1f}"]
         if kenlm:
             kpath = arpa
             if build_binary:
@@ -148,34 +187,22 @@ def main() -> None:
                     ktotal += km.score(ln)
                 theirs.append(time.perf_counter() - t)
             k_tps = test_tokens / statistics.median(theirs)
-            row += [f"{k_tps / 1e6:.2f}", f"{ours_tps / k_tps:.2f}", f"{abs(total - ktotal):.2g}"]
+            row += [f"{k_tps / 1e6:.2f}", f"{speeds[0] / k_tps:.2f}", f"{speeds[1] / k_tps:.2f}",
+                    f"{abs(total - ktotal):.2g}"]
             del km
             if kpath != arpa:
                 kpath.unlink()
         else:
-            row += ["-", "-", "-"]
+            row += ["-", "-", "-", "-"]
         score_rows.append(row)
         del model
         binary.unlink()
         arpa.unlink()
+    table(f"Scoring the Gutenberg test split ({test_tokens} tokens incl. </s>; median of {args.score_repeat}; "
+          f"kenlm on a {'probing binary' if build_binary else 'ARPA'} model)",
+          ["order", "glm score_many 1 thread Mtok/s", "glm score_many all cores Mtok/s", "glm binary load ms",
+           "kenlm score() loop Mtok/s", "ratio 1 thread", "ratio all cores", "|sum diff| log10"], score_rows)
 
-    table(f"Build, first {args.megabytes} MB of Gutenberg train (ARPA output; median of {args.repeat})",
-          ["order", "glm s", "glm GB", "lmplz s", "lmplz GB", "time ratio", "RSS ratio"], build_rows)
-    table(f"Scoring the Gutenberg test split ({test_tokens} tokens; median of {args.score_repeat})",
-          ["order", "glm score_many Mtok/s", "glm binary load ms", "kenlm score() loop Mtok/s",
-           "speed ratio", "|sum diff| log10"], score_rows)
-
-    if args.sizes:
-        rows = []
-        for size in args.sizes:
-            part = work / f"train.{size}M.txt"
-            _, got = prefix(gut / "train.txt.gz", part, max_tokens=size * 10**6)
-            wall, rss = median_run([sys.executable, "-m", "glm.cli", "build", "-q", "--order", "5", str(part),
-                                    "-o", str(work / "scale.glmb")], args.repeat)
-            rows.append([f"{got / 1e6:.1f}", f"{wall:.1f}", f"{rss:.2f}", f"{wall / got * 1e6 * 1e3:.2f}"])
-            part.unlink()
-        table("Scaling: glm build --order 5 to the binary format on the first N M tokens of Gutenberg train",
-              ["M tokens", "wall s", "peak GB", "ms per 1k tokens"], rows)
     shutil.rmtree(work, ignore_errors=True)
 
 

@@ -17,7 +17,9 @@ RUN_WINDOWS = 1 << 24
 
 
 def threads() -> int:
-    """Threads for compiled kernels: the cores this process may use."""
+    """Threads for compiled kernels: $GLM_THREADS if set, else the cores this process may use."""
+    if os.environ.get("GLM_THREADS", "").strip():
+        return max(1, int(os.environ["GLM_THREADS"]))
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 
 
