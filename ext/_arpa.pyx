@@ -14,8 +14,7 @@ from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STR
 
 cnp.import_array()
 
-cdef extern from *:
-    void __builtin_prefetch(const void*) nogil
+include "_search.pxi"
 
 cdef double POW10[80]
 cdef int _i

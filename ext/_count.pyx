@@ -21,6 +21,8 @@ from libc.string cimport memcpy
 
 cnp.import_array()
 
+include "_search.pxi"
+
 cdef extern from *:
     """
     #include <algorithm>
@@ -75,7 +77,6 @@ cdef inline int common_words(const uint64_t* a, const uint64_t* b, int W, int k,
 
 cdef extern from *:
     int __builtin_clzll(unsigned long long) nogil
-    void __builtin_prefetch(const void*) nogil
 
 
 cdef inline uint32_t key_word(const uint64_t* key, int j, int k, int bits, uint64_t wmask) noexcept nogil:
@@ -287,20 +288,6 @@ def child_starts(const uint32_t[::1] parent, uint64_t parent_size):
         for p in range(parent_size):
             S[p + 1] += S[p]
     return starts
-
-
-cdef inline int64_t find_child(const uint32_t* words, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
-    """Index of w in the sorted words[lo:hi], or -1."""
-    cdef uint32_t mid, end = hi
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if words[mid] < w:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < end and words[lo] == w:
-        return lo
-    return -1
 
 
 def contexts(const uint32_t[::1] word, const uint32_t[::1] parent, parent_ctx,

@@ -14,8 +14,7 @@ from libc.math cimport log10
 
 cnp.import_array()
 
-cdef extern from *:
-    void __builtin_prefetch(const void*) nogil
+include "_search.pxi"
 
 
 cdef inline double discount(const double* D, uint32_t a) noexcept nogil:

@@ -13,8 +13,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 
 cnp.import_array()
 
-cdef extern from *:
-    void __builtin_prefetch(const void*) nogil
+include "_search.pxi"
 
 DEF MAXORDER = 16
 DEF LANES = 32         # walks advanced together, so that their memory accesses overlap
@@ -63,19 +62,6 @@ def child_hash(levels):
                         slot = (slot + 1) & mask
                     T[slot] = <uint32_t>c
     return table
-
-
-cdef inline int64_t find_child(const uint32_t* words, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
-    cdef uint32_t mid, end = hi
-    while lo < hi:
-        mid = lo + (hi - lo) // 2
-        if words[mid] < w:
-            lo = mid + 1
-        else:
-            hi = mid
-    if lo < end and words[lo] == w:
-        return lo
-    return -1
 
 
 cdef class Trie:

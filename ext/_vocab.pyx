@@ -19,8 +19,7 @@ cnp.import_array()
 cdef uint32_t EMPTY = 0xFFFFFFFFu
 DEF BATCH = 64
 
-cdef extern from *:
-    void __builtin_prefetch(const void*) nogil
+include "_search.pxi"
 UNK, BOS, EOS = 0, 1, 2
 
 # Status codes returned by tokenize(); the Python wrapper turns them into messages.
