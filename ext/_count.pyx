@@ -57,6 +57,7 @@ class KeyLayout:
     def __init__(self, order, vocab_size):
         self.order = order
         self.bits = max(1, int(vocab_size - 1).bit_length())
+        self.capacity = 1 << self.bits
         self.per_word = 64 // self.bits
         self.words = -(-order // self.per_word)
         if self.words > 4:
@@ -409,3 +410,18 @@ def suffix_order(const uint32_t[:, ::1] rows, layout):
             K[i, W] = i
         glm_sort_keys(&K[0, 0], m, W + 1, 2)
     return keys[:, W].astype(np.intp)
+
+
+def repack(const uint64_t[:, ::1] keys, old, new):
+    """The same windows in a wider layout (more bits per word); their order does not change."""
+    cdef size_t m = keys.shape[0], i
+    cdef int N = old.order, j
+    cdef int ko = old.per_word, bo = old.bits, kn = new.per_word, bn = new.bits, Wn = new.words
+    cdef uint64_t omask = (1ULL << bo) - 1
+    out = np.zeros((m, Wn), dtype=np.uint64)
+    cdef uint64_t[:, ::1] O = out
+    with nogil:
+        for i in range(m):
+            for j in range(N):
+                O[i, j // kn] |= (<uint64_t>key_word(&keys[i, 0], j, ko, bo, omask)) << ((kn - 1 - j % kn) * bn)
+    return out

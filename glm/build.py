@@ -6,7 +6,7 @@ import warnings
 from typing import Iterable, Iterator
 
 from .corpus import Chunk, read_chunks
-from .counts import count_ngrams
+from .counts import NgramCounter
 from .mkn import Options, estimate
 from .model import Model
 from .vocab import Vocabulary
@@ -75,10 +75,11 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
                    else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
     opts.check(order)
     vocab = Vocabulary()
-    streams = [vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
-                              bad_utf8=bad_utf8)
-               for chunk in text_chunks(inputs, quiet)]
-    levels = count_ngrams(streams, order, len(vocab), with_raw=any(opts.prune))
+    counter = NgramCounter(order)
+    for chunk in text_chunks(inputs, quiet):
+        counter.add(vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
+                                   bad_utf8=bad_utf8), len(vocab))
+    levels = counter.levels(len(vocab), with_raw=any(opts.prune))
     est = estimate(levels, order, opts)
     if est.unigram_keep is not None:
         words = vocab.table.words()

@@ -35,35 +35,52 @@ def parallel(kernel, n: int, *args) -> None:
             f.result()
 
 
-def count_ngrams(streams: list[np.ndarray], order: int, vocab_size: int, with_raw: bool = False,
-                 run_windows: int = RUN_WINDOWS) -> list[dict]:
-    """Levels 1..order of the suffix trie with adjusted counts ('count') and, when with_raw (pruning
-    needs them), occurrences ('raw').
+class NgramCounter:
+    """Counts the top-order windows of padded id streams as they arrive, in sorted runs of bounded
+    size that are merged as they accumulate; ``levels()`` then derives every order.
 
-    ``streams`` (padded id streams, ``1 w1 .. wn 2`` per line) is emptied as it is consumed.
+    The ids are packed with as many bits as the vocabulary needs so far; when it outgrows them, the
+    runs already counted are re-packed wider (their order does not change).
     """
-    layout = _count.KeyLayout(order, vocab_size)
-    runs = []
-    while streams:
-        batch = [streams.pop(0)]
-        size = len(batch[0])
-        while streams and size + len(streams[0]) <= run_windows:
-            size += len(streams[0])
-            batch.append(streams.pop(0))
-        stream = batch[0] if len(batch) == 1 else np.concatenate(batch)
-        del batch
-        runs.append(_count.count_windows(stream, layout, threads()))
+
+    def __init__(self, order: int, run_windows: int = RUN_WINDOWS):
+        self.order, self.run_windows = order, run_windows
+        self.layout = None
+        self.pending, self.pending_size = [], 0
+        self.runs = []                       # (keys, counts), sorted, sizes roughly halving
+
+    def add(self, stream: np.ndarray, vocab_size: int) -> None:
+        self.pending.append(stream)
+        self.pending_size += len(stream)
+        if self.pending_size >= self.run_windows:
+            self._count(vocab_size)
+
+    def _count(self, vocab_size: int) -> None:
+        if not self.pending:
+            return
+        if self.layout is None or vocab_size > self.layout.capacity:
+            # room for the vocabulary to double before the next re-pack
+            wider = _count.KeyLayout(self.order, max(2 * vocab_size, 1 << 16))
+            self.runs = [(_count.repack(k, self.layout, wider), c) for k, c in self.runs] if self.layout else []
+            self.layout = wider
+        stream = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
+        self.pending, self.pending_size = [], 0
+        self.runs.append(_count.count_windows(stream, self.layout, threads()))
         del stream
-        # merge equal-sized neighbours as we go, so that at most log2(runs) stay alive
-        while len(runs) > 1 and len(runs[-1][0]) * 2 >= len(runs[-2][0]):
-            (kb, cb), (ka, ca) = runs.pop(), runs.pop()
-            runs.append(_count.merge_counts(ka, ca, kb, cb))
-    while len(runs) > 1:
-        (kb, cb), (ka, ca) = runs.pop(), runs.pop()
-        runs.append(_count.merge_counts(ka, ca, kb, cb))
-    if runs:
-        keys, counts = runs.pop()
-    else:
-        keys = np.zeros((0, layout.words), dtype=np.uint64)
-        counts = np.zeros(0, dtype=np.uint32)
-    return _count.build_levels(keys, counts, layout, vocab_size, with_raw)
+        while len(self.runs) > 1 and len(self.runs[-1][0]) * 2 >= len(self.runs[-2][0]):
+            self._merge_last()
+
+    def _merge_last(self) -> None:
+        (kb, cb), (ka, ca) = self.runs.pop(), self.runs.pop()
+        self.runs.append(_count.merge_counts(ka, ca, kb, cb))
+
+    def levels(self, vocab_size: int, with_raw: bool = False) -> list[dict]:
+        """Levels 1..order of the suffix trie with adjusted counts ('count') and, when with_raw (pruning
+        needs them), occurrences ('raw').  The counter is emptied."""
+        self._count(vocab_size)
+        while len(self.runs) > 1:
+            self._merge_last()
+        layout = self.layout or _count.KeyLayout(self.order, vocab_size)
+        keys, counts = self.runs.pop() if self.runs else (np.zeros((0, layout.words), np.uint64),
+                                                          np.zeros(0, np.uint32))
+        return _count.build_levels(keys, counts, layout, vocab_size, with_raw)

@@ -1,0 +1,63 @@
+"""Counting in many small runs (with the key layout widened as the vocabulary grows) gives exactly
+the counts of counting everything at once."""
+import numpy as np
+
+from glm import _count
+from glm.counts import NgramCounter
+from glm.vocab import Vocabulary
+from glm.corpus import Chunk
+
+
+def _streams(n_lines=40_000, vocab=1_000_000, seed=3):
+    rng = np.random.default_rng(seed)
+    v = Vocabulary()
+    streams = []
+    for start in range(0, n_lines, 250):
+        lines = []
+        for _ in range(250):
+            k = int(rng.integers(0, 12))
+            # Zipf-like draws so that n-grams repeat, plus a wide tail that outgrows 2^16 ids
+            words = np.where(rng.random(k) < 0.5, rng.integers(0, vocab, size=k), rng.zipf(1.3, size=k))
+            lines.append(" ".join(f"w{w}" for w in words))
+        streams.append(v.tokenize(Chunk(("\n".join(lines) + "\n").encode(), "<t>", start + 1), add=True))
+    return v, streams
+
+
+def _levels(streams, sizes, order, run_windows):
+    counter = NgramCounter(order, run_windows=run_windows)
+    for s, size in zip(streams, sizes):
+        counter.add(s, size)
+    return counter.levels(sizes[-1], with_raw=True)
+
+
+def test_small_runs_and_repacking_equal_one_run():
+    v, streams = _streams()
+    # the vocabulary size seen after each stream (ids of a stream are below it)
+    sizes, seen = [], 3
+    for s in streams:
+        seen = max(seen, int(s.max()) + 1)
+        sizes.append(seen)
+    assert sizes[-1] > 1 << 16, "the test needs a vocabulary that outgrows the first key layout"
+    for order in (2, 4):
+        whole = _levels(streams, sizes, order, run_windows=1 << 30)
+        small = _levels(streams, sizes, order, run_windows=700)
+        for a, b in zip(whole, small):
+            assert a.keys() == b.keys()
+            for name in ("word", "parent", "count", "raw"):
+                if name in a:
+                    np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_repack_keeps_words_and_order():
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 1000, size=(500, 5)).astype(np.uint64)
+    narrow, wide = _count.KeyLayout(5, 1000), _count.KeyLayout(5, 1 << 20)
+
+    def pack(layout):
+        keys = np.zeros((len(rows), layout.words), dtype=np.uint64)
+        for j in range(5):     # word j of the window (last word first) into its slot
+            keys[:, j // layout.per_word] |= rows[:, j] << np.uint64((layout.per_word - 1 - j % layout.per_word)
+                                                                   * layout.bits)
+        return keys
+
+    np.testing.assert_array_equal(_count.repack(pack(narrow), narrow, wide), pack(wide))
