@@ -566,3 +566,57 @@ def test_unigram_only_hand_file(tmp_path):
     assert m.order == 1
     assert m.score("a a zz") == pytest.approx(-0.3 * 2 - 1 - 0.5)
     assert [s[1] for s in m.full_scores("a zz")] == [1, 1, 1]
+
+
+# --------------------------------------------------------------- files lacking n-gram suffixes
+def _arpa_logprob(arpa, word, ctx):
+    """log10 p(word | ctx) by the ARPA back-off rule over the file's own entries."""
+    ctx = tuple(ctx[-(arpa.order - 1):]) if arpa.order > 1 else ()
+    gram = ctx + (word,)
+    if gram in arpa.ngrams[len(gram) - 1]:
+        return arpa.ngrams[len(gram) - 1][gram][0]
+    if not ctx:
+        return arpa.ngrams[0].get((word,), arpa.ngrams[0].get(("<unk>",)))[0]
+    bo = arpa.ngrams[len(ctx) - 1].get(ctx, (0.0, 0.0))[1] or 0.0
+    return bo + _arpa_logprob(arpa, word, ctx[1:])
+
+
+def test_file_without_some_suffixes_scores_by_backoff(tmp_path):
+    """SRILM-style pruning can drop an n-gram and keep its extensions; glm fills such suffixes in with
+    the probability back-off gives them, so every score is the one the file defines."""
+    rng = random.Random(5)
+    sentences = random_corpus(11, vocab_size=12, n_sentences=300)
+    model = glm.train(to_lines(sentences), 4, discount_fallback=True)
+    full = tmp_path / "full.arpa"
+    model.save(full)
+    arpa = parse_arpa(full)
+    # drop a third of the bigrams and trigrams that are suffixes of kept higher-order n-grams
+    dropped = 0
+    for n in (2, 3):
+        higher = arpa.ngrams[n]
+        suffixes = sorted({g[1:] for g in higher})
+        for g in rng.sample(suffixes, len(suffixes) // 3):
+            if g in arpa.ngrams[n - 1]:
+                del arpa.ngrams[n - 1][g]
+                dropped += 1
+    assert dropped > 10
+    pruned = tmp_path / "pruned.arpa"
+    with open(pruned, "w", encoding="utf-8") as f:
+        f.write("\\data\\\n" + "".join(f"ngram {n}={len(g)}\n" for n, g in enumerate(arpa.ngrams, 1)))
+        for n, grams in enumerate(arpa.ngrams, 1):
+            f.write(f"\n\\{n}-grams:\n")
+            for g, (p, b) in grams.items():
+                f.write(f"{p}\t{' '.join(g)}" + (f"\t{b}" if b is not None and n < arpa.order else "") + "\n")
+        f.write("\n\\end\\\n")
+    arpa = parse_arpa(pruned)
+    loaded = glm.load(pruned)
+    vocab = [w for w in model.vocab if w != "<s>"]
+    checked = 0
+    for sentence in sentences[:80]:
+        words = ["<s>"] + sentence + ["</s>"]
+        for i in range(1, len(words)):
+            ctx = tuple(words[max(0, i - 3):i])
+            for w in (words[i], rng.choice(vocab)):
+                assert loaded.logprob(w, ctx) == pytest.approx(_arpa_logprob(arpa, w, ctx), abs=1e-5), (w, ctx)
+                checked += 1
+    assert checked > 500

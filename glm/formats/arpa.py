@@ -182,8 +182,67 @@ def read_arpa(stream, path: str, quiet: bool = True):
     return Model(vocab, _levels_from_sections(sections, len(vocab), path), meta={"source": "arpa"})
 
 
+def _rows(a: np.ndarray) -> np.ndarray:
+    """n-gram rows as one opaque value each, for set operations."""
+    a = np.ascontiguousarray(a)
+    return a.view(np.dtype((np.void, a.dtype.itemsize * a.shape[1]))).ravel()
+
+
+def _add_missing_suffixes(sections) -> list[int]:
+    """Add, as placeholders (log10 p NaN, backoff 0), the (n-1)-word suffixes of n-grams that a file
+    lacks (SRILM's pruning can drop them); returns how many were added per order."""
+    added = [0] * len(sections)
+    for n in range(len(sections), 2, -1):
+        ids = sections[n - 1][0]
+        low_ids, low_prob, low_bo = sections[n - 2]
+        need = np.unique(_rows(ids[:, 1:]))
+        missing = need[~np.isin(need, _rows(low_ids))]
+        if len(missing):
+            rows = np.frombuffer(missing.tobytes(), dtype=np.uint32).reshape(-1, n - 1)
+            sections[n - 2] = (np.concatenate([low_ids, rows]),
+                               np.concatenate([low_prob, np.full(len(rows), np.nan, np.float32)]),
+                               np.concatenate([low_bo, np.zeros(len(rows), np.float32)]))
+            added[n - 2] = len(rows)
+    return added
+
+
+def _fill_placeholders(levels: list[dict]) -> None:
+    """log10 p of each placeholder n-gram w1..wn: what backing off gives it in the original file,
+    log10 p(w2..wn) + backoff(w1..w(n-1)), so that no score changes."""
+    for n in range(2, len(levels) + 1):
+        prob = levels[n - 1]["logprob"]
+        for e in np.nonzero(np.isnan(prob))[0]:
+            words, parent = _words_of(levels, n, int(e))
+            ctx = _find(levels, words[:-1])
+            prob[e] = levels[n - 2]["logprob"][parent] + (0.0 if ctx is None else levels[n - 2]["backoff"][ctx])
+
+
+def _words_of(levels: list[dict], n: int, e: int) -> tuple[list[int], int]:
+    """The word ids (oldest first) of entry e of level n and the index of its parent."""
+    words, parent = [int(levels[n - 1]["word"][e])], None
+    for k in range(n - 1, 0, -1):
+        e = int(np.searchsorted(levels[k - 1]["starts"], e, side="right") - 1)
+        parent = e if parent is None else parent
+        words.append(int(levels[k - 1]["word"][e]) if k > 1 else e)
+    return words, parent
+
+
+def _find(levels: list[dict], words: list[int]) -> int | None:
+    """Index of the n-gram ``words`` in its level, or None."""
+    node = words[-1]
+    for k, w in enumerate(reversed(words[:-1]), 1):
+        starts, level_words = levels[k - 1]["starts"], levels[k]["word"]
+        lo, hi = int(starts[node]), int(starts[node + 1])
+        i = lo + int(np.searchsorted(level_words[lo:hi], w))
+        if i >= hi or level_words[i] != w:
+            return None
+        node = i
+    return node
+
+
 def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
     order = len(sections)
+    placeholders = _add_missing_suffixes(sections)
     ids, prob, bo = sections[0]
     uni_prob = np.full(V, -99.0, dtype=np.float32)
     uni_prob[0] = -100.0            # a model without <unk>: KenLM's convention
@@ -208,9 +267,7 @@ def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
             parents, missing = _count.link_parents(ids, lower_rows)
         if missing >= 0:
             words = " ".join(str(w) for w in ids[missing])
-            raise ModelFormatError(
-                f"{path}: the {n}-gram with word ids [{words}] is listed twice or its {n - 1}-word suffix "
-                "is missing; glm needs every n-gram's suffix to be in the file")
+            raise ModelFormatError(f"{path}: the {n}-gram with word ids [{words}] is listed twice")
         levels[n - 2]["starts"] = _count.child_starts(parents, len(levels[n - 2]["logprob"]))
         lv = dict(word=np.ascontiguousarray(ids[:, 0]), logprob=prob)
         if n < order:
@@ -221,4 +278,6 @@ def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
         levels[0]["backoff"] = uni_bo
     if order == 1:
         levels[0].pop("backoff")
+    if any(placeholders):
+        _fill_placeholders(levels)
     return levels
