@@ -102,52 +102,13 @@ cdef class Trie:
                 u = lv["starts"]
                 self.starts[n] = &u[0]
 
-    cdef inline float walk(self, uint32_t w, const uint32_t* hist, int hist_len, int* matched,
-                           float* node_bo) noexcept nogil:
-        """log10 prob of the longest n-gram ending in w (hist: context, most recent first).
-
-        Sets matched to its length and node_bo[L-1] to the backoff of the n-gram of length L ending in
-        w, for each L found below the top order.
-        """
-        cdef uint32_t node = w, lo, hi, c
-        cdef float lp = self.prob[1][w]
-        cdef int d, m = 1, N = self.order
-        cdef int64_t r
-        cdef uint64_t slot
-        if N > 1:
-            node_bo[0] = self.bo[1][w]
-        for d in range(min(hist_len, N - 1)):
-            lo = self.starts[d + 1][node]
-            hi = self.starts[d + 1][node + 1]
-            if hi - lo <= SMALL:
-                r = find_child(self.word[d + 2], lo, hi, hist[d])
-            else:
-                r = -1
-                slot = child_key(d + 1, node, hist[d]) & self.hash_mask
-                while True:
-                    c = self.hash[slot]
-                    if c == EMPTY:
-                        break
-                    if lo <= c < hi and self.word[d + 2][c] == hist[d]:
-                        r = c
-                        break
-                    slot = (slot + 1) & self.hash_mask
-            if r < 0:
-                break
-            node = <uint32_t>r
-            m = d + 2
-            lp = self.prob[m][node]
-            if m < N:
-                node_bo[m - 1] = self.bo[m][node]
-        matched[0] = m
-        return lp
-
     cdef void walk_batch(self, const uint32_t* ids, const size_t* pos, const int* hlen, int B,
                          int* M, float* LP, float* NBO) noexcept nogil:
-        """walk() for B tokens at once: token j is ids[pos[j]], its context ids[pos[j]-1], ... (hlen[j]
-        words).  The walks advance one level at a time in lock step, each pass prefetching what the
-        next pass reads, so that the cache misses of different walks overlap.  NBO[j * MAXORDER + L-1]
-        gets the backoff of the n-gram of length L ending in token j (L < order, L <= M[j])."""
+        """Longest stored n-grams ending in B tokens at once: token j is ids[pos[j]], its context
+        ids[pos[j]-1], ... (hlen[j] words).  M[j] gets the length of the match and LP[j] its log10 prob;
+        NBO[j * MAXORDER + L-1] the backoff of the n-gram of length L ending in token j (L < order,
+        L <= M[j]).  The walks advance one level at a time in lock step, each pass prefetching what the
+        next pass reads, so that the cache misses of different walks overlap."""
         cdef uint32_t node[LANES][MAXORDER]
         cdef uint32_t lo[LANES]
         cdef uint32_t hi[LANES]
@@ -218,19 +179,25 @@ cdef class Trie:
 
     def logprob(self, uint32_t w, context):
         """log10 p(w | context), context a sequence of ids, oldest first; returns (log10p, matched)."""
-        cdef uint32_t hist[MAXORDER]
-        cdef float ctx_bo[MAXORDER]
-        cdef float node_bo[MAXORDER]
-        cdef int L = min(len(context), self.order - 1), m, cm, j
+        cdef uint32_t seq[MAXORDER]
+        cdef size_t pos[2]
+        cdef int hlen[2]
+        cdef int M[2]
+        cdef float LP[2]
+        cdef float NBO[2 * MAXORDER]
+        cdef int L = min(len(context), self.order - 1), j
         for j in range(L):
-            hist[j] = context[len(context) - 1 - j]
-        cdef float lp = self.walk(w, hist, L, &m, node_bo)
-        cdef double total = lp
+            seq[j] = context[len(context) - L + j]
+        seq[L] = w
+        # lane 0 walks from w, lane 1 from the last context word (for the context's backoffs)
+        pos[0], hlen[0] = L, L
+        pos[1], hlen[1] = (L - 1 if L else 0), (L - 1 if L else 0)
+        self.walk_batch(seq, pos, hlen, 2 if L else 1, M, LP, NBO)
+        cdef double total = LP[0]
         if L > 0:
-            self.walk(hist[0], hist + 1, L - 1, &cm, ctx_bo)
-            for j in range(m, min(cm, self.order - 1) + 1):
-                total += ctx_bo[j - 1]
-        return total, m
+            for j in range(M[0], min(M[1], self.order - 1) + 1):
+                total += NBO[MAXORDER + j - 1]
+        return total, M[0]
 
     def score_stream(self, const uint32_t[::1] ids, bint bos=True, bint eos=True, bint per_token=False):
         """Score a padded stream (1 w1 .. wn 2 per line).

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import mmap
-import os
 
 import numpy as np
 
