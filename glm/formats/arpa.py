@@ -252,18 +252,13 @@ def _levels_from_sections(sections, V: int, path: str) -> list[dict]:
     uni_prob[uni] = prob
     uni_bo[uni] = bo
     levels = [dict(logprob=uni_prob, backoff=uni_bo)]
-    lower_rows = None
+    lower_rows = np.arange(V, dtype=np.uint32).reshape(-1, 1)     # level 1 is indexed by word id
     for n in range(2, order + 1):
         ids, prob, bo = sections[n - 1]
         perm = _count.suffix_order(ids, _count.KeyLayout(n, V))
         if perm is not None:
             ids, prob, bo = np.ascontiguousarray(ids[perm]), prob[perm], bo[perm]
-        if n == 2:
-            parents, missing = ids[:, 1].copy(), -1
-            if len(ids) and np.any((ids[1:] == ids[:-1]).all(axis=1)):
-                missing = int(np.nonzero((ids[1:] == ids[:-1]).all(axis=1))[0][0]) + 1
-        else:
-            parents, missing = _count.link_parents(ids, lower_rows)
+        parents, missing = _count.link_parents(ids, lower_rows)
         if missing >= 0:
             words = " ".join(str(w) for w in ids[missing])
             raise ModelFormatError(f"{path}: the {n}-gram with word ids [{words}] is listed twice")
