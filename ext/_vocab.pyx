@@ -283,6 +283,7 @@ cdef class VocabTable:
         cdef size_t tstart[BATCH]
         cdef int64_t tlen[BATCH]
         cdef uint64_t thash[BATCH]
+        cdef uint32_t tcand[BATCH]
         with nogil:
             while i < n and status == S_OK:
                 B = 0
@@ -301,6 +302,19 @@ cdef class VocabTable:
                         thash[B] = hash_bytes(p + tstart[B], tlen[B])
                         __builtin_prefetch(&self.table[thash[B] & self.mask])
                         B += 1
+                # then the spelling of each token's first candidate, so that the comparisons below
+                # find it in the cache
+                for b in range(B):
+                    if tlen[b] >= 0:
+                        w = self.table[thash[b] & self.mask]
+                        if w != EMPTY:
+                            __builtin_prefetch(&self.offsets[w])
+                            tcand[b] = w
+                        else:
+                            tcand[b] = EMPTY
+                for b in range(B):
+                    if tlen[b] >= 0 and tcand[b] != EMPTY:
+                        __builtin_prefetch(self.blob + self.offsets[tcand[b]])
                 for b in range(B):
                     if not line_open:
                         out[k] = 1
