@@ -97,20 +97,17 @@ def _score(args) -> None:
                 out.write("line\tlog10_prob\ttokens\toovs\tperplexity\n")
             for res in model.score_chunks(args.inputs, bos, eos, args.quiet, args.bad_utf8):
                 rows = []
-                for lp, tok, oov in zip(res.log10_prob.tolist(), res.tokens.tolist(), res.oovs.tolist()):
-                    total.lines += 1
+                for i, (lp, tok, oov) in enumerate(zip(res.log10_prob.tolist(), res.tokens.tolist(),
+                                                       res.oovs.tolist()), total.lines + 1):
                     ppl = 10.0 ** (-lp / tok) if tok else None
                     if args.per_line == "tsv":
-                        rows.append(f"{total.lines}\t{lp:.6f}\t{tok}\t{oov}\t"
+                        rows.append(f"{i}\t{lp:.6f}\t{tok}\t{oov}\t"
                                     f"{'nan' if ppl is None else format(ppl, '.6g')}\n")
                     else:
-                        rows.append(json.dumps(dict(line=total.lines, log10_prob=lp, tokens=tok, oovs=oov,
+                        rows.append(json.dumps(dict(line=i, log10_prob=lp, tokens=tok, oovs=oov,
                                                     perplexity=ppl)) + "\n")
                 out.write("".join(rows))
-                total.log10_prob += float(res.log10_prob.sum())
-                total.tokens += int(res.tokens.sum())
-                total.oovs += int(res.oovs.sum())
-                total.oov_log10_prob += float(res.oov_log10_prob.sum())
+                total.add(res)
         finally:
             if out is not sys.stdout:
                 out.close()

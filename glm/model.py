@@ -37,6 +37,14 @@ class Evaluation:
         n = self.tokens - self.oovs
         return 10.0 ** (-(self.log10_prob - self.oov_log10_prob) / n) if n else float("nan")
 
+    def add(self, res: "LineScores") -> None:
+        """Add the lines of a batch to the totals."""
+        self.log10_prob += float(res.log10_prob.sum())
+        self.tokens += int(res.tokens.sum())
+        self.oovs += int(res.oovs.sum())
+        self.oov_log10_prob += float(res.oov_log10_prob.sum())
+        self.lines += len(res.tokens)
+
     def as_dict(self) -> dict:
         d = asdict(self)
         d.update(perplexity=self.perplexity, perplexity_excluding_oov=self.perplexity_excluding_oov)
@@ -138,11 +146,7 @@ class Model:
         """Corpus totals over files (paths, a directory, '-') read as one sentence per line."""
         total = Evaluation(0.0, 0, 0, 0.0, 0)
         for res in self.score_chunks(inputs, bos, eos, quiet, bad_utf8):
-            total.log10_prob += float(res.log10_prob.sum())
-            total.tokens += int(res.tokens.sum())
-            total.oovs += int(res.oovs.sum())
-            total.oov_log10_prob += float(res.oov_log10_prob.sum())
-            total.lines += len(res.tokens)
+            total.add(res)
         return total
 
     def score_chunks(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,

@@ -56,12 +56,9 @@ def save(model, path, quiet: bool = True) -> None:
     if path.endswith(BINARY_SUFFIX):
         from .binary import write_binary
         write_binary(model, path)
-    elif os.path.basename(path).endswith(ARPA_SUFFIXES):
+    else:
         from .arpa import write_arpa
         write_arpa(model, path, quiet=quiet)
-    else:
-        raise ValueError(f"{path}: unknown model format; use a name ending in "
-                         f"{', '.join(ARPA_SUFFIXES)} or {BINARY_SUFFIX}")
 
 
 def load(path, quiet: bool = True):

@@ -37,8 +37,6 @@ def _open_out(path: str, tmp: str):
         except ImportError:
             raise ValueError(f"{path}: writing zstd needs the 'zstandard' package (pip install glm[zstd])") from None
         return zstandard.ZstdCompressor(level=3).stream_writer(open(tmp, "wb"), closefd=True)
-    if not path.endswith(".arpa"):
-        raise ValueError(f"{path}: unknown compression suffix; use .arpa, .arpa.gz, .arpa.bz2, .arpa.xz or .arpa.zst")
     return open(tmp, "wb", buffering=1 << 20)
 
 
