@@ -9,7 +9,7 @@ n-gram without its farthest word (an n-gram of the parent pattern) and ``word`` 
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from libc.math cimport isnan, log10
+from libc.math cimport isnan, log10, NAN
 from libcpp.algorithm cimport sort
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
@@ -224,12 +224,12 @@ cdef class Scorer:
         for q in range(1, top + 1):
             if not self.present[q] or self.far[q] > h:
                 continue
+            hn = ring[((i - self.gap[q]) % RING) * MAXPAT + self.hist[q]]
+            gm = self.gamma[q][hn] if hn >= 0 else NAN
             avg = 0
             for j in range(self.nchild[q]):
                 avg += self.weight[q * MAXORDER + j] * P[self.child[q * MAXORDER + j]]
-            hn = ring[((i - self.gap[q]) % RING) * MAXPAT + self.hist[q]]
-            gm = self.gamma[q][hn] if hn >= 0 else 1.0
-            if hn < 0 or isnan(gm):
+            if isnan(gm):
                 P[q] = avg
             else:
                 g = node[q]

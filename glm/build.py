@@ -68,14 +68,15 @@ def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = Fa
     return vocab, counter.levels(len(vocab), with_raw=with_raw)
 
 
-def train(inputs, order: int = 5, *, method: str = "mkn", prune=(), discount_fallback=None,
+def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), discount_fallback=None,
           interpolate_unigrams: bool = True, vocab_pad: int = 0, skip_symbols: bool = False,
           bad_utf8: str = "error", quiet: bool = True) -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
     bytes), one sentence per line.  method: 'mkn' (a back-off Model), 'glm' or 'glm-abs' (a
-    GeneralizedModel, see glm.generalized).  prune: raw-count thresholds per order from unigrams on
+    GeneralizedModel, see glm.generalized).  tune: held-out text (paths) to fit the child weights
+    (GLM) and discount scales on (glm.tune); the result is a GeneralizedModel, for 'mkn' too.  prune: raw-count thresholds per order from unigrams on
     (lmplz's --prune; the last repeats; MKN only).  discount_fallback: None to fail when discounts are
     undefined, True for lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix
     unigrams with the uniform distribution (lmplz's default).  vocab_pad: size of the uniform
@@ -90,15 +91,21 @@ def train(inputs, order: int = 5, *, method: str = "mkn", prune=(), discount_fal
     opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
                    else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
     opts.check(order)
-    if method != "mkn" and any(opts.prune):
-        raise ValueError("pruning is supported for MKN models only")
+    if (method != "mkn" or tune) and any(opts.prune):
+        raise ValueError("pruning is supported for untuned MKN models only")
     vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method == "glm-abs",
                           skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet)
     options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
-    if method != "mkn":
+    if method != "mkn" or tune:
         from .generalized import estimate as estimate_glm
         from .model import GeneralizedModel
-        return GeneralizedModel(vocab, estimate_glm(levels, order, method, opts), meta=options)
+        model = GeneralizedModel(vocab, estimate_glm(levels, order, method, opts, keep_stats=bool(tune)),
+                                 meta=options)
+        if tune:
+            from .tune import tune as fit
+            model = fit(model, tune, quiet=quiet, bad_utf8=bad_utf8)
+            model.tables.stats = None
+        return model
     est = estimate(levels, order, opts)
     if est.unigram_keep is not None:
         words = vocab.table.words()

@@ -37,12 +37,13 @@ class Tables:
     tables: dict
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
+    stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
 
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
     """{mask: [(child, weight), ...]}: uniform weights over the children (GLM) or the parent only (MKN).
     ``weights`` {mask: lambda} gives the parent (farthest-word deletion) weight lambda and the other
-    children (1 - lambda) / (k - 1)."""
+    children (1 - lambda) / (k - 1) each."""
     out = {}
     for mask in patterns(order)[1:]:
         if method == "mkn":
@@ -59,9 +60,10 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
 
 
 def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
-             fixed_discounts=None) -> Tables:
+             fixed_discounts=None, keep_stats: bool = False) -> Tables:
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
-    for every pattern instead of estimated ones (for tests and the paper's worked example)."""
+    for every pattern instead of estimated ones (for tests and the paper's worked example).
+    keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning)."""
     if method not in METHODS:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if any(opts.prune):
@@ -95,6 +97,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     uni = levels[0]["count"]
     D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
     tables = {1: dict(prob=unigram_probs(uni, D[1], opts))}
+    stats = {1: (uni, opts)} if keep_stats else None
     table_sizes = {1: sizes[0]}
     index = {}             # mask -> level-L n-gram -> its n-gram of the pattern (gapped masks only)
     wanted = combination(order, method)
@@ -131,16 +134,36 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             h = np.empty(len(words), dtype=np.uint32)
             h[inverse] = hist
             hist = h
-        D[mask] = d = disc(stat, f"pattern {name(mask)}", last_open)
-        Dt = np.array((0.0,) + d)
-        s = stat.astype(np.float64)
-        dsc = Dt[np.minimum(stat, 3)]
-        nh = table_sizes[hmask]
-        den = np.bincount(hist, weights=s, minlength=nh)
-        num = np.bincount(hist, weights=dsc, minlength=nh)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            gamma = np.where(den > 0, num / den, np.nan)
-            alpha = np.maximum(s - dsc, 0.0) / den[hist]
+        D[mask] = disc(stat, f"pattern {name(mask)}", last_open)
+        alpha, gamma = interpolation_terms(stat, hist, D[mask], table_sizes[hmask])
         tables[mask] = dict(word=words, starts=starts, alpha=alpha, gamma=gamma)
         table_sizes[mask] = len(words)
-    return Tables(order, method, tables, D, table_sizes)
+        if keep_stats:
+            stats[mask] = (stat, hist)
+    return Tables(order, method, tables, D, table_sizes, stats)
+
+
+def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int):
+    """(alpha per n-gram, gamma per history: NaN for histories never followed) of one pattern, from the
+    n-grams' statistic, their histories' indices and the pattern's discounts."""
+    Dt = np.array((0.0,) + tuple(D))
+    s = stat.astype(np.float64)
+    dsc = Dt[np.minimum(stat, 3)]
+    den = np.bincount(hist, weights=s, minlength=n_hist)
+    num = np.bincount(hist, weights=dsc, minlength=n_hist)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gamma = np.where(den > 0, num / den, np.nan)
+        alpha = np.maximum(s - dsc, 0.0) / den[hist]
+    return alpha, gamma
+
+
+def rediscount(tables: Tables, mask: int, D: tuple) -> None:
+    """Recompute a pattern's terms with other discounts (needs the statistics: keep_stats)."""
+    if mask == 1:
+        counts, opts = tables.stats[1]
+        tables.tables[1]["prob"] = unigram_probs(counts, D, opts)
+    else:
+        stat, hist = tables.stats[mask]
+        t = tables.tables[mask]
+        t["alpha"], t["gamma"] = interpolation_terms(stat, hist, D, len(t["gamma"]))
+    tables.discounts[mask] = tuple(D)

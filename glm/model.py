@@ -114,6 +114,10 @@ class Model:
         cols = [np.concatenate([r[i] for r in res]) if res else np.zeros(0) for i in range(4)]
         return LineScores(*cols)
 
+    def score_ids(self, ids: np.ndarray, bos: bool = True, eos: bool = True) -> LineScores:
+        """Per-line totals of a padded id stream (``Vocabulary.tokenize``), in the calling thread."""
+        return LineScores(*self._trie.score_stream(ids, bos, eos))
+
     def score_many(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> np.ndarray:
         """log10 probability of each line (float64 array), as ``kenlm.Model.score`` per line."""
         return self.score_lines(lines, bos, eos).log10_prob
@@ -154,7 +158,7 @@ class Model:
         """Per-line scores of files, chunk after chunk, in input order (chunks scored on all cores)."""
         def work(chunk):
             stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)
-            return LineScores(*self._trie.score_stream(stream, bos, eos))
+            return self.score_ids(stream, bos, eos)
 
         chunks = read_chunks(inputs, chunk_bytes=1 << 22, quiet=quiet, desc="scoring")
         with ThreadPoolExecutor(threads()) as ex:
@@ -208,7 +212,7 @@ class GeneralizedModel(Model):
         self.tables = tables
         self.order = tables.order
         self.method = tables.method
-        self.weights = dict(weights or {})
+        self.weights = {int(m): float(w) for m, w in (weights or {}).items()}   # {mask: parent weight}
         self.discounts = None
         self.unpruned_counts = None
         self.meta = dict(meta or {}, order=self.order, method=self.method)

@@ -3,7 +3,7 @@
     \\glm\\
     order=3
     method=glm
-    weights=uniform              (or: PATTERN=LAMBDA ... for tuned parent weights)
+    weights=uniform              (or PATTERN=LAMBDA ...: tuned weights of the farthest-word child)
     pattern 1=9 D=0.5 1 1.5      (one line per pattern: number of n-grams, discounts)
     pattern 11=10 D=...
     ...
@@ -54,7 +54,8 @@ def write_glm(model, path) -> None:
     with atomic_output(path) as tmp, _open_out(path, tmp) as f:
         w = lambda s: f.write(s.encode("utf-8"))      # noqa: E731
         w(f"\\glm\\\norder={model.order}\nmethod={model.method}\n")
-        w("weights=" + (" ".join(f"{name(m)}={v!r}" for m, v in sorted(model.weights.items())) or "uniform") + "\n")
+        w("weights=" + (" ".join(f"{name(m)}={v!r}" for m, v in sorted(model.weights.items())) or "uniform")
+          + "\n")
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
