@@ -328,3 +328,28 @@ cdef class Scorer:
         if per_token:
             return (lp_line, tok_line, oov_line, oovlp_line), (tok_lp, tok_m, tok_oov)
         return lp_line, tok_line, oov_line, oovlp_line
+
+
+def terms(const uint32_t[::1] stat, const uint32_t[::1] hist, D, uint64_t n_hist):
+    """(alpha per n-gram, gamma per history) of one pattern (see glm.generalized.interpolation_terms)."""
+    cdef size_t n = stat.shape[0], i
+    cdef double d[4]
+    d[0], d[1], d[2], d[3] = 0.0, D[0], D[1], D[2]
+    den_np = np.zeros(n_hist, dtype=np.float64)
+    gamma_np = np.zeros(n_hist, dtype=np.float64)
+    alpha_np = np.empty(n, dtype=np.float64)
+    cdef double[::1] den = den_np
+    cdef double[::1] num = gamma_np
+    cdef double[::1] alpha = alpha_np
+    cdef uint32_t s
+    with nogil:
+        for i in range(n):
+            s = stat[i]
+            den[hist[i]] += s
+            num[hist[i]] += d[s if s < 3 else 3]
+        for i in range(n_hist):
+            num[i] = num[i] / den[i] if den[i] > 0 else NAN
+        for i in range(n):
+            s = stat[i]
+            alpha[i] = max(s - d[s if s < 3 else 3], 0.0) / den[hist[i]]
+    return alpha_np, gamma_np

@@ -147,19 +147,20 @@ def _score(args) -> None:
         print(f"Tokens:\t{summary['tokens']}")
 
 
-def _describe(model) -> list[str]:
+def _describe(model, sep: str = ": ") -> list[str]:
     """Lines of n-gram counts and discounts, per order (MKN) or per pattern (GLM)."""
     from .model import GeneralizedModel
-    fmt = lambda d: f"  D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""   # noqa: E731
+    gap = "\t" if sep == "\t" else "  "
+    fmt = lambda d: f"{gap}D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""   # noqa: E731
     if isinstance(model, GeneralizedModel):
         from .patterns import name
         t = model.tables
-        return [f"pattern {name(m)}: {t.sizes[m]}{fmt(t.discounts.get(m))}"
-                + (f"  weight={model.weights[m]:.4g}" if m in model.weights else "") for m in sorted(t.sizes)]
+        return [f"pattern {name(m)}{sep}{t.sizes[m]}{fmt(t.discounts.get(m))}"
+                + (f"{gap}weight={model.weights[m]:.4g}" if m in model.weights else "") for m in sorted(t.sizes)]
     if not model.discounts:
-        return [f"{n}-grams: {c}" for n, c in enumerate(model.counts, 1)] + [
-            "discounts: not stored (model read from ARPA)"]
-    return [f"{n}-grams: {c}{fmt(d)}" for n, (c, d) in enumerate(zip(model.counts, model.discounts), 1)]
+        return [f"{n}-grams{sep}{c}" for n, c in enumerate(model.counts, 1)] + [
+            f"discounts{sep}not stored (model read from ARPA)"]
+    return [f"{n}-grams{sep}{c}{fmt(d)}" for n, (c, d) in enumerate(zip(model.counts, model.discounts), 1)]
 
 
 def _info(args) -> None:
@@ -179,7 +180,7 @@ def _info(args) -> None:
         return
     print(f"order\t{model.order}")
     print(f"vocabulary\t{len(model.vocab)}")
-    for line in _describe(model):
+    for line in _describe(model, sep="\t"):
         print(line)
 
 

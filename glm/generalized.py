@@ -15,12 +15,13 @@ span, so they come from the trie level of that length by one grouping pass (``_g
 """
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from . import _count, _glm
-from .counts import parallel
+from .counts import parallel, threads
 from .discount import DiscountError, count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
@@ -110,7 +111,8 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             x = levels[k - 1]["parent"][x]
         return x if mask not in index else index[mask][x]
 
-    for mask in wanted:
+    def one(mask):
+        """The table of one pattern; it needs only the patterns of shorter spans."""
         L = span(mask)
         gap, hmask = history(mask)
         lv = levels[L - 1]
@@ -123,8 +125,6 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             starts, words, stat, inverse = _glm.group(nodes_of(parent(mask), None, L), lv["word"],
                                                       table_sizes[parent(mask)], weights)
             last_open = None
-            if L < order:
-                index[mask] = inverse
         # the history of each n-gram: its prefix without the last `gap` words, in pattern hmask
         prefix = ctx[L]
         for k in range(L - 1, L - gap, -1):
@@ -134,27 +134,27 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             h = np.empty(len(words), dtype=np.uint32)
             h[inverse] = hist
             hist = h
-        D[mask] = disc(stat, f"pattern {name(mask)}", last_open)
-        alpha, gamma = interpolation_terms(stat, hist, D[mask], table_sizes[hmask])
-        tables[mask] = dict(word=words, starts=starts, alpha=alpha, gamma=gamma)
-        table_sizes[mask] = len(words)
-        if keep_stats:
-            stats[mask] = (stat, hist)
+        d = disc(stat, f"pattern {name(mask)}", last_open)
+        alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask])
+        return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist
+
+    with ThreadPoolExecutor(threads()) as ex:
+        for L in range(2, order + 1):
+            masks = [m for m in wanted if span(m) == L]
+            for mask, (table, d, inverse, stat, hist) in zip(masks, ex.map(one, masks)):
+                tables[mask], D[mask], table_sizes[mask] = table, d, len(table["word"])
+                if inverse is not None and L < order:
+                    index[mask] = inverse
+                if keep_stats:
+                    stats[mask] = (stat, hist)
     return Tables(order, method, tables, D, table_sizes, stats)
 
 
 def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int):
     """(alpha per n-gram, gamma per history: NaN for histories never followed) of one pattern, from the
     n-grams' statistic, their histories' indices and the pattern's discounts."""
-    Dt = np.array((0.0,) + tuple(D))
-    s = stat.astype(np.float64)
-    dsc = Dt[np.minimum(stat, 3)]
-    den = np.bincount(hist, weights=s, minlength=n_hist)
-    num = np.bincount(hist, weights=dsc, minlength=n_hist)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        gamma = np.where(den > 0, num / den, np.nan)
-        alpha = np.maximum(s - dsc, 0.0) / den[hist]
-    return alpha, gamma
+    return _glm.terms(np.ascontiguousarray(stat, dtype=np.uint32), np.ascontiguousarray(hist, dtype=np.uint32),
+                      D, n_hist)
 
 
 def rediscount(tables: Tables, mask: int, D: tuple) -> None:
