@@ -17,6 +17,7 @@ cnp.import_array()
 
 include "_search.pxi"
 include "_childhash.pxi"
+include "_results.pxi"
 
 DEF MAXORDER = 8
 DEF MAXPAT = 128          # 2^(MAXORDER-1)
@@ -256,25 +257,9 @@ cdef class Scorer:
     def score_stream(self, const uint32_t[::1] ids, bint bos=True, bint eos=True, bint per_token=False):
         """Score a padded stream (1 w1 .. wn 2 per line), with the same results as the back-off
         model's ``Trie.score_stream``."""
-        cdef size_t n = ids.shape[0], i, lines = 0, t = 0, sent = 0, line = 0
-        for i in range(n):
-            if ids[i] == 2:
-                lines += 1
-        lp_line = np.zeros(lines, dtype=np.float64)
-        tok_line = np.zeros(lines, dtype=np.int64)
-        oov_line = np.zeros(lines, dtype=np.int64)
-        oovlp_line = np.zeros(lines, dtype=np.float64)
-        cdef double[::1] LP = lp_line
-        cdef int64_t[::1] TK = tok_line
-        cdef int64_t[::1] OV = oov_line
-        cdef double[::1] OLP = oovlp_line
-        ntok = n - lines - (0 if eos else lines) if per_token else 0
-        tok_lp = np.zeros(ntok, dtype=np.float32)
-        tok_m = np.zeros(ntok, dtype=np.uint8)
-        tok_oov = np.zeros(ntok, dtype=np.bool_)
-        cdef float[::1] TLP = tok_lp
-        cdef uint8_t[::1] TM = tok_m
-        cdef uint8_t[::1] TO = tok_oov.view(np.uint8)
+        cdef size_t n = ids.shape[0], i, sent = 0, line = 0
+        arrays = result_arrays(ids, eos, per_token)
+        cdef Results R = results_of(arrays, per_token)
         cdef int64_t* ring = <int64_t*>PyMem_Malloc(RING * MAXPAT * sizeof(int64_t))
         cdef size_t pos[LANES]
         cdef int hl[LANES]
@@ -311,45 +296,10 @@ cdef class Scorer:
                         continue
                     sc = log10(self.prob(ring, q, hl[b], &m))
                     b += 1
-                    LP[line] += sc
-                    TK[line] += 1
-                    if w == 0:
-                        OV[line] += 1
-                        OLP[line] += sc
-                    if per_token:
-                        TLP[t] = <float>sc
-                        TM[t] = m
-                        TO[t] = w == 0
-                        t += 1
+                    add_token(&R, line, sc, m, w == 0)
                     if w == 2:
                         line += 1
                 i = k
         PyMem_Free(ring)
-        if per_token:
-            return (lp_line, tok_line, oov_line, oovlp_line), (tok_lp, tok_m, tok_oov)
-        return lp_line, tok_line, oov_line, oovlp_line
+        return arrays if per_token else arrays[0]
 
-
-def terms(const uint32_t[::1] stat, const uint32_t[::1] hist, D, uint64_t n_hist):
-    """(alpha per n-gram, gamma per history) of one pattern (see glm.generalized.interpolation_terms)."""
-    cdef size_t n = stat.shape[0], i
-    cdef double d[4]
-    d[0], d[1], d[2], d[3] = 0.0, D[0], D[1], D[2]
-    den_np = np.zeros(n_hist, dtype=np.float64)
-    gamma_np = np.zeros(n_hist, dtype=np.float64)
-    alpha_np = np.empty(n, dtype=np.float64)
-    cdef double[::1] den = den_np
-    cdef double[::1] num = gamma_np
-    cdef double[::1] alpha = alpha_np
-    cdef uint32_t s
-    with nogil:
-        for i in range(n):
-            s = stat[i]
-            den[hist[i]] += s
-            num[hist[i]] += d[s if s < 3 else 3]
-        for i in range(n_hist):
-            num[i] = num[i] / den[i] if den[i] > 0 else NAN
-        for i in range(n):
-            s = stat[i]
-            alpha[i] = max(s - d[s if s < 3 else 3], 0.0) / den[hist[i]]
-    return alpha_np, gamma_np

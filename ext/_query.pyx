@@ -15,6 +15,7 @@ cnp.import_array()
 
 include "_search.pxi"
 include "_childhash.pxi"
+include "_results.pxi"
 
 DEF MAXORDER = 16
 DEF LANES = 32         # walks advanced together, so that their memory accesses overlap
@@ -167,27 +168,9 @@ cdef class Trie:
         when per_token, (token_logprob float32, token_matched uint8, token_oov bool) over the scored
         tokens (words, then </s> when eos).
         """
-        cdef size_t n = ids.shape[0], i, lines = 0, t = 0
-        for i in range(n):
-            if ids[i] == 2:
-                lines += 1
-        lp_line = np.zeros(lines, dtype=np.float64)
-        tok_line = np.zeros(lines, dtype=np.int64)
-        oov_line = np.zeros(lines, dtype=np.int64)
-        oovlp_line = np.zeros(lines, dtype=np.float64)
-        cdef double[::1] LP = lp_line
-        cdef int64_t[::1] TK = tok_line
-        cdef int64_t[::1] OV = oov_line
-        cdef double[::1] OLP = oovlp_line
-        ntok = 0
-        if per_token:
-            ntok = n - lines - (0 if eos else lines)
-        tok_lp = np.zeros(ntok, dtype=np.float32)
-        tok_m = np.zeros(ntok, dtype=np.uint8)
-        tok_oov = np.zeros(ntok, dtype=np.bool_)
-        cdef float[::1] TLP = tok_lp
-        cdef uint8_t[::1] TM = tok_m
-        cdef uint8_t[::1] TO = tok_oov.view(np.uint8)
+        cdef size_t n = ids.shape[0], i
+        arrays = result_arrays(ids, eos, per_token)
+        cdef Results R = results_of(arrays, per_token)
         cdef float ctx_bo[MAXORDER]
         cdef size_t bpos[LANES]
         cdef int bh[LANES]
@@ -231,16 +214,7 @@ cdef class Trie:
                     sc = blp[b]
                     for j in range(m, bh[b] + 1):
                         sc += ctx_bo[j - 1]
-                    LP[line] += sc
-                    TK[line] += 1
-                    if w == 0:
-                        OV[line] += 1
-                        OLP[line] += sc
-                    if per_token:
-                        TLP[t] = <float>sc
-                        TM[t] = m
-                        TO[t] = w == 0
-                        t += 1
+                    add_token(&R, line, sc, m, w == 0)
                     if w == 2:
                         line += 1
                     else:
@@ -248,6 +222,4 @@ cdef class Trie:
                             ctx_bo[j] = bnbo[b * MAXORDER + j] if j < m else 0
                     b += 1
                 i = k
-        if per_token:
-            return (lp_line, tok_line, oov_line, oovlp_line), (tok_lp, tok_m, tok_oov)
-        return lp_line, tok_line, oov_line, oovlp_line
+        return arrays if per_token else arrays[0]

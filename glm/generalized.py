@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _count, _glm
+from . import _count, _glm, _mkn
 from .counts import parallel, threads
 from .discount import DiscountError, count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
@@ -153,8 +153,12 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
 def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int):
     """(alpha per n-gram, gamma per history: NaN for histories never followed) of one pattern, from the
     n-grams' statistic, their histories' indices and the pattern's discounts."""
-    return _glm.terms(np.ascontiguousarray(stat, dtype=np.uint32), np.ascontiguousarray(hist, dtype=np.uint32),
-                      D, n_hist)
+    stat = np.ascontiguousarray(stat, dtype=np.uint32)
+    den, num = _mkn.context_sums(np.ascontiguousarray(hist, dtype=np.uint32), stat, None, D, n_hist)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gamma = num / den
+        alpha = np.maximum(stat - np.array((0.0,) + tuple(D))[np.minimum(stat, 3)], 0.0) / den[hist]
+    return alpha, gamma
 
 
 def rediscount(tables: Tables, mask: int, D: tuple) -> None:
