@@ -2,7 +2,7 @@
 # children, so that finding a child costs one probe instead of a binary search through a long range.
 # Needs _search.pxi included first.
 
-DEF SMALL = 8          # children ranges up to this size are searched; larger ones go through the hash
+DEF SMALL = 8          # back-off tries: children ranges up to this size are searched, larger ones hashed
 cdef uint32_t EMPTY = 0xFFFFFFFFu
 
 
@@ -15,11 +15,13 @@ cdef inline uint64_t child_key(int table, uint32_t parent, uint32_t w) noexcept 
 
 
 cdef inline int64_t find_child_hashed(const uint32_t* T, uint64_t mask, int table, const uint32_t* words,
-                                      const uint32_t* starts, uint32_t p, uint32_t w) noexcept nogil:
-    """Index of child w of node p of a table (children words[starts[p]:starts[p+1]]), or -1."""
+                                      const uint32_t* starts, uint32_t p, uint32_t w,
+                                      uint32_t small) noexcept nogil:
+    """Index of child w of node p of a table (children words[starts[p]:starts[p+1]]), or -1; ranges of
+    up to ``small`` children are searched, larger ones looked up in the hash."""
     cdef uint32_t lo = starts[p], hi = starts[p + 1], c
     cdef uint64_t slot
-    if hi - lo <= SMALL:
+    if hi - lo <= small:
         return find_child(words, lo, hi, w)
     slot = child_key(table, p, w) & mask
     c = T[slot]
@@ -31,8 +33,8 @@ cdef inline int64_t find_child_hashed(const uint32_t* T, uint64_t mask, int tabl
     return -1
 
 
-def child_hash(tables):
-    """Open-addressing table of the children of every node with more than SMALL children.
+def child_hash(tables, uint32_t small=SMALL):
+    """Open-addressing table of the children of every node with more than ``small`` children.
 
     tables: (number, starts, words) per table of children: the children of node p are
     words[starts[p]:starts[p+1]], sorted.  A slot holds a child's index in its table; a lookup of child
@@ -45,7 +47,7 @@ def child_hash(tables):
     cdef int number
     for _, starts, _ in tables:
         sizes = np.diff(np.asarray(starts))
-        total += int(sizes[sizes > SMALL].sum())
+        total += int(sizes[sizes > small].sum())
     size = 1024
     while size < 2 * total:
         size *= 2
@@ -55,7 +57,7 @@ def child_hash(tables):
     for number, st, wd in tables:
         with nogil:
             for p in range(st.shape[0] - 1):
-                if st[p + 1] - st[p] <= SMALL:
+                if st[p + 1] - st[p] <= small:
                     continue
                 for c in range(st[p], st[p + 1]):
                     slot = child_key(number, <uint32_t>p, wd[c]) & mask

@@ -23,6 +23,7 @@ DEF MAXORDER = 8
 DEF MAXPAT = 128          # 2^(MAXORDER-1)
 DEF LANES = 32            # positions searched together
 DEF RING = 64             # positions whose n-grams are kept (>= LANES + MAXORDER)
+DEF GLM_SMALL = 32        # children ranges up to this size are searched, larger ones hashed
 
 
 def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_parents, weights=None):
@@ -86,7 +87,8 @@ def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_paren
 
 def pattern_hash(tables):
     """The child hash of the pattern tables (table number: mask >> 1)."""
-    return child_hash([(mask >> 1, t["starts"], t["word"]) for mask, t in sorted(tables.items()) if mask > 1])
+    return child_hash([(mask >> 1, t["starts"], t["word"]) for mask, t in sorted(tables.items()) if mask > 1],
+                      GLM_SMALL)
 
 
 cdef class Scorer:
@@ -108,7 +110,7 @@ cdef class Scorer:
     cdef const double* uni
     cdef const uint32_t* words[MAXPAT]
     cdef const uint32_t* starts[MAXPAT]
-    cdef const double* alpha[MAXPAT]
+    cdef const float* alpha[MAXPAT]
     cdef const double* gamma[MAXPAT]
     cdef bint present[MAXPAT]
     cdef int par[MAXPAT]
@@ -139,11 +141,11 @@ cdef class Scorer:
                 continue
             t = tables[mask]
             arrs = [np.ascontiguousarray(t[k], dtype=dt) for k, dt in
-                    (("word", np.uint32), ("starts", np.uint32), ("alpha", np.float64), ("gamma", np.float64))]
+                    (("word", np.uint32), ("starts", np.uint32), ("alpha", np.float32), ("gamma", np.float64))]
             keep.extend(arrs)
             self.words[q] = <const uint32_t*>cnp.PyArray_DATA(arrs[0])
             self.starts[q] = <const uint32_t*>cnp.PyArray_DATA(arrs[1])
-            self.alpha[q] = <const double*>cnp.PyArray_DATA(arrs[2])
+            self.alpha[q] = <const float*>cnp.PyArray_DATA(arrs[2])
             self.gamma[q] = <const double*>cnp.PyArray_DATA(arrs[3])
             far = mask.bit_length() - 1
             self.far[q] = far
@@ -191,7 +193,7 @@ cdef class Scorer:
             for j in range(B):
                 if par[j] >= 0:
                     lo[j], hi[j] = self.starts[q][par[j]], self.starts[q][par[j] + 1]
-                    if hi[j] - lo[j] > SMALL:
+                    if hi[j] - lo[j] > GLM_SMALL:
                         slot[j] = child_key(q, <uint32_t>par[j], ids[pos[j] - self.far[q]]) & self.tmask
                         __builtin_prefetch(&self.T[slot[j]])
                     else:
@@ -202,7 +204,7 @@ cdef class Scorer:
                     node[q] = -1
                 else:
                     node[q] = find_child_hashed(self.T, self.tmask, q, self.words[q], self.starts[q],
-                                                <uint32_t>par[j], ids[pos[j] - self.far[q]])
+                                                <uint32_t>par[j], ids[pos[j] - self.far[q]], GLM_SMALL)
         # what prob() reads next
         for j in range(B):
             node = &ring[(pos[j] % RING) * MAXPAT]

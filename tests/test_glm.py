@@ -30,13 +30,14 @@ def p(model, w, ctx):
 
 
 def test_worked_example():
-    """glm.md §2.3: P_GLM(ran | the cat) = 0.4031, P_MKN = 0.4448, unseen context a dog: 0.30625 / 0.05625."""
+    """glm.md §2.3: P_GLM(ran | the cat) = 0.4031, P_MKN = 0.4448, unseen context a dog: 0.30625 / 0.05625
+    (to the float32 rounding of the stored alphas)."""
     g = build(EXAMPLE, 3, "glm", fixed=(0.5, 1.0, 1.5))
     m = build(EXAMPLE, 3, "mkn", fixed=(0.5, 1.0, 1.5))
-    assert p(g, "ran", ["the", "cat"]) == pytest.approx(0.403125, abs=1e-12)
-    assert p(m, "ran", ["the", "cat"]) == pytest.approx(0.4447916666666667, abs=1e-12)
-    assert p(g, "ran", ["a", "dog"]) == pytest.approx(0.30625, abs=1e-12)
-    assert p(m, "ran", ["a", "dog"]) == pytest.approx(0.05625, abs=1e-12)
+    assert p(g, "ran", ["the", "cat"]) == pytest.approx(0.403125, abs=1e-7)
+    assert p(m, "ran", ["the", "cat"]) == pytest.approx(0.4447916666666667, abs=1e-7)
+    assert p(g, "ran", ["a", "dog"]) == pytest.approx(0.30625, abs=1e-7)
+    assert p(m, "ran", ["a", "dog"]) == pytest.approx(0.05625, abs=1e-7)
 
 
 def contexts_of(sentences, order, extra=()):
@@ -64,7 +65,8 @@ def test_sums_to_one(order, method):
 @pytest.mark.parametrize("seed", range(4))
 @pytest.mark.parametrize("method", ["glm", "glm-abs", "mkn"])
 def test_matches_reference(seed, method):
-    """Every probability of the compiled model equals the pure-Python GLM's (fixed discounts)."""
+    """Every probability of the compiled model equals the pure-Python GLM's (fixed discounts), to the
+    float32 rounding of the stored alphas."""
     order = 3 + seed % 3
     sents = random_corpus(seed, vocab_size=12 + seed, n_sentences=60)
     fixed = (0.4, 0.9, 1.3)
@@ -73,7 +75,7 @@ def test_matches_reference(seed, method):
     vocab = [w for w in m.vocab if w != "<s>"] + ["oov-word"]
     for ctx in contexts_of(sents, order)[:60]:
         for w in vocab:
-            assert p(m, w, list(ctx)) == pytest.approx(ref.prob(w, ctx), rel=1e-10, abs=1e-15), (ctx, w)
+            assert p(m, w, list(ctx)) == pytest.approx(ref.prob(w, ctx), rel=1e-6, abs=1e-12), (ctx, w)
 
 
 def test_estimated_discounts_of_gapped_patterns():

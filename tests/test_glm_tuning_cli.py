@@ -64,7 +64,7 @@ def test_paper_protocol_is_the_chain_rule(tmp_path):
             tokens += len(s)
         res = sequence_perplexity(model, [tmp_path / "seq.txt"], n)
         assert res["tokens"] == tokens and res["sequences"] == len(seqs)
-        assert res["perplexity"] == pytest.approx(10.0 ** (-total / tokens), rel=1e-9)
+        assert res["perplexity"] == pytest.approx(10.0 ** (-total / tokens), rel=1e-6)   # float32 alphas
 
 
 def test_cli_build_score_info_glm(tmp_path, capsys):

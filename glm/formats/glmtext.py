@@ -15,8 +15,8 @@
     ...
     \\end\\
 
-Values are linear (not log10) doubles written with 17 significant digits, so a model read back gives
-the same probabilities.  A history is listed under the pattern it is the history of, written as the
+Values are linear (not log10): alphas are float32 (shortest representation), unigram probabilities and
+gammas float64 (17 significant digits), so a model read back gives the same probabilities.  A history is listed under the pattern it is the history of, written as the
 n-gram of its own pattern; histories never followed by a word are not listed.
 """
 from __future__ import annotations
@@ -64,7 +64,7 @@ def write_glm(model, path) -> None:
         for m in masks[1:]:
             t = tables[m]
             w(f"\n\\{name(m)}:\\\n")
-            w("".join(f"{a!r}\t{x}\n" for a, x in zip(t["alpha"].tolist(), _text(words, _rows(tables, m), m))))
+            w("".join(f"{a}\t{x}\n" for a, x in zip(t["alpha"], _text(words, _rows(tables, m), m))))
             gap, hm = history(m)
             seen = np.flatnonzero(~np.isnan(t["gamma"]))
             w(f"\n\\{name(m)} gamma:\\\n")
@@ -196,7 +196,7 @@ def read_glm(stream, path: str):
         if gtexts:
             gamma[locate(hm, ids_of(hm, gtexts, gfirst), gfirst)] = gvalues
         tables[m] = dict(word=rows[order_, -1].copy(), starts=starts,
-                         alpha=np.asarray(values, dtype=np.float64)[order_], gamma=gamma)
+                         alpha=np.asarray(values, dtype=np.float32)[order_], gamma=gamma)
     if sizes != {m: len(t.get("word", t.get("prob"))) for m, t in tables.items()}:
         raise ModelFormatError(f"{path}: the pattern sizes in the header do not match the sections")
     t = Tables(order, method, tables, discounts, sizes)
