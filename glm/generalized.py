@@ -24,7 +24,7 @@ import numpy as np
 
 from . import _count, _glm, _mkn
 from .counts import parallel, threads
-from .discount import DiscountError, count_of_counts, discounts, fallback_triple
+from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
 

@@ -59,7 +59,7 @@ def write_glm(model, path) -> None:
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
-        w(f"\n\\1:\\\n")
+        w("\n\\1:\\\n")
         w("".join(f"{p!r}\t{t}\n" for p, t in zip(tables[1]["prob"].tolist(), words)))
         for m in masks[1:]:
             t = tables[m]
