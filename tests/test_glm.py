@@ -135,3 +135,16 @@ def test_bad_glm_file(tmp_path):
     path.write_text(text)
     with pytest.raises(glm.ModelFormatError, match=r"m\.glm:\d+: .*does not fit pattern 101"):
         glm.load(path)
+
+
+def test_mkn_special_case_on_real_text():
+    """Shakespeare (shipped in data/), order 4, estimated discounts: the lattice's MKN is our MKN."""
+    from pathlib import Path
+    data = Path(__file__).resolve().parents[1] / "data"
+    mkn = glm.train([data / "shakespeare-train.txt.gz"], 4)
+    vocab, levels = count([data / "shakespeare-train.txt.gz"], 4)
+    lat = GeneralizedModel(vocab, estimate(levels, 4, "mkn"))
+    test = (data / "shakespeare-test.txt.gz")
+    assert lat.evaluate([test]).log10_prob == pytest.approx(mkn.evaluate([test]).log10_prob, rel=1e-6)
+    lines = [" ".join(s) for s in random_corpus(9, n_sentences=50)] + ["ROMEO: what light", "the king is dead"]
+    np.testing.assert_allclose(lat.score_many(lines), mkn.score_many(lines), rtol=0, atol=2e-5)
