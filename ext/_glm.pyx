@@ -199,6 +199,9 @@ cdef class Scorer:
                     else:
                         __builtin_prefetch(&self.words[q][lo[j]])
             for j in range(B):
+                if par[j] >= 0 and hi[j] - lo[j] > GLM_SMALL and self.T[slot[j]] != EMPTY:
+                    __builtin_prefetch(&self.words[q][self.T[slot[j]]])
+            for j in range(B):
                 node = &ring[(pos[j] % RING) * MAXPAT]
                 if par[j] < 0:
                     node[q] = -1
