@@ -3,12 +3,16 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import nullcontext
 from typing import Iterable, Iterator
 
+import numpy as np
+
 from .corpus import Chunk, read_chunks
-from .counts import NgramCounter
+from .counts import NgramCounter, workers as using_workers
 from .mkn import Options, estimate
 from .model import Model
+from .spill import Scratch
 from .vocab import Vocabulary
 
 
@@ -57,7 +61,7 @@ def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
 
 def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
           vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error",
-          quiet: bool = True) -> Model:
+          quiet: bool = True, memory=None, tmpdir=None, workers: int | None = None) -> Model:
     """Estimate a modified Kneser-Ney model of the given order, as lmplz does.
 
     inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
@@ -66,6 +70,10 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
     lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix unigrams with the
     uniform distribution (lmplz's default).  vocab_pad: size of the uniform distribution at least this.
     skip_symbols: drop literal <s> / </s> instead of failing.  bad_utf8: 'error' or 'replace'.
+    memory: a budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a private directory in
+    tmpdir (default: the system's) and the large arrays are memory-mapped files there (see glm.spill);
+    the directory is removed before returning, also on error or Ctrl-C.  workers: threads for the
+    compiled kernels (default: all cores); the model is the same for any number.
     """
     if not 1 <= order <= 16:
         raise ValueError(f"order must be between 1 and 16, not {order}")
@@ -74,13 +82,14 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
     opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
                    else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
     opts.check(order)
-    vocab = Vocabulary()
-    counter = NgramCounter(order)
-    for chunk in text_chunks(inputs, quiet):
-        counter.add(vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
-                                   bad_utf8=bad_utf8), len(vocab))
-    levels = counter.levels(len(vocab), with_raw=any(opts.prune))
-    est = estimate(levels, order, opts)
+    with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
+        vocab = Vocabulary()
+        counter = NgramCounter(order, scratch=scratch)
+        for chunk in text_chunks(inputs, quiet):
+            counter.add(vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
+                                       bad_utf8=bad_utf8), len(vocab))
+        levels = counter.levels(len(vocab), with_raw=any(opts.prune))
+        est = estimate(levels, order, opts, np.zeros if scratch is None else scratch.zeros)
     if est.unigram_keep is not None:
         words = vocab.table.words()
         vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])

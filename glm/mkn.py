@@ -45,8 +45,9 @@ class Estimate:
     unigram_keep: np.ndarray | None = None         # words kept when unigrams are pruned (old ids)
 
 
-def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estimate:
-    """Turn counted levels into a back-off model.  ``levels`` is consumed."""
+def estimate(levels: list[dict], order: int, opts: Options = Options(), alloc=np.zeros) -> Estimate:
+    """Turn counted levels into a back-off model.  ``levels`` is consumed.  alloc(size, dtype) makes the
+    large zeroed arrays (np.zeros, or memory-mapped files of a glm.spill.Scratch)."""
     opts.check(order)
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
     V = len(levels[0]["count"])
@@ -86,15 +87,15 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     for n in range(2, order + 1):
         lv, low = levels[n - 1], levels[n - 2]
         low_size = len(out[n - 2]["logprob"])
-        low["starts"] = out[n - 2]["starts"] = _count.child_starts(lv["parent"], low_size)
-        ctx = np.empty(len(lv["word"]), dtype=np.uint32)
+        low["starts"] = out[n - 2]["starts"] = _count.child_starts(lv["parent"], low_size, alloc)
+        ctx = alloc(len(lv["word"]), np.uint32)
         parallel(_count.contexts, len(ctx), lv["word"], lv["parent"], ctx_prev, low.get("word"),
                  levels[n - 3]["starts"] if n >= 3 else None, ctx)
         keep = None
         if opts.threshold(n) > 0:
             keep = (lv["raw"] > opts.threshold(n)).view(np.uint8)
-        total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size)
-        out[n - 2]["backoff"] = _mkn.backoffs(total, num)
+        total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size, alloc)
+        out[n - 2]["backoff"] = _mkn.backoffs(total, num, alloc)
         parallel(_mkn.interpolate, len(ctx), lv["count"], ctx, lv["parent"], total, num,
                  out[n - 2]["logprob"], D[n - 1])
         del total, num
