@@ -8,6 +8,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
+from . import _count
 from .corpus import Chunk, read_chunks
 from .counts import NgramCounter, workers as using_workers
 from .mkn import Options, estimate
@@ -61,7 +62,8 @@ def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
 
 def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
           vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error",
-          quiet: bool = True, memory=None, tmpdir=None, workers: int | None = None) -> Model:
+          quiet: bool = True, memory=None, tmpdir=None, workers: int | None = None,
+          dask=None, dask_workers: int | None = None) -> Model:
     """Estimate a modified Kneser-Ney model of the given order, as lmplz does.
 
     inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
@@ -70,10 +72,13 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
     lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix unigrams with the
     uniform distribution (lmplz's default).  vocab_pad: size of the uniform distribution at least this.
     skip_symbols: drop literal <s> / </s> instead of failing.  bad_utf8: 'error' or 'replace'.
-    memory: a budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a private directory in
-    tmpdir (default: the system's) and the large arrays are memory-mapped files there (see glm.spill);
-    the directory is removed before returning, also on error or Ctrl-C.  workers: threads for the
-    compiled kernels (default: all cores); the model is the same for any number.
+
+    Scale (docs/scale.md): memory, a budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a
+    private directory in tmpdir (default: the system's) and the large arrays are memory-mapped files
+    there (glm.spill); the directory is removed before returning, also on error or Ctrl-C.  workers:
+    threads for the compiled kernels (default: all cores).  dask: count on a Dask cluster, 'local' (a
+    LocalCluster of dask_workers processes, default 2), a scheduler address or a distributed.Client
+    (glm.distributed; paths only).  The model is the same in every case.
     """
     if not 1 <= order <= 16:
         raise ValueError(f"order must be between 1 and 16, not {order}")
@@ -82,14 +87,25 @@ def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpola
     opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
                    else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
     opts.check(order)
+    symbols = "skip" if skip_symbols else "error"
     with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
-        vocab = Vocabulary()
-        counter = NgramCounter(order, scratch=scratch)
-        for chunk in text_chunks(inputs, quiet):
-            counter.add(vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
-                                       bad_utf8=bad_utf8), len(vocab))
-        levels = counter.levels(len(vocab), with_raw=any(opts.prune))
-        est = estimate(levels, order, opts, np.zeros if scratch is None else scratch.zeros)
+        if dask is not None:
+            from .distributed import count_on_dask
+            if not _is_paths(inputs):
+                raise ValueError("dask: the inputs must be files (paths or directories)")
+            vocab, (keys, counts, layout) = count_on_dask(inputs, order, dask, dask_workers, symbols,
+                                                          bad_utf8, scratch)
+        else:
+            vocab = Vocabulary()
+            counter = NgramCounter(order, scratch=scratch)
+            for chunk in text_chunks(inputs, quiet):
+                counter.add(vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8), len(vocab))
+            keys, counts, layout = counter.merged(len(vocab))
+            del counter
+        alloc = np.zeros if scratch is None else scratch.zeros
+        levels = _count.build_levels(keys, counts, layout, len(vocab), any(opts.prune), alloc)
+        del keys, counts
+        est = estimate(levels, order, opts, alloc)
     if est.unigram_keep is not None:
         words = vocab.table.words()
         vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])

@@ -140,5 +140,5 @@ class NgramCounter:
         """Levels 1..order of the suffix trie with adjusted counts ('count') and, when with_raw (pruning
         needs them), occurrences ('raw').  The counter is emptied."""
         keys, counts, layout = self.merged(vocab_size)
-        alloc = np.zeros if self.scratch is None else self.scratch.zeros
-        return _count.build_levels(keys, counts, layout, vocab_size, with_raw, alloc)
+        return _count.build_levels(keys, counts, layout, vocab_size, with_raw,
+                                   np.zeros if self.scratch is None else self.scratch.zeros)

@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 
@@ -74,7 +75,7 @@ class Scratch:
         self.tmpdir, self.limit = tmpdir, int(self.memory * trim_at)
         self._maps = weakref.WeakSet()
         self._files = 0
-        self._stop = threading.Event()
+        self._closed = False
 
     def __enter__(self) -> "Scratch":
         self._dir = tempfile.TemporaryDirectory(prefix="glm-", dir=self.tmpdir)
@@ -84,10 +85,10 @@ class Scratch:
         return self
 
     def __exit__(self, *exc) -> None:
-        self._stop.set()
-        self._watcher.join()
-        # Arrays still mapped (a model returned to the caller) stay valid: unlinking a mapped file
-        # only frees its disk space once the last map is gone.
+        # Arrays still mapped (a model returned to the caller) stay valid: unlinking a mapped file only
+        # frees its disk space once the last map is gone.  The watcher keeps trimming them until then
+        # (writing the model stays within the budget too).
+        self._closed = True
         self._dir.cleanup()
 
     def _name(self, what: str) -> str:
@@ -129,7 +130,8 @@ class Scratch:
                 pass
 
     def _watch(self) -> None:
-        while not self._stop.wait(0.02):
+        while not (self._closed and not self._maps):
+            time.sleep(0.02)
             rss, shared = resident_bytes()
             if rss > self.limit and shared > (16 << 20):
                 self.trim()
