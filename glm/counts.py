@@ -55,6 +55,12 @@ def parallel(kernel, n: int, *args) -> None:
             f.result()
 
 
+def key_layout(order: int, vocab_size: int):
+    """The key layout NgramCounter uses for a vocabulary of vocab_size words: room for it to double
+    before the next re-pack."""
+    return _count.KeyLayout(order, max(2 * vocab_size, 1 << 16))
+
+
 def _pieces(stream: np.ndarray, size: int) -> list[np.ndarray]:
     """A padded stream cut before sentence starts (<s> = 1) into pieces of about size ids (a longer
     sentence stays whole)."""
@@ -97,8 +103,7 @@ class NgramCounter:
         if not self.pending:
             return
         if self.layout is None or vocab_size > self.layout.capacity:
-            # room for the vocabulary to double before the next re-pack
-            wider = _count.KeyLayout(self.order, max(2 * vocab_size, 1 << 16))
+            wider = key_layout(self.order, vocab_size)
             self.runs = [(_count.repack(k, self.layout, wider), c) for k, c in self.runs] if self.layout else []
             self.layout = wider
         stream = self.pending[0] if len(self.pending) == 1 else np.concatenate(self.pending)
@@ -122,7 +127,7 @@ class NgramCounter:
         """All windows counted as one sorted run: (keys, counts, layout).  The counter is emptied.
         After spilling, the run is merged from disk into a file that is mapped read-only."""
         self._count(vocab_size)
-        layout = self.layout or _count.KeyLayout(self.order, vocab_size)
+        layout = self.layout or key_layout(self.order, vocab_size)
         if self.spilled:
             self._spill()
             runs, self.spilled = self.spilled, []
