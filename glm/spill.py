@@ -100,7 +100,7 @@ class Scratch:
         """A zeroed array backed by a file in the scratch directory (small ones stay in memory)."""
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
-        if count * dtype.itemsize < (1 << 20):
+        if count * dtype.itemsize < min(1 << 20, self.memory // 64):
             return np.zeros(shape, dtype)
         with open(self._name("array"), "w+b") as f:
             f.truncate(count * dtype.itemsize)
