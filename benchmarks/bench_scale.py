@@ -37,13 +37,15 @@ def main() -> None:
     ap.add_argument("--tmpdir", default=None)
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--no-dask", action="store_true")
+    ap.add_argument("--max-mb", type=float, default=None, help="only the first MB of the text (smoke test)")
     args = ap.parse_args()
     glm = [sys.executable, "-m", "glm.cli", "build", "--order", str(args.order), "-q"]
     lmplz = shutil.which("lmplz")
     with tempfile.TemporaryDirectory(dir=args.tmpdir) as tmp:
         tmp = Path(tmp)
         text = tmp / "train.txt"
-        nbytes, ntok = prefix(args.corpora / "gutenberg-top100-en" / "train.txt.gz", text)
+        nbytes, ntok = prefix(args.corpora / "gutenberg-top100-en" / "train.txt.gz", text,
+                              None if args.max_mb is None else int(args.max_mb * 1e6))
         print(f"corpus: {nbytes / 1e6:.1f} MB, {ntok / 1e6:.1f} M words; order {args.order}; "
               f"{os.cpu_count()} cores")
         rows, outputs = [], {}
