@@ -110,10 +110,10 @@ class NgramCounter:
         self.pending, self.pending_size = [], 0
         for piece in _pieces(stream, self.run_windows):
             self.runs.append(_count.count_windows(piece, self.layout, threads()))
+            if self.scratch is not None and sum(k.nbytes + c.nbytes for k, c in self.runs) > self.scratch.memory // 4:
+                self._spill()            # (before merging: a merge needs room for its output)
             while len(self.runs) > 1 and len(self.runs[-1][0]) * 2 >= len(self.runs[-2][0]):
                 self._merge_last()
-            if self.scratch is not None and sum(k.nbytes + c.nbytes for k, c in self.runs) > self.scratch.memory // 4:
-                self._spill()
 
     def _spill(self) -> None:
         self.spilled += [self.scratch.save_run([run], self.layout) for run in self.runs]
