@@ -20,6 +20,7 @@ import os
 import numpy as np
 
 from . import _count
+from ._vocab import OK
 from .corpus import _MAGIC, CHUNK_BYTES, Chunk, CorpusError, expand_inputs, read_chunks
 from .counts import NgramCounter, key_layout
 from .spill import merge_many
@@ -54,7 +55,7 @@ def shards(paths: list[str], parts: int) -> list[tuple[str, int, int | None]]:
     total = sum(os.path.getsize(p) for p in paths)
     size = max(1 << 16, min(SHARD_BYTES, -(-total // max(1, parts))))
     out = []
-    for path in paths:
+    for path in map(os.path.abspath, paths):          # workers may run in another directory
         with open(path, "rb") as f:
             head = f.read(8)
         if any(head.startswith(magic) for magic, _ in _MAGIC):
@@ -158,7 +159,8 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
         vocab = Vocabulary()
         for words in client.gather(client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8,
                                               pure=False)):
-            vocab.table.tokenize(words, True, 0, False)
+            status, _, _ = vocab.table.tokenize(words, True, 0, False)
+            assert status == OK, "a shard's words hold <s> or </s>"
         arrays = client.scatter(vocab.table.arrays(), broadcast=True)
         runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
                           bad_utf8=bad_utf8, pure=False)
@@ -166,8 +168,8 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
         samples = np.concatenate([s for s in client.gather(client.map(_sample, runs)) if len(s)]
                                  or [np.zeros((0, layout.words), np.uint64)])
         samples = samples[np.lexsort(samples.T[::-1])] if len(samples) else samples
-        ranges = 2 * workers
-        bounds = samples[[len(samples) * r // ranges for r in range(1, ranges)]] if len(samples) else samples
+        ranges = 2 * workers if len(samples) else 1
+        bounds = samples[[len(samples) * r // ranges for r in range(1, ranges)]]
         cut = client.map(_cut, runs, bounds=bounds)
         merged = [client.submit(_merge_range, *[client.submit(operator.getitem, c, r) for c in cut])
                   for r in range(ranges)]
