@@ -74,6 +74,7 @@ class Scratch:
             raise ValueError(f"--tmpdir {tmpdir}: no such directory")
         self.tmpdir, self.limit = tmpdir, int(self.memory * trim_at)
         self._maps = weakref.WeakSet()
+        self._lock = threading.Lock()          # the watcher walks the maps while new ones are added
         self._files = 0
         self._closed = False
 
@@ -100,7 +101,7 @@ class Scratch:
         """A zeroed array backed by a file in the scratch directory (small ones stay in memory)."""
         dtype = np.dtype(dtype)
         count = int(np.prod(shape))
-        if count * dtype.itemsize < min(1 << 20, self.memory // 64):
+        if count == 0 or count * dtype.itemsize < min(1 << 20, self.memory // 64):
             return np.zeros(shape, dtype)
         with open(self._name("array"), "w+b") as f:
             f.truncate(count * dtype.itemsize)
@@ -118,12 +119,15 @@ class Scratch:
         return self._track(mm, dtype, count, shape)
 
     def _track(self, mm, dtype, count, shape) -> np.ndarray:
-        self._maps.add(mm)
+        with self._lock:
+            self._maps.add(mm)
         return np.frombuffer(mm, dtype=dtype, count=count).reshape(shape)
 
     def trim(self) -> None:
         """Drop the pages of every live map from this process (they stay in the files)."""
-        for mm in list(self._maps):
+        with self._lock:
+            maps = list(self._maps)
+        for mm in maps:
             try:
                 mm.madvise(mmap.MADV_DONTNEED)
             except (ValueError, OSError):        # closed meanwhile
