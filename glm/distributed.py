@@ -40,7 +40,7 @@ def _client(dask, n_workers: int | None):
         return dask, []
     if dask in (None, "", "local"):
         cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+                               dashboard_address=":0")
         client = Client(cluster)
         return client, [client, cluster]
     client = Client(dask)

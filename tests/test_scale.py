@@ -157,7 +157,7 @@ def test_bad_tmpdir_and_workers():
 def dask_client():
     distributed = pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
         yield client
 
 
@@ -184,4 +184,13 @@ def test_dask_error_names_file_and_line(tmp_path, dask_client):
     bad = tmp_path / "bad.txt"
     bad.write_bytes(good + b"bad \xff byte\n" + good)
     with pytest.raises(glm.CorpusError, match=r"bad\.txt:%d: invalid UTF-8" % (good.count(b"\n") + 1)):
-        glm.train(bad, 3, dask=dask_client)
+        glm.train(bad, 3, dask=dask_client.scheduler.address)       # a scheduler given by address
+
+
+def test_cli_dask_local_cluster(tmp_path):
+    pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
+    text = tmp_path / "train.txt"
+    text.write_bytes(gzip.decompress(TRAIN.read_bytes()))
+    for name, extra in (("plain.arpa", []), ("dask.arpa", ["--dask", "--workers", "2"])):
+        assert main(["build", "--order", "3", str(text), "-o", str(tmp_path / name), "-q", *extra]) == 0
+    assert (tmp_path / "dask.arpa").read_bytes() == (tmp_path / "plain.arpa").read_bytes()
