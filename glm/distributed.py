@@ -66,7 +66,7 @@ def shards(paths: list[str], parts: int) -> list[tuple[str, int, int | None]]:
     return out
 
 
-def _chunks(shard, first_line: int = 1):
+def _chunks(shard):
     """Chunks of complete lines of a shard: the lines that start in [start, end)."""
     path, start, end = shard
     if end is None:
@@ -76,7 +76,7 @@ def _chunks(shard, first_line: int = 1):
         if start > 0:
             f.seek(start - 1)
             f.readline()
-        pos, line = f.tell(), first_line
+        pos, line = f.tell(), 1
         while pos < end:
             data = f.read(min(CHUNK_BYTES, end - pos))
             if not data:
@@ -144,10 +144,6 @@ def _cut(run, bounds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(keys[a:b], counts[a:b]) for a, b in zip(cuts, cuts[1:])]
 
 
-def _merge_range(*parts):
-    return merge_many(list(parts))
-
-
 def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str, bad_utf8: str,
                   scratch=None):
     """(vocabulary, (keys, counts, layout)): the corpus counted on a Dask cluster, as one sorted run
@@ -171,7 +167,7 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
         ranges = 2 * workers if len(samples) else 1
         bounds = samples[[len(samples) * r // ranges for r in range(1, ranges)]]
         cut = client.map(_cut, runs, bounds=bounds)
-        merged = [client.submit(_merge_range, *[client.submit(operator.getitem, c, r) for c in cut])
+        merged = [client.submit(merge_many, [client.submit(operator.getitem, c, r) for c in cut])
                   for r in range(ranges)]
         blocks = (f.result() for f in merged)
         if scratch is not None:
