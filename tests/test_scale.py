@@ -87,11 +87,10 @@ def test_tiny_budget_equals_in_memory_build(tmp_path, spills, prune):
     plain = glm.train(TRAIN, 4, prune=prune)
     bounded = glm.train(TRAIN, 4, prune=prune, memory="400K", tmpdir=tmp_path)
     assert len(spills) > 20, "a budget this small must spill many runs"
-    if not prune:                   # (pruning copies the kept n-grams into memory)
-        base = bounded.levels[-1]["word"]
-        while isinstance(base, (np.ndarray, memoryview)):
-            base = base.obj if isinstance(base, memoryview) else base.base
-        assert isinstance(base, mmap.mmap), "large arrays are memory-mapped"
+    base = bounded.levels[-1]["word"]
+    while isinstance(base, (np.ndarray, memoryview)):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    assert isinstance(base, mmap.mmap), "large arrays are memory-mapped"
     _same_levels(plain.levels, bounded.levels)
     assert plain.discounts == bounded.discounts and plain.unpruned_counts == bounded.unpruned_counts
     assert os.listdir(tmp_path) == []
