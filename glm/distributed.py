@@ -50,8 +50,6 @@ def _client(dask, n_workers: int | None):
 def shards(paths: list[str], parts: int) -> list[tuple[str, int, int | None]]:
     """(path, start, end) byte ranges of plain files of about equal size (at least ``parts`` in all,
     at most SHARD_BYTES each); (path, 0, None) for a whole compressed file."""
-    if "-" in paths:
-        raise ValueError("--dask reads files, not stdin")
     total = sum(os.path.getsize(p) for p in paths)
     size = max(1 << 16, min(SHARD_BYTES, -(-total // max(1, parts))))
     out = []
@@ -148,10 +146,13 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
                   scratch=None):
     """(vocabulary, (keys, counts, layout)): the corpus counted on a Dask cluster, as one sorted run
     (on the client; written to the scratch directory when there is one)."""
+    paths = expand_inputs(inputs)
+    if "-" in paths:
+        raise ValueError("--dask reads files, not stdin")
     client, to_close = _client(dask, n_workers)
     try:
         workers = max(1, len(client.scheduler_info()["workers"]))
-        parts = shards(expand_inputs(inputs), 2 * workers)
+        parts = shards(paths, 2 * workers)
         vocab = Vocabulary()
         for words in client.gather(client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8,
                                               pure=False)):
