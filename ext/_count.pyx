@@ -175,8 +175,29 @@ def merge_counts(keys_a, counts_a, keys_b, counts_b):
     return keys[:o], counts[:o]
 
 
-def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True):
+def upper_bound(const uint64_t[:, ::1] keys, const uint64_t[::1] bound):
+    """Number of rows of sorted keys that are <= bound (a key of the same width)."""
+    cdef size_t lo = 0, hi = keys.shape[0], mid
+    cdef int W = keys.shape[1], q, cmp
+    with nogil:
+        while lo < hi:
+            mid = lo + (hi - lo) // 2
+            cmp = 0
+            for q in range(W):
+                if keys[mid, q] != bound[q]:
+                    cmp = -1 if keys[mid, q] < bound[q] else 1
+                    break
+            if cmp <= 0:
+                lo = mid + 1
+            else:
+                hi = mid
+    return lo
+
+
+def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True, alloc=np.zeros):
     """Suffix-trie levels with adjusted and raw counts from sorted unique windows.
+
+    alloc(size, dtype) makes the (zeroed) level arrays: np.zeros, or memory-mapped files (glm.spill).
 
     Returns a list of dicts, one per order n = 1..N: level 1 has 'count' (and 'raw') indexed by word id;
     level n >= 2 has 'word' (first word), 'parent' (index of the (n-1)-suffix in level n-1), 'count'
@@ -200,13 +221,13 @@ def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True):
                 if not (key_word(&K[i, 0], n - 1, k, bits, wmask) == 1
                         and key_word(&K[i, 0], n - 2, k, bits, wmask) == 1):
                     sizes[n] += 1
-    levels = [dict(count=np.zeros(vocab_size, dtype=np.uint32))]
+    levels = [dict(count=alloc(vocab_size, np.uint32))]
     for n in range(2, N + 1):
-        levels.append(dict(word=np.empty(sizes[n], dtype=np.uint32), parent=np.empty(sizes[n], dtype=np.uint32),
-                           count=np.empty(sizes[n], dtype=np.uint32)))
+        levels.append(dict(word=alloc(sizes[n], np.uint32), parent=alloc(sizes[n], np.uint32),
+                           count=alloc(sizes[n], np.uint32)))
     if with_raw:
         for n in range(1, N + 1):
-            levels[n - 1]["raw"] = np.zeros(len(levels[n - 1]["count"]), dtype=np.uint32)
+            levels[n - 1]["raw"] = alloc(len(levels[n - 1]["count"]), np.uint32)
     # pass 2: fill.  cur[n] is the index of the open group of order n in its level (-1: padding).
     cdef int64_t cur[17]
     cdef uint64_t raw[17]
@@ -277,9 +298,9 @@ def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True):
     return levels
 
 
-def child_starts(const uint32_t[::1] parent, uint64_t parent_size):
+def child_starts(const uint32_t[::1] parent, uint64_t parent_size, alloc=np.zeros):
     """Start of each parent's children: starts[p] .. starts[p+1] index the children of p (parent sorted)."""
-    starts = np.zeros(parent_size + 1, dtype=np.uint32)
+    starts = alloc(parent_size + 1, np.uint32)
     cdef uint32_t[::1] S = starts
     cdef size_t i, n = parent.shape[0]
     cdef uint64_t p

@@ -21,13 +21,13 @@ cdef inline double discount(const double* D, uint32_t a) noexcept nogil:
     return D[a] if a < 3 else D[3]
 
 
-def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, size_t nctx):
-    """(total uint32, numerator of gamma float64) per context, arrays of length nctx."""
+def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, size_t nctx, alloc=np.zeros):
+    """(total uint32, numerator of gamma float64) per context, arrays of length nctx made by alloc."""
     cdef double Dt[4]
     Dt[0] = 0.0
     Dt[1], Dt[2], Dt[3] = D
-    total = np.zeros(nctx, dtype=np.uint32)
-    num = np.zeros(nctx, dtype=np.float64)
+    total = alloc(nctx, np.uint32)
+    num = alloc(nctx, np.float64)
     cdef uint32_t[::1] T = total
     cdef double[::1] G = num
     cdef const uint8_t[::1] K
@@ -83,9 +83,9 @@ def log10_inplace(float[::1] x, size_t lo, size_t hi):
             x[i] = v if v < 0 else 0.0
 
 
-def backoffs(const uint32_t[::1] total, const double[::1] num):
+def backoffs(const uint32_t[::1] total, const double[::1] num, alloc=np.zeros):
     """log10 gamma(h) for contexts with extensions, 0 for the others (float32)."""
-    out = np.zeros(total.shape[0], dtype=np.float32)
+    out = alloc(total.shape[0], np.float32)
     cdef float[::1] B = out
     cdef size_t i
     with nogil:

@@ -3,12 +3,17 @@ from __future__ import annotations
 
 import os
 import warnings
+from contextlib import nullcontext
 from typing import Iterable, Iterator
 
+import numpy as np
+
+from . import _count
 from .corpus import Chunk, read_chunks
-from .counts import NgramCounter
+from .counts import NgramCounter, workers as using_workers
 from .mkn import Options, estimate
 from .model import Model
+from .spill import Scratch
 from .vocab import Vocabulary
 
 
@@ -56,32 +61,53 @@ def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
 
 
 def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = False,
-          bad_utf8: str = "error", quiet: bool = True) -> tuple[Vocabulary, list[dict]]:
-    """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw)."""
+          bad_utf8: str = "error", quiet: bool = True, scratch=None, dask=None,
+          dask_workers: int | None = None) -> tuple[Vocabulary, list[dict]]:
+    """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw), counted
+    here (spilling to ``scratch`` when given) or on a Dask cluster."""
     if not 1 <= order <= 16:
         raise ValueError(f"order must be between 1 and 16, not {order}")
-    vocab = Vocabulary()
-    counter = NgramCounter(order)
-    for chunk in text_chunks(inputs, quiet):
-        counter.add(vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
-                                   bad_utf8=bad_utf8), len(vocab))
-    return vocab, counter.levels(len(vocab), with_raw=with_raw)
+    symbols = "skip" if skip_symbols else "error"
+    if dask is not None:
+        from .distributed import count_on_dask
+        if not _is_paths(inputs):
+            raise ValueError("dask: the inputs must be files (paths or directories)")
+        vocab, (keys, counts, layout) = count_on_dask(inputs, order, dask, dask_workers, symbols,
+                                                      bad_utf8, scratch)
+    else:
+        vocab = Vocabulary()
+        counter = NgramCounter(order, scratch=scratch)
+        for chunk in text_chunks(inputs, quiet):
+            counter.add(vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8), len(vocab))
+        keys, counts, layout = counter.merged(len(vocab))
+        del counter
+    alloc = np.zeros if scratch is None else scratch.zeros
+    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, alloc)
 
 
 def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), discount_fallback=None,
           interpolate_unigrams: bool = True, vocab_pad: int = 0, skip_symbols: bool = False,
-          bad_utf8: str = "error", quiet: bool = True) -> Model:
+          bad_utf8: str = "error", quiet: bool = True, memory=None, tmpdir=None,
+          workers: int | None = None, dask=None, dask_workers: int | None = None) -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
     bytes), one sentence per line.  method: 'mkn' (a back-off Model), 'glm' or 'glm-abs' (a
-    GeneralizedModel, see glm.generalized).  tune: held-out text (paths) to fit the child weights
-    (GLM) and discount scales on (glm.tune); the result is a GeneralizedModel, for 'mkn' too.  prune: raw-count thresholds per order from unigrams on
-    (lmplz's --prune; the last repeats; MKN only).  discount_fallback: None to fail when discounts are
-    undefined, True for lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix
-    unigrams with the uniform distribution (lmplz's default).  vocab_pad: size of the uniform
-    distribution at least this.  skip_symbols: drop literal <s> / </s> instead of failing.
-    bad_utf8: 'error' or 'replace'.
+    GeneralizedModel, see glm.generalized).  tune: held-out text (paths) to fit the child weights (GLM)
+    and discount scales on (glm.tune); the result is a GeneralizedModel, for 'mkn' too.  prune:
+    raw-count thresholds per order from unigrams on (lmplz's --prune; the last repeats; MKN only).
+    discount_fallback: None to fail when discounts are undefined, True for lmplz's default
+    (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix unigrams with the uniform
+    distribution (lmplz's default).  vocab_pad: size of the uniform distribution at least this.
+    skip_symbols: drop literal <s> / </s> instead of failing.  bad_utf8: 'error' or 'replace'.
+
+    Scale (docs/scale.md): memory, a budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a
+    private directory in tmpdir (default: the system's) and the large arrays are memory-mapped files
+    there (glm.spill); the directory is removed before returning, also on error or Ctrl-C.  (For GLM
+    models the budget covers the counting; the pattern tables are built in memory.)  workers: threads
+    for the compiled kernels (default: all cores).  dask: count on a Dask cluster, 'local' (a
+    LocalCluster of dask_workers processes, default 2), a scheduler address or a distributed.Client
+    (glm.distributed; paths only).  The model is the same in every case.
     """
     from .generalized import METHODS
     if method not in METHODS:
@@ -93,20 +119,22 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
     opts.check(order)
     if (method != "mkn" or tune) and any(opts.prune):
         raise ValueError("pruning is supported for untuned MKN models only")
-    vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method == "glm-abs",
-                          skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet)
     options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
-    if method != "mkn" or tune:
-        from .generalized import estimate as estimate_glm
-        from .model import GeneralizedModel
-        model = GeneralizedModel(vocab, estimate_glm(levels, order, method, opts, keep_stats=bool(tune)),
-                                 meta=options)
-        if tune:
-            from .tune import tune as fit
-            model = fit(model, tune, quiet=quiet, bad_utf8=bad_utf8)
-            model.tables.stats = None
-        return model
-    est = estimate(levels, order, opts)
+    with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
+        vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method == "glm-abs",
+                              skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
+                              dask=dask, dask_workers=dask_workers)
+        if method != "mkn" or tune:
+            from .generalized import estimate as estimate_glm
+            from .model import GeneralizedModel
+            model = GeneralizedModel(vocab, estimate_glm(levels, order, method, opts, keep_stats=bool(tune)),
+                                     meta=options)
+            if tune:
+                from .tune import tune as fit
+                model = fit(model, tune, quiet=quiet, bad_utf8=bad_utf8)
+                model.tables.stats = None
+            return model
+        est = estimate(levels, order, opts, np.zeros if scratch is None else scratch.zeros)
     if est.unigram_keep is not None:
         words = vocab.table.words()
         vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])

@@ -49,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--vocab-pad", type=int, default=0, metavar="K",
                    help="use a uniform distribution over at least K words")
     b.add_argument("--skip-symbols", action="store_true", help="drop literal <s> and </s> in the text")
+    b.add_argument("--memory", "-S", default=None, metavar="SIZE",
+                   help="memory budget, e.g. 2G or 500M (as lmplz -S): sorted runs spill to --tmpdir and "
+                        "large arrays are memory-mapped files there (default: no budget, all in memory)")
+    b.add_argument("--tmpdir", "-T", default=None, metavar="DIR",
+                   help="where --memory puts its temporary files (default: the system's temp directory)")
+    b.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="threads for counting, estimation and writing (default: all cores)")
+    b.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="count and merge on a Dask cluster: the scheduler at ADDRESS, or a LocalCluster "
+                        "of --workers processes (default 2) when no address is given (pip install glm[dask])")
     _add_input_options(b)
 
     s = sub.add_parser("score", help="perplexity of text under a model (as KenLM's query)")
@@ -92,17 +102,20 @@ def _log(args, msg: str) -> None:
 
 def _build(args) -> None:
     from .build import train
+    from .counts import workers
     from .formats import check_output
     check_output(args.output, generalized=args.method != "mkn" or bool(args.tune))
     t0 = time.time()
     fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
-    model = train(args.inputs, args.order, method=args.method, tune=args.tune, prune=args.prune,
-                  discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
-                  vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
-                  quiet=args.quiet)
-    for line in _describe(model):
-        _log(args, line)
-    model.save(args.output, quiet=args.quiet)
+    with workers(None if args.dask else args.workers):
+        model = train(args.inputs, args.order, method=args.method, tune=args.tune, prune=args.prune,
+                      discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
+                      vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
+                      quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
+                      dask_workers=args.workers if args.dask else None)
+        for line in _describe(model):
+            _log(args, line)
+        model.save(args.output, quiet=args.quiet)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
 
 

@@ -45,8 +45,9 @@ class Estimate:
     unigram_keep: np.ndarray | None = None         # words kept when unigrams are pruned (old ids)
 
 
-def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estimate:
-    """Turn counted levels into a back-off model.  ``levels`` is consumed."""
+def estimate(levels: list[dict], order: int, opts: Options = Options(), alloc=np.zeros) -> Estimate:
+    """Turn counted levels into a back-off model.  ``levels`` is consumed.  alloc(size, dtype) makes the
+    large zeroed arrays (np.zeros, or memory-mapped files of a glm.spill.Scratch)."""
     opts.check(order)
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
     D = [discounts(count_of_counts(lv["count"], lv.get("last_open")), n, fallback)
@@ -69,15 +70,15 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     for n in range(2, order + 1):
         lv, low = levels[n - 1], levels[n - 2]
         low_size = len(out[n - 2]["logprob"])
-        low["starts"] = out[n - 2]["starts"] = _count.child_starts(lv["parent"], low_size)
-        ctx = np.empty(len(lv["word"]), dtype=np.uint32)
+        low["starts"] = out[n - 2]["starts"] = _count.child_starts(lv["parent"], low_size, alloc)
+        ctx = alloc(len(lv["word"]), np.uint32)
         parallel(_count.contexts, len(ctx), lv["word"], lv["parent"], ctx_prev, low.get("word"),
                  levels[n - 3]["starts"] if n >= 3 else None, ctx)
         keep = None
         if opts.threshold(n) > 0:
             keep = (lv["raw"] > opts.threshold(n)).view(np.uint8)
-        total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size)
-        out[n - 2]["backoff"] = _mkn.backoffs(total, num)
+        total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size, alloc)
+        out[n - 2]["backoff"] = _mkn.backoffs(total, num, alloc)
         parallel(_mkn.interpolate, len(ctx), lv["count"], ctx, lv["parent"], total, num,
                  out[n - 2]["logprob"], D[n - 1])
         del total, num
@@ -93,7 +94,7 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
         parallel(_mkn.log10_inplace, len(out[n - 1]["logprob"]), out[n - 1]["logprob"])
     out[0]["logprob"][BOS] = 0.0
     if pruning:
-        _prune(out)
+        _prune(out, alloc)
     for n in range(1, order + 1):
         out[n - 1].pop("parent", None)
         out[n - 1].pop("keep", None)
@@ -122,9 +123,9 @@ def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | N
     return p
 
 
-def _prune(out: list[dict]) -> None:
+def _prune(out: list[dict], alloc=np.zeros) -> None:
     """Drop the n-grams marked not kept, renumber words (when unigrams are pruned), parents and child
-    ranges."""
+    ranges.  The new arrays come from alloc, and are filled a block at a time."""
     uni = out[0]
     keep1 = uni.get("keep")
     if keep1 is None:
@@ -136,19 +137,40 @@ def _prune(out: list[dict]) -> None:
     uni["kept"], uni["renumber"] = keep1, new_id
     for n in range(2, len(out) + 1):
         lv = out[n - 1]
-        keep = lv.get("keep")
-        keep = np.ones(len(lv["word"]), dtype=bool) if keep is None else keep.view(bool).copy()
-        # an n-gram whose suffix or first word was dropped is dropped too (cannot happen with raw-count
-        # thresholds that do not decrease, but keep the trie consistent regardless)
-        keep &= out[n - 2]["kept"][lv["parent"]] & keep1[lv["word"]]
-        lv["kept"] = keep
-        lv["renumber"] = np.cumsum(keep, dtype=np.int64) - 1
-        lv["parent"] = out[n - 2]["renumber"][lv["parent"][keep]].astype(np.uint32)
-        lv["word"] = new_id[lv["word"][keep]].astype(np.uint32)
+        keep = alloc(len(lv["word"]), bool)
+        renumber = alloc(len(keep), np.int64)
+        for lo, hi in _blocks(len(keep)):
+            # an n-gram whose suffix or first word was dropped is dropped too (cannot happen with raw-count
+            # thresholds that do not decrease, but keep the trie consistent regardless)
+            k = out[n - 2]["kept"][lv["parent"][lo:hi]] & keep1[lv["word"][lo:hi]]
+            if lv.get("keep") is not None:
+                k &= lv["keep"][lo:hi].view(bool)
+            keep[lo:hi] = k
+        np.cumsum(keep, dtype=np.int64, out=renumber)
+        renumber -= 1
+        lv["kept"], lv["renumber"] = keep, renumber
+        size = int(renumber[-1]) + 1 if len(renumber) else 0
+        lv["parent"] = _kept(lv["parent"], keep, size, alloc, out[n - 2]["renumber"])
+        lv["word"] = _kept(lv["word"], keep, size, alloc, new_id)
         for name in ("logprob", "backoff"):
             if name in lv:
-                lv[name] = lv[name][keep]
-        out[n - 2]["starts"] = _count.child_starts(lv["parent"], len(out[n - 2]["logprob"]))
+                lv[name] = _kept(lv[name], keep, size, alloc)
+        out[n - 2]["starts"] = _count.child_starts(lv["parent"], len(out[n - 2]["logprob"]), alloc)
     for lv in out:
         lv.pop("kept", None)
         lv.pop("renumber", None)
+
+
+def _blocks(n: int, size: int = 1 << 22):
+    return [(lo, min(lo + size, n)) for lo in range(0, n, size)]
+
+
+def _kept(values: np.ndarray, keep: np.ndarray, size: int, alloc, renumber=None) -> np.ndarray:
+    """values[keep] (mapped through renumber, as uint32, when given) in a new array from alloc."""
+    out = alloc(size, values.dtype if renumber is None else np.uint32)
+    pos = 0
+    for lo, hi in _blocks(len(keep)):
+        v = values[lo:hi][keep[lo:hi]]
+        out[pos:pos + len(v)] = v if renumber is None else renumber[v]
+        pos += len(v)
+    return out

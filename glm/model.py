@@ -7,6 +7,7 @@ with ``</s>`` predicted and ``<s>`` only a context; a word not in the vocabulary
 from __future__ import annotations
 
 import math
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from typing import Iterator, Sequence
@@ -71,9 +72,26 @@ class Model:
         self.discounts = discounts
         self.unpruned_counts = counts
         self.meta = dict(meta or {})
-        # hash of the children of n-grams with many children (stored in binary files)
-        self.child_index = trie_hash(levels) if child_index is None else child_index
-        self._trie = Trie(levels, self.child_index)
+        self._child_index, self._trie_built = child_index, None
+        self._lock = threading.Lock()
+
+    @property
+    def child_index(self) -> np.ndarray:
+        """Hash of the children of n-grams with many children (stored in binary files); made on first
+        use, so that a model built only to be written as ARPA never needs it."""
+        with self._lock:
+            if self._child_index is None:
+                self._child_index = trie_hash(self.levels)
+            return self._child_index
+
+    @property
+    def _trie(self) -> Trie:
+        if self._trie_built is None:
+            index = self.child_index
+            with self._lock:
+                if self._trie_built is None:
+                    self._trie_built = Trie(self.levels, index)
+        return self._trie_built
 
     # -- structure -------------------------------------------------------------------------------
     @property
@@ -216,8 +234,12 @@ class GeneralizedModel(Model):
         self.discounts = None
         self.unpruned_counts = None
         self.meta = dict(meta or {}, order=self.order, method=self.method)
-        self._trie = Scorer(self.order, tables.tables, combination(self.order, self.method, self.weights),
-                            hash_table)
+        self._scorer = Scorer(self.order, tables.tables, combination(self.order, self.method, self.weights),
+                              hash_table)
+
+    @property
+    def _trie(self):
+        return self._scorer
 
     @property
     def counts(self) -> list[int]:

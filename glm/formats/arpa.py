@@ -7,6 +7,7 @@ The reader accepts files from lmplz, SRILM (``-99`` for ``<s>``) and glm.
 from __future__ import annotations
 
 import bz2
+import collections
 import gzip
 import lzma
 import os
@@ -50,12 +51,17 @@ def write_arpa(model, path, quiet: bool = True) -> None:
         out.write(b"\\data\\\n" + b"".join(b"ngram %d=%d\n" % (n, c) for n, c in enumerate(counts, 1)))
         for n in range(1, N + 1):
             out.write(b"\n\\%d-grams:\n" % n)
-            ranges = [(lo, min(lo + CHUNK, counts[n - 1])) for lo in range(0, counts[n - 1], CHUNK)]
+            # chunks formatted on all threads, written in order, one more than the threads in flight
             with ThreadPoolExecutor(threads()) as ex:
-                for (lo, hi), text in zip(ranges, ex.map(
-                        lambda r: _arpa.format_level(n, N, model.levels, blob, offsets, r[0], r[1]), ranges)):
-                    out.write(text)
-                    bar.update(hi - lo)
+                pending = collections.deque()
+                for lo in range(0, counts[n - 1], CHUNK):
+                    hi = min(lo + CHUNK, counts[n - 1])
+                    pending.append((hi - lo, ex.submit(_arpa.format_level, n, N, model.levels, blob,
+                                                       offsets, lo, hi)))
+                    while pending and (len(pending) > threads() or hi == counts[n - 1]):
+                        size, text = pending.popleft()
+                        out.write(text.result())
+                        bar.update(size)
         out.write(b"\n\\end\\\n")
 
 

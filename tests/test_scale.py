@@ -1,0 +1,195 @@
+"""Scale (docs/scale.md): a memory budget that spills to disk, any number of workers, and Dask all
+build exactly the model of the plain in-memory build; temporary files never outlive a build."""
+import gzip
+import mmap
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import glm
+from glm import spill
+from glm.cli import main
+from glm.counts import NgramCounter
+from glm.formats import arpa
+from test_counting import _streams
+
+ROOT = Path(__file__).resolve().parents[1]
+TRAIN = ROOT / "data" / "shakespeare-train.txt.gz"
+TEST = ROOT / "data" / "shakespeare-test.txt.gz"
+
+
+def _same_levels(a, b):
+    assert len(a) == len(b)
+    for la, lb in zip(a, b):
+        assert sorted(la) == sorted(lb)
+        for name in la:
+            if name == "last_open":
+                assert la[name] == lb[name]
+            else:
+                assert np.array_equal(la[name], lb[name]), name
+
+
+def _build(tmp_path, name, *args):
+    out = tmp_path / name
+    assert main(["build", "--order", "4", str(TRAIN), "-o", str(out), "-q", *args]) == 0
+    return out.read_bytes()
+
+
+@pytest.fixture
+def spills(monkeypatch):
+    """Counts the runs written to disk."""
+    written = []
+    save = spill.Scratch.save_run
+
+    def spy(self, blocks, layout):
+        run = save(self, blocks, layout)
+        written.append(run.rows)
+        return run
+    monkeypatch.setattr(spill.Scratch, "save_run", spy)
+    return written
+
+
+def test_parse_size():
+    assert spill.parse_size("2G") == 2 << 30
+    assert spill.parse_size("500M") == 500 << 20
+    assert spill.parse_size("1.5k") == 1536
+    assert spill.parse_size(4096) == 4096
+    for bad in ("", "2X", "-1G", "0"):
+        with pytest.raises(ValueError):
+            spill.parse_size(bad)
+
+
+def test_spilled_runs_with_repacking_equal_in_memory_counting(tmp_path, spills):
+    """Runs spilled while the vocabulary outgrows the key width are re-packed as they are merged."""
+    _, streams = _streams()
+    sizes = list(np.maximum.accumulate([int(s.max()) + 1 for s in streams]))    # vocabulary seen so far
+    plain = NgramCounter(3)
+    with spill.Scratch("300K", tmp_path) as scratch:
+        spilled = NgramCounter(3, scratch=scratch)
+        for s, size in zip(streams, sizes):
+            plain.add(s, size)
+            spilled.add(s, size)
+        layouts = {run.layout.bits for run in spilled.spilled}
+        _same_levels(plain.levels(sizes[-1], with_raw=True), spilled.levels(sizes[-1], with_raw=True))
+    assert len(layouts) > 1, "the test should spill runs of more than one key width"
+    assert len(spills) > 10
+    assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("prune", [(), (0, 1, 1)])
+def test_tiny_budget_equals_in_memory_build(tmp_path, spills, prune):
+    plain = glm.train(TRAIN, 4, prune=prune)
+    bounded = glm.train(TRAIN, 4, prune=prune, memory="400K", tmpdir=tmp_path)
+    assert len(spills) > 20, "a budget this small must spill many runs"
+    base = bounded.levels[-1]["word"]
+    while isinstance(base, (np.ndarray, memoryview)):
+        base = base.obj if isinstance(base, memoryview) else base.base
+    assert isinstance(base, mmap.mmap), "large arrays are memory-mapped"
+    _same_levels(plain.levels, bounded.levels)
+    assert plain.discounts == bounded.discounts and plain.unpruned_counts == bounded.unpruned_counts
+    assert os.listdir(tmp_path) == []
+    assert np.allclose(plain.score_many(["to be or not to be", "my lord"]),
+                       bounded.score_many(["to be or not to be", "my lord"]))
+
+
+def test_cli_budget_and_workers_give_identical_files(tmp_path, monkeypatch):
+    monkeypatch.setattr(arpa, "CHUNK", 5000)           # many chunks formatted in parallel
+    files = {f"w{n}": _build(tmp_path, f"w{n}.arpa", "--workers", str(n)) for n in (1, 2, 4)}
+    files["budget"] = _build(tmp_path, "budget.arpa", "--memory", "1M", "--tmpdir", str(tmp_path),
+                             "--workers", "2")
+    assert files["w1"].count(b"\n") > 400_000
+    for name, data in files.items():
+        assert data == files["w1"], name
+    assert sorted(os.listdir(tmp_path)) == sorted(f"{k}.arpa" for k in files)
+
+
+def test_temp_files_removed_after_failure(tmp_path):
+    text = tmp_path / "text"
+    text.mkdir()
+    good = gzip.decompress(TRAIN.read_bytes())
+    (text / "a.txt").write_bytes(good + b"fine line\nbad \xff byte\n" + good)
+    work = tmp_path / "work"
+    work.mkdir()
+    with pytest.raises(glm.CorpusError, match=r"a\.txt:%d: invalid UTF-8" % (good.count(b"\n") + 2)):
+        glm.train(text, 3, memory="300K", tmpdir=work)
+    assert os.listdir(work) == []
+
+
+def test_temp_files_removed_after_ctrl_c(tmp_path):
+    corpus = tmp_path / "big.txt"
+    corpus.write_bytes(gzip.decompress(TRAIN.read_bytes()) * 6)
+    work = tmp_path / "work"
+    work.mkdir()
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "glm.cli", "build", "--order", "5", str(corpus),
+                             "-o", str(tmp_path / "m.arpa"), "--memory", "300K", "--tmpdir", str(work), "-q"],
+                            env=env, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and proc.poll() is None:
+        if any(os.listdir(work / d) for d in os.listdir(work)):
+            break
+        time.sleep(0.005)
+    assert proc.poll() is None, "the build ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"interrupted" in err
+    assert os.listdir(work) == []
+    assert not (tmp_path / "m.arpa").exists()
+
+
+def test_bad_tmpdir_and_workers():
+    with pytest.raises(ValueError, match="no such directory"):
+        glm.train(TRAIN, 2, memory="1M", tmpdir="/nonexistent/dir")
+    with pytest.raises(ValueError, match="workers"):
+        glm.train(TRAIN, 2, workers=0)
+
+
+# ---------------------------------------------------------------------------------------------- Dask
+@pytest.fixture(scope="module")
+def dask_client():
+    distributed = pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        yield client
+
+
+def test_dask_local_cluster_builds_the_same_model(tmp_path, dask_client):
+    plain_text = tmp_path / "train.txt"
+    plain_text.write_bytes(gzip.decompress(TRAIN.read_bytes()))
+    inputs = [plain_text, TEST]          # a plain file cut into shards, and a compressed one (one shard)
+    from glm.distributed import shards
+    assert len(shards([str(p) for p in inputs], 4)) >= 5
+    expected = glm.train(inputs, 4)
+    expected.save(tmp_path / "plain.arpa")
+    work = tmp_path / "work"
+    work.mkdir()
+    for memory in (None, "1M"):
+        model = glm.train(inputs, 4, dask=dask_client, memory=memory, tmpdir=work)
+        assert list(model.vocab) == list(expected.vocab)
+        model.save(tmp_path / "dask.arpa")
+        assert (tmp_path / "dask.arpa").read_bytes() == (tmp_path / "plain.arpa").read_bytes()
+    assert os.listdir(work) == []
+
+
+def test_dask_error_names_file_and_line(tmp_path, dask_client):
+    good = gzip.decompress(TRAIN.read_bytes())
+    bad = tmp_path / "bad.txt"
+    bad.write_bytes(good + b"bad \xff byte\n" + good)
+    with pytest.raises(glm.CorpusError, match=r"bad\.txt:%d: invalid UTF-8" % (good.count(b"\n") + 1)):
+        glm.train(bad, 3, dask=dask_client.scheduler.address)       # a scheduler given by address
+
+
+def test_cli_dask_local_cluster(tmp_path):
+    pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
+    text = tmp_path / "train.txt"
+    text.write_bytes(gzip.decompress(TRAIN.read_bytes()))
+    for name, extra in (("plain.arpa", []), ("dask.arpa", ["--dask", "--workers", "2"])):
+        assert main(["build", "--order", "3", str(text), "-o", str(tmp_path / name), "-q", *extra]) == 0
+    assert (tmp_path / "dask.arpa").read_bytes() == (tmp_path / "plain.arpa").read_bytes()
