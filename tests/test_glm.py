@@ -148,3 +148,15 @@ def test_mkn_special_case_on_real_text():
     assert lat.evaluate([test]).log10_prob == pytest.approx(mkn.evaluate([test]).log10_prob, rel=1e-6)
     lines = [" ".join(s) for s in random_corpus(9, n_sentences=50)] + ["ROMEO: what light", "the king is dead"]
     np.testing.assert_allclose(lat.score_many(lines), mkn.score_many(lines), rtol=0, atol=2e-5)
+
+
+def test_glm_build_same_under_memory_budget_and_workers(tmp_path):
+    """A GLM file is byte-identical whatever the memory budget (spilled counting) and thread count."""
+    from pathlib import Path
+    train = Path(__file__).resolve().parents[1] / "data" / "shakespeare-train.txt.gz"
+    outs = []
+    for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1)]):
+        out = tmp_path / f"m{i}.glmb"
+        glm.train([train], 4, method="glm", **kw).save(out)
+        outs.append(out.read_bytes())
+    assert outs[0] == outs[1] == outs[2]
