@@ -85,7 +85,8 @@ def softdedup_weights(log_c: np.ndarray, tokens: np.ndarray, segments: int = 10,
         if floor_segment and len(used) > 1:
             seg_log_w[used[0]] = seg_log_w[used[1]]
         if clip is not None:
-            mid = np.median(seg_log_w[used])
+            top = seg_log_w[used].max()
+            mid = top + np.log10(np.median(10.0 ** (seg_log_w[used] - top)))   # the median segment weight
             seg_log_w[used] = np.clip(seg_log_w[used], mid + np.log10(clip[0]), mid + np.log10(clip[1]))
         log_w = seg_log_w[seg]
     w = 10.0 ** (log_w - log_w.max())
