@@ -24,7 +24,7 @@ from .plot import check_matplotlib, plot_distribution
 from .pruning import (bucket_of, check_cutoffs, percentile_cutoffs, prune_mask, read_cutoff_csv,
                       reference_split, write_cutoff_csv)
 from .resample import draw_counts, read_weights, repeat_documents
-from .scoring import PERPLEXITY_DEFINITION, DocScores, score_documents
+from .scoring import PERPLEXITY_DEFINITION, DocScores, score_documents, score_rows
 from .softdedup import softdedup, train_on_documents
 
 
@@ -95,16 +95,8 @@ def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: 
     with open_output(output) as out:
         if tsv:
             out.write(f"# {PERPLEXITY_DEFINITION}\nid\ttokens\toovs\tlog10_prob\tperplexity\n".encode())
-        for res in score_documents(model, inputs, fmt, workers, quiet):
-            rows = []
-            for i, t, o, lp, pp in zip(res.ids, res.tokens.tolist(), res.oovs.tolist(),
-                                       res.log10_prob.tolist(), res.perplexity.tolist()):
-                if tsv:
-                    rows.append(f"{i.replace(chr(9), ' ').replace(chr(10), ' ')}\t{t}\t{o}\t{lp!r}\t{pp!r}\n")
-                else:
-                    rows.append(f'{{"id": {json.dumps(i, ensure_ascii=False)}, "tokens": {t}, "oovs": {o}, '
-                                f'"log10_prob": {lp!r}, "perplexity": {pp!r}}}\n')
-            out.write("".join(rows).encode("utf-8"))
+        for rows, res in score_rows(model, inputs, fmt, tsv, workers, quiet):
+            out.write(rows)
             total["documents"] += len(res)
             total["tokens"] += int(res.tokens.sum())
             total["oovs"] += int(res.oovs.sum())

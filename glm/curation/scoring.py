@@ -14,6 +14,7 @@ whatever the number of workers.
 from __future__ import annotations
 
 import collections
+import json
 import multiprocessing
 import os
 import shutil
@@ -29,6 +30,8 @@ from ..counts import threads
 from ..formats import BINARY_SUFFIX, load
 from ..formats.binary import MAGIC
 from .documents import DocFormat, Document, document_chunks, parse_chunk
+
+_json_string = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring  # JSON string, not ASCII-escaped
 
 PERPLEXITY_DEFINITION = (
     "perplexity = 10^(-log10_prob / tokens); each LF-separated line of a document is scored as "
@@ -47,7 +50,7 @@ class DocScores:
     skipped: int = 0
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.tokens)
 
     @property
     def perplexity(self) -> np.ndarray:
@@ -85,6 +88,41 @@ def score_texts(model, docs: Iterable[Document | str]) -> DocScores:
                      np.add.reduceat(res.log10_prob.astype(np.float64), starts))
 
 
+def _score_chunk(chunk, fmt: DocFormat, model) -> DocScores:
+    """Scores of the documents of a chunk; one document per line of plain text goes straight from the
+    chunk's bytes to the tokenizer (the same tokens as through score_texts)."""
+    if fmt.fmt == "text" and fmt.unit == "line":
+        res = model.score_chunk(chunk, bad_utf8=fmt.bad_utf8)
+        ids = [f"{chunk.path}:{n}" for n in range(chunk.first_line, chunk.first_line + len(res.tokens))]
+        return DocScores(ids, res.tokens.astype(np.int64), res.oovs.astype(np.int64),
+                         res.log10_prob.astype(np.float64))
+    docs, skipped = parse_chunk(chunk, fmt)
+    res = score_texts(model, docs)
+    res.skipped = skipped
+    return res
+
+
+def render_rows(res: DocScores, tsv: bool = False) -> bytes:
+    """The rows of a batch: JSON lines or TSV lines (a TAB or LF in an id becomes a space)."""
+    rows = []
+    for i, t, o, lp, pp in zip(res.ids, res.tokens.tolist(), res.oovs.tolist(), res.log10_prob.tolist(),
+                               res.perplexity.tolist()):
+        if tsv:
+            rows.append(f"{i.replace(chr(9), ' ').replace(chr(10), ' ')}\t{t}\t{o}\t{lp!r}\t{pp!r}\n")
+        else:
+            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, "log10_prob": {lp!r}, '
+                        f'"perplexity": {pp!r}}}\n')
+    return "".join(rows).encode("utf-8")
+
+
+def _score_and_render(chunk, fmt: DocFormat, model, tsv: bool) -> tuple[bytes, DocScores]:
+    """Rows of a chunk, and its scores without the ids (they are in the rows)."""
+    res = _score_chunk(chunk, fmt, model)
+    rows = render_rows(res, tsv)
+    res.ids = []
+    return rows, res
+
+
 # -- worker processes -------------------------------------------------------------------------------
 _WORKER_MODEL = None
 
@@ -95,11 +133,8 @@ def _init_worker(path: str) -> None:
     _WORKER_MODEL = load(path)
 
 
-def _score_chunk(chunk, fmt: DocFormat, model=None) -> DocScores:
-    docs, skipped = parse_chunk(chunk, fmt)
-    res = score_texts(model if model is not None else _WORKER_MODEL, docs)
-    res.skipped = skipped
-    return res
+def _in_worker(fn, chunk, fmt, *args):
+    return fn(chunk, fmt, _WORKER_MODEL, *args)
 
 
 def _is_binary(path) -> bool:
@@ -125,6 +160,32 @@ def binary_model(model, quiet: bool = True):
         shutil.rmtree(tmpdir, ignore_errors=True)
 
 
+def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bool, *args) -> Iterator:
+    """fn(chunk, fmt, model, *args) for every chunk of documents, results in input order; in this
+    process (workers == 1) or in worker processes that each map the model's binary file."""
+    workers = threads() if workers is None else max(1, int(workers))
+    chunks = document_chunks(inputs, fmt, quiet=quiet, desc="scoring")
+    if workers == 1:
+        if isinstance(model, (str, os.PathLike)):
+            model = load(model, quiet=quiet)
+        for chunk in chunks:
+            yield fn(chunk, fmt, model, *args)
+        return
+    # fork (where there is one) starts workers at once and, unlike spawn, does not re-run the caller's
+    # script or need it importable (stdin, notebooks); the workers map the model file themselves
+    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
+    with binary_model(model, quiet) as path, ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context(method),
+            initializer=_init_worker, initargs=(path,)) as ex:
+        pending = collections.deque()
+        for chunk in chunks:
+            pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+
+
 def score_documents(model, inputs, fmt: DocFormat = DocFormat(), workers: int | None = None,
                     quiet: bool = True) -> Iterator[DocScores]:
     """Scores of the documents of files, directories or '-', batch after batch in input order.
@@ -132,21 +193,10 @@ def score_documents(model, inputs, fmt: DocFormat = DocFormat(), workers: int | 
     model: a Model, or the path of a model file (ARPA or binary).  workers: processes (default: the
     cores this process may use, $GLM_THREADS); 1 scores in this process.
     """
-    workers = threads() if workers is None else max(1, int(workers))
-    chunks = document_chunks(inputs, fmt, quiet=quiet, desc="scoring")
-    if workers == 1:
-        if isinstance(model, (str, os.PathLike)):
-            model = load(model, quiet=quiet)
-        for chunk in chunks:
-            yield _score_chunk(chunk, fmt, model)
-        return
-    with binary_model(model, quiet) as path, ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context("forkserver"),
-            initializer=_init_worker, initargs=(path,)) as ex:
-        pending = collections.deque()
-        for chunk in chunks:
-            pending.append(ex.submit(_score_chunk, chunk, fmt))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    return map_chunks(_score_chunk, model, inputs, fmt, workers, quiet)
+
+
+def score_rows(model, inputs, fmt: DocFormat = DocFormat(), tsv: bool = False, workers: int | None = None,
+               quiet: bool = True) -> Iterator[tuple[bytes, DocScores]]:
+    """As score_documents, with each batch's output rows (JSONL or TSV) made in the workers."""
+    return map_chunks(_score_and_render, model, inputs, fmt, workers, quiet, tsv)
