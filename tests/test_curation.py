@@ -135,11 +135,15 @@ def test_bad_utf8_names_file_and_line(tmp_path):
 
 
 # -- scores -----------------------------------------------------------------------------------------
-def test_document_scores_equal_kenlm_sums(shakespeare, shakespeare_file, model_files):
+@pytest.mark.parametrize("unit", ["paragraph", "line"])
+def test_document_scores_equal_kenlm_sums(shakespeare, shakespeare_file, model_files, unit):
     arpa, binary = model_files
     ken = kenlm.Model(str(arpa))
-    got = DocScores.concat(score_documents(binary, shakespeare_file, DocFormat(unit="paragraph"), workers=1))
-    want = np.array([kenlm_doc(ken, p) for p in paragraphs(shakespeare)])
+    got = DocScores.concat(score_documents(binary, shakespeare_file, DocFormat(unit=unit), workers=1))
+    docs = paragraphs(shakespeare) if unit == "paragraph" else [[ln] for ln in shakespeare]
+    want = np.array([kenlm_doc(ken, p) for p in docs])
+    if unit == "line":          # plain lines are scored from the chunk's bytes: the same as from the texts
+        np.testing.assert_array_equal(got.log10_prob, score_texts(glm.load(binary), shakespeare).log10_prob)
     assert len(got) == len(want)
     np.testing.assert_array_equal(got.tokens, want[:, 0])
     np.testing.assert_array_equal(got.oovs, want[:, 1])
