@@ -31,6 +31,20 @@ sys.path.insert(0, str(HERE))
 from bench_mkn import DEFAULT_CORPORA, median_run, table  # noqa: E402
 
 
+def timed(cmd: list[str], repeat: int) -> tuple[float, float]:
+    """Median wall seconds and median CPU seconds (user + system, its worker processes included)."""
+    walls, cpus = [], []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _, status, usage = os.wait4(proc.pid, 0)
+        walls.append(time.perf_counter() - t)
+        if status != 0:
+            raise RuntimeError(f"{' '.join(cmd)} failed: {proc.stderr.read().decode()[-2000:]}")
+        cpus.append(usage.ru_utime + usage.ru_stime)
+    return statistics.median(walls), statistics.median(cpus)
+
+
 def split_text(src: Path, train: Path, docs: Path, train_bytes: int, doc_bytes: int) -> None:
     """The first train_bytes of src into train, the next doc_bytes into docs (whole lines)."""
     n = 0
@@ -71,7 +85,8 @@ def main() -> None:
             f.write(json.dumps({"id": f"g{i}", "text": ln, "source": "gutenberg"}) + "\n")
     n_docs = len(lines)
     n_tok = sum(len(ln.split()) + 1 for ln in lines)
-    print(f"machine: {os.cpu_count()} cores (shared with other work); model text {args.megabytes} MiB; "
+    print(f"machine: {os.cpu_count()} cores (shared with other work; load average now "
+          f"{os.getloadavg()[0]:.1f}); model text {args.megabytes} MiB; "
           f"documents: {n_docs} paragraphs, {n_tok} tokens incl. </s>, {docs.stat().st_size / 1e6:.1f} MB")
 
     arpa, binary = work / "m.arpa", work / "m.glmb"
@@ -82,31 +97,32 @@ def main() -> None:
 
     rows = []
     km = kenlm.Model(str(arpa))
-    runs, ktotal = [], 0.0
+    walls, cpus, ktotal = [], [], 0.0
     for _ in range(args.repeat):
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.process_time()
         ktotal = 0.0
         for ln in lines:
             ktotal += km.score(ln)
-        runs.append(time.perf_counter() - t)
+        walls.append(time.perf_counter() - t)
+        cpus.append(time.process_time() - c)
     del km
-    k_s = statistics.median(runs)
-    rows.append(["kenlm Model.score() loop, 1 process", "text", 1, f"{k_s:.2f}", f"{n_docs / k_s:,.0f}",
-                 f"{n_tok / k_s / 1e6:.2f}", "1.00"])
+    k_s, k_cpu = statistics.median(walls), statistics.median(cpus)
+    rows.append(["kenlm Model.score() loop, 1 process", "text", 1, f"{k_s:.2f}", f"{k_cpu:.2f}",
+                 f"{n_docs / k_s:,.0f}", f"{n_tok / k_s / 1e6:.2f}", "1.00"])
 
     out = work / "scores.jsonl"
     gtotal = None
     for fmt, src, workers in (("text", docs, 1), ("text", docs, 2), ("jsonl", jsonl, 1), ("jsonl", jsonl, 2)):
         cmd = glm_cmd("score", binary, src, "--per-doc", "-o", out, "-q", "--format", fmt, "-j", workers)
-        wall, _ = median_run(cmd, args.repeat)
-        rows.append([f"glm score --per-doc -j {workers}", fmt, workers, f"{wall:.2f}", f"{n_docs / wall:,.0f}",
-                     f"{n_tok / wall / 1e6:.2f}", f"{k_s / wall:.2f}"])
+        wall, cpu = timed(cmd, args.repeat)
+        rows.append([f"glm score --per-doc -j {workers}", fmt, workers, f"{wall:.2f}", f"{cpu:.2f}",
+                     f"{n_docs / wall:,.0f}", f"{n_tok / wall / 1e6:.2f}", f"{k_s / wall:.2f}"])
         if gtotal is None:
             with open(out, encoding="utf-8") as f:
                 gtotal = sum(json.loads(r)["log10_prob"] for r in f)
     table(f"Per-document scoring, Gutenberg paragraphs, 5-gram (median of {args.repeat}; glm: whole process "
           f"incl. start-up and writing the rows; kenlm: loop only, ARPA model)",
-          ["scorer", "input", "workers", "wall s", "docs/s", "Mtok/s", "x kenlm"], rows)
+          ["scorer", "input", "workers", "wall s", "CPU s", "docs/s", "Mtok/s", "x kenlm (wall)"], rows)
     print(f"sum of log10 probabilities: glm {gtotal:.3f}, kenlm {ktotal:.3f}; "
           f"ARPA -> binary conversion (once per model): {convert_s:.1f} s")
 

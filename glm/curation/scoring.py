@@ -31,7 +31,8 @@ from ..formats import BINARY_SUFFIX, load
 from ..formats.binary import MAGIC
 from .documents import DocFormat, Document, document_chunks, parse_chunk
 
-_json_string = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring  # JSON string, not ASCII-escaped
+# a str as a JSON string literal (non-ASCII kept as is), as json.dumps(s, ensure_ascii=False) without its overhead
+_json_string = json.encoder.c_encode_basestring or json.encoder.py_encode_basestring
 
 PERPLEXITY_DEFINITION = (
     "perplexity = 10^(-log10_prob / tokens); each LF-separated line of a document is scored as "
