@@ -18,8 +18,9 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
 
 
-def _add_doc_options(p: argparse.ArgumentParser, workers: bool = True) -> None:
-    """Input options of the curation commands (documents, not sentences)."""
+def _add_doc_options(p: argparse.ArgumentParser, scoring: bool = True) -> None:
+    """Input options of the curation commands (documents, not sentences); scoring: the command scores
+    documents (workers, plot)."""
     g = p.add_argument_group("documents")
     g.add_argument("--format", choices=("text", "jsonl"), default="text", dest="doc_format",
                    help="plain text (default) or JSON lines")
@@ -30,11 +31,11 @@ def _add_doc_options(p: argparse.ArgumentParser, workers: bool = True) -> None:
                    help="JSONL: field of the document id (dotted path allowed); default FILE:LINE")
     g.add_argument("--on-bad-json", choices=("error", "skip"), default="error",
                    help="a malformed JSONL line: fail naming file and line (default), or skip and count it")
-    if workers:
+    if scoring:
         g.add_argument("--workers", "-j", type=int, default=None,
                        help="scoring processes (default: the cores, or $GLM_THREADS)")
-    p.add_argument("--plot", metavar="PNG", default=None,
-                   help="histogram of the scores with the thresholds marked (needs matplotlib)")
+        p.add_argument("--plot", metavar="PNG", default=None,
+                       help="histogram of the scores with the thresholds marked (needs matplotlib)")
 
 
 def _doc_format(args):
@@ -87,7 +88,7 @@ def _curation_parsers(sub) -> None:
     r.add_argument("--seed", type=int, default=0)
     r.add_argument("-o", "--output", required=True)
     r.add_argument("--manifest", default=None)
-    _add_doc_options(r, workers=False)
+    _add_doc_options(r, scoring=False)
     _add_input_options(r)
 
     p = sub.add_parser("prune", help="keep a fraction of documents by perplexity band (Ankner et al.)")
@@ -249,8 +250,9 @@ def _score_per_doc(args) -> None:
                           manifest=None if args.manifest == "none" else args.manifest,
                           workers=args.workers, quiet=args.quiet, plot=args.plot)
     skipped = f", {total['skipped']} malformed lines skipped" if total["skipped"] else ""
+    ppl = "n/a" if total["perplexity"] is None else format(total["perplexity"], ".6g")
     _log(args, f"{total['documents']} documents, {total['tokens']} tokens, {total['oovs']} OOVs, "
-               f"perplexity {total['perplexity']:.6g}{skipped}")
+               f"perplexity {ppl}{skipped}")
 
 
 def _softdedup(args) -> None:

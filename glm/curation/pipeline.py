@@ -258,6 +258,8 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     os.makedirs(out_dir, exist_ok=True)
     ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet)).perplexity
     if table is None:
+        if not len(ppl):
+            raise ValueError("no documents to take percentiles of")
         table = {lang or "default": percentile_cutoffs(ppl)}
         write_cutoff_csv(os.path.join(out_dir, "cutoff.csv"), table)
     ext = "jsonl" if fmt.fmt == "jsonl" else "txt"
