@@ -85,6 +85,10 @@ def test_paragraph_at_end_of_file_without_blank_line(tmp_path):
     docs = list(read_documents(tmp_path, DocFormat(unit="paragraph")))     # a directory: sorted files
     assert [(d.id, d.text) for d in docs] == [(f"{tmp_path}/a.txt:1", "one\ntwo"), (f"{tmp_path}/a.txt:5", "three"),
                                                (f"{tmp_path}/b.txt:1", "four"), (f"{tmp_path}/b.txt:3", "five")]
+    globbed = list(read_documents(str(tmp_path / "[ba].txt"), DocFormat(unit="paragraph")))
+    assert [(d.id, d.text) for d in globbed] == [(d.id, d.text) for d in docs]
+    with pytest.raises(CorpusError, match="no file matches"):
+        list(read_documents(str(tmp_path / "*.jsonl")))
 
 
 def test_lines_keep_empty_documents(tmp_path):

@@ -7,11 +7,13 @@ seeing the rest of the input.
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..corpus import Chunk, CorpusError, read_chunks
+from ..corpus import Chunk, CorpusError, expand_inputs, read_chunks
 
 FORMATS = ("text", "jsonl")
 UNITS = ("line", "paragraph")
@@ -68,10 +70,41 @@ def get_field(obj: dict, path: str):
     return value
 
 
+def expand_globs(inputs) -> list:
+    """Inputs with glob patterns ('data/*.jsonl.gz', '**' recursive) replaced by the matching paths in
+    sorted order; a pattern that matches nothing is an error."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    out = []
+    for item in inputs:
+        item = os.fspath(item)
+        if item != "-" and not os.path.exists(item) and glob.has_magic(item):
+            found = sorted(glob.glob(item, recursive=True))
+            if not found:
+                raise CorpusError(f"{item}: no file matches")
+            out.extend(found)
+        else:
+            out.append(item)
+    return out
+
+
+def input_paths(inputs) -> list[str]:
+    """The files that inputs name (globs, directories, '-'), in reading order."""
+    return expand_inputs(expand_globs(inputs))
+
+
+def rereadable_paths(inputs, what: str) -> list[str]:
+    """input_paths, for a step that reads its input twice: stdin is refused."""
+    paths = input_paths(inputs)
+    if "-" in paths:
+        raise ValueError(f"{what} reads its input twice, which stdin ('-') cannot be: save it to a file")
+    return paths
+
+
 def document_chunks(inputs, fmt: DocFormat, quiet: bool = True, desc: str = "reading",
                     chunk_bytes: int = 1 << 22) -> Iterator[Chunk]:
     """Chunks of complete documents, in input order (paragraphs are never cut)."""
-    chunks = read_chunks(inputs, chunk_bytes=chunk_bytes, quiet=quiet, desc=desc)
+    chunks = read_chunks(input_paths(inputs), chunk_bytes=chunk_bytes, quiet=quiet, desc=desc)
     if fmt.unit != "paragraph" or fmt.fmt != "text":
         yield from chunks
         return

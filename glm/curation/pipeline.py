@@ -17,9 +17,9 @@ import tempfile
 
 import numpy as np
 
-from ..corpus import expand_inputs
 from ..formats import BINARY_SUFFIX, atomic_output
-from .documents import DocFormat, document_chunks, get_field, parse_chunk, read_documents
+from .documents import (DocFormat, document_chunks, get_field, input_paths, parse_chunk, read_documents,
+                        rereadable_paths)
 from .plot import check_matplotlib, plot_distribution
 from .pruning import (bucket_of, check_cutoffs, percentile_cutoffs, prune_mask, read_cutoff_csv,
                       reference_split, write_cutoff_csv)
@@ -47,17 +47,10 @@ def write_json(path, obj) -> None:
         f.write(json.dumps(obj, indent=2).encode("utf-8") + b"\n")
 
 
-def _reread(inputs, what: str):
-    paths = expand_inputs(inputs)
-    if "-" in paths:
-        raise ValueError(f"{what} reads its input twice, which stdin ('-') cannot be: save it to a file")
-    return paths
-
-
 def _manifest(command: str, inputs, fmt: DocFormat, model=None, **extra) -> dict:
     from .. import __version__
     out = dict(glm_version=__version__, command=command, inputs=[os.path.abspath(p) if p != "-" else p
-                                                                for p in expand_inputs(inputs)],
+                                                                for p in input_paths(inputs)],
                input_format=dataclasses.asdict(fmt))
     if model is not None:
         out["model"] = _model_info(model)
@@ -126,7 +119,6 @@ def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: in
     manifest.  save_model: where to keep the model trained on the corpus (else it is temporary)."""
     if plot:
         check_matplotlib()
-    _reread(inputs, "softdedup")
     res = softdedup(inputs, fmt, order=order, model=model, mode=mode, segments=segments, stat=stat,
                     normalize=normalize, clip=clip, floor_segment=floor_segment, save_model=save_model,
                     workers=workers, quiet=quiet)
@@ -195,7 +187,7 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
     if plot:
         check_matplotlib()
     prune_mask(np.zeros(0), criterion, rate)           # check the arguments before the work
-    _reread(inputs, "prune")
+    rereadable_paths(inputs, "prune")
     with tempfile.TemporaryDirectory(prefix="glm-prune-") as tmp:
         ref = None
         if ref_fraction is not None:
@@ -254,7 +246,7 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     if lang_field and fmt.fmt != "jsonl":
         raise ValueError("a language field needs JSONL input")
     table = read_cutoff_csv(cutoff_csv) if cutoff_csv else None
-    _reread(inputs, "bucket")
+    rereadable_paths(inputs, "bucket")
     os.makedirs(out_dir, exist_ok=True)
     ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet)).perplexity
     if table is None:

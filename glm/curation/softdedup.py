@@ -24,7 +24,7 @@ import numpy as np
 
 from ..build import train
 from ..formats import BINARY_SUFFIX
-from .documents import DocFormat, document_lines, read_documents
+from .documents import DocFormat, document_lines, input_paths, read_documents, rereadable_paths
 from .scoring import DocScores, score_documents
 
 MODES = ("geomean", "joint")
@@ -119,7 +119,7 @@ def train_on_documents(inputs, fmt: DocFormat, order: int, quiet: bool = True, k
     keep is given).  Discounts that the counts leave undefined fall back to lmplz's defaults; literal
     <s> / </s> are dropped from the training text (scoring reads them as <unk>)."""
     if keep is None and fmt.fmt == "text" and fmt.unit == "line":
-        text = inputs                       # every line is a document: the files are the training text
+        text = input_paths(inputs)          # every line is a document: the files are the training text
     else:
         docs = read_documents(inputs, fmt, quiet=quiet)
         if keep is not None:
@@ -137,6 +137,8 @@ def softdedup(inputs, fmt: DocFormat = DocFormat(), *, order: int = 4, model=Non
     weights."""
     if mode not in MODES:
         raise ValueError(f"commonness mode must be one of {MODES}, not {mode!r}")
+    if model is None:
+        rereadable_paths(inputs, "softdedup (training, then scoring)")
     with tempfile.TemporaryDirectory(prefix="glm-softdedup-") as tmp:
         if model is None:
             model_path = save_model or os.path.join(tmp, "model" + BINARY_SUFFIX)
