@@ -471,3 +471,23 @@ def test_cli_softdedup_resample_and_plot(tmp_path, brown, capsys):
                      "-o", str(tmp_path / name), "-q"]) == 0
         outs.append((tmp_path / name).read_text())
     assert outs[0] == outs[1] and set(outs[0].splitlines()) <= set(brown[:3000])
+
+
+def test_output_to_a_special_file_writes_into_it(tmp_path, model_files):
+    """A FIFO (like /dev/null or /dev/stdout) is written to, never replaced by a renamed temporary file."""
+    import os
+    import stat
+    import threading
+    arpa, binary = model_files
+    src = tmp_path / "t.txt"
+    src.write_text("the king\nmy lord\n")
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(fifo.read_text()), daemon=True)
+    reader.start()
+    assert main(["score", str(binary), str(src), "--per-doc", "-o", str(fifo), "--manifest", "none", "-q",
+                 "-j", "1"]) == 0
+    reader.join(10)
+    assert stat.S_ISFIFO(os.stat(fifo).st_mode)
+    assert [json.loads(r)["id"] for r in got[0].splitlines()] == [f"{src}:1", f"{src}:2"]

@@ -70,11 +70,6 @@ def _json_row(**row) -> str:
     return json.dumps(row, ensure_ascii=False) + "\n"
 
 
-def _plot_values(plot, values, thresholds, xlabel, title):
-    if plot:
-        plot_distribution(values, plot, thresholds, xlabel=xlabel, title=title)
-
-
 # -- glm score --per-doc ---------------------------------------------------------------------------
 def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: bool = False,
                   manifest="auto", workers=None, quiet: bool = True, plot=None) -> dict:
@@ -105,8 +100,8 @@ def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: 
                                        columns=["id", "tokens", "oovs", "log10_prob", "perplexity"],
                                        totals=total))
     if plot:
-        _plot_values(plot, np.concatenate(ppl_parts) if ppl_parts else [], {}, "document perplexity",
-                     "per-document perplexity")
+        plot_distribution(plot, np.concatenate(ppl_parts) if ppl_parts else [], {}, "document perplexity",
+                          "per-document perplexity")
     return total
 
 
@@ -147,8 +142,8 @@ def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: in
         edges = {}
         for s in per_segment[1:]:
             edges[f"segment {s['segment']}"] = s["commonness_min"]
-        _plot_values(plot, 10.0 ** res.log10_commonness, edges if len(edges) <= 10 else {},
-                     "commonness", "SoftDedup commonness with segment boundaries")
+        plot_distribution(plot, 10.0 ** res.log10_commonness, edges if len(edges) <= 10 else {},
+                          "commonness", "SoftDedup commonness with segment boundaries")
     return info
 
 
@@ -229,8 +224,8 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
     if manifest:
         write_json(manifest, info)
     if plot:
-        _plot_values(plot, ppl[pool], {} if lo is None else {"lowest kept": lo, "highest kept": hi},
-                     "document perplexity", f"pruning: keep {criterion} {rate:g}")
+        plot_distribution(plot, ppl[pool], {} if lo is None else {"lowest kept": lo, "highest kept": hi},
+                          "document perplexity", f"pruning: keep {criterion} {rate:g}")
     return info
 
 
@@ -285,6 +280,6 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     write_json(os.path.join(out_dir, "manifest.json"), info)
     if plot:
         first = next(iter(info["thresholds"].values()))
-        _plot_values(plot, ppl, {f"p{head_p} (head)": first["head"], f"p{tail_p} (tail)": first["tail"]},
-                     "document perplexity", "CCNet buckets")
+        plot_distribution(plot, ppl, {f"p{head_p} (head)": first["head"], f"p{tail_p} (tail)": first["tail"]},
+                          "document perplexity", "CCNet buckets")
     return info

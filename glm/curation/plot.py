@@ -14,9 +14,9 @@ def check_matplotlib() -> None:
         raise ValueError("--plot needs matplotlib: pip install matplotlib (or glm[plot])") from None
 
 
-def plot_distribution(values, path, thresholds: dict | None = None, xlabel: str = "perplexity",
+def plot_distribution(path, values, thresholds: dict | None = None, xlabel: str = "perplexity",
                       title: str = "", log: bool = True) -> None:
-    """Histogram of values (log-spaced bins when log) with a vertical line per named threshold."""
+    """Write to path a histogram of values (log-spaced bins when log), a vertical line per named threshold."""
     check_matplotlib()
     import matplotlib
     matplotlib.use("Agg")
