@@ -79,6 +79,17 @@ def test_paragraphs_are_never_cut_between_chunks(shakespeare_file):
     assert [(d.id, d.text) for d in small] == [(d.id, d.text) for d in read_documents(shakespeare_file, fmt)]
 
 
+def test_crlf_paragraphs_across_chunks(tmp_path):
+    text = "".join(f"para {i} line a\r\npara {i} line b\r\n\r\n" for i in range(200))
+    (tmp_path / "p.txt").write_bytes(text.encode())
+    fmt = DocFormat(unit="paragraph")
+    chunks = list(document_chunks(tmp_path / "p.txt", fmt, chunk_bytes=256))
+    assert len(chunks) > 10                               # cut at CR LF CR LF, not carried to the end
+    docs = [d for c in chunks for d in parse_chunk(c, fmt)[0]]
+    assert [d.text for d in docs] == [f"para {i} line a\r\npara {i} line b\r" for i in range(200)]
+    assert [d.id.rsplit(":", 1)[1] for d in docs] == [str(3 * i + 1) for i in range(200)]
+
+
 def test_paragraph_at_end_of_file_without_blank_line(tmp_path):
     (tmp_path / "a.txt").write_text("one\ntwo\n\n\nthree")
     (tmp_path / "b.txt").write_text("four\n  \nfive\n")

@@ -101,6 +101,12 @@ def rereadable_paths(inputs, what: str) -> list[str]:
     return paths
 
 
+def _after_last(data: bytes, sep: bytes) -> int:
+    """The offset just after the last occurrence of sep in data, 0 if none."""
+    at = data.rfind(sep)
+    return 0 if at < 0 else at + len(sep)
+
+
 def document_chunks(inputs, fmt: DocFormat, quiet: bool = True, desc: str = "reading",
                     chunk_bytes: int = 1 << 22) -> Iterator[Chunk]:
     """Chunks of complete documents, in input order (paragraphs are never cut)."""
@@ -116,14 +122,15 @@ def document_chunks(inputs, fmt: DocFormat, quiet: bool = True, desc: str = "rea
             else:
                 ch = Chunk(carry.data + ch.data, ch.path, carry.first_line)
             carry = None
-        cut = ch.data.rfind(b"\n\n")
-        if cut < 0:
+        # after the last blank line (LF LF, or CR LF CR LF)
+        cut = max(_after_last(ch.data, b"\n\n"), _after_last(ch.data, b"\n\r\n"))
+        if not cut:
             carry = ch
             continue
-        head = ch.data[:cut + 2]
+        head = ch.data[:cut]
         yield Chunk(head, ch.path, ch.first_line)
         if len(head) < len(ch.data):
-            carry = Chunk(ch.data[cut + 2:], ch.path, ch.first_line + head.count(b"\n"))
+            carry = Chunk(ch.data[cut:], ch.path, ch.first_line + head.count(b"\n"))
     if carry is not None:
         yield carry
 
