@@ -192,7 +192,7 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
             scored_with = model_path
         else:
             scored_with = model
-        scores = DocScores.concat(score_documents(scored_with, inputs, fmt, workers, quiet))
+        scores = DocScores.concat(score_documents(scored_with, inputs, fmt, workers, quiet), keep_ids=False)
     n = len(scores)
     if ref is not None and len(ref) != n:
         raise ValueError("the input changed while it was read")
@@ -243,7 +243,7 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     table = read_cutoff_csv(cutoff_csv) if cutoff_csv else None
     rereadable_paths(inputs, "bucket")
     os.makedirs(out_dir, exist_ok=True)
-    ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet)).perplexity
+    ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet), keep_ids=False).perplexity
     if table is None:
         if not len(ppl):
             raise ValueError("no documents to take percentiles of")

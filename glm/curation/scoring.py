@@ -58,8 +58,14 @@ class DocScores:
         return 10.0 ** (-self.log10_prob / self.tokens)
 
     @classmethod
-    def concat(cls, parts: Iterable["DocScores"]) -> "DocScores":
-        parts = list(parts)
+    def concat(cls, parts: Iterable["DocScores"], keep_ids: bool = True) -> "DocScores":
+        """One batch of many (keep_ids=False drops the ids as they arrive, to save memory)."""
+        kept = []
+        for p in parts:
+            if not keep_ids:
+                p.ids = []
+            kept.append(p)
+        parts = kept
         ids = [i for p in parts for i in p.ids]
         cols = [np.concatenate([getattr(p, c) for p in parts]) if parts else np.zeros(0, dtype=t)
                 for c, t in (("tokens", np.int64), ("oovs", np.int64), ("log10_prob", np.float64))]
