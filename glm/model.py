@@ -149,19 +149,18 @@ class Model:
             total.add(res)
         return total
 
-    def score_chunk(self, chunk, bos: bool = True, eos: bool = True, bad_utf8: str = "error") -> LineScores:
-        """Per-line scores of a Chunk of lines (literal <s> / </s> read as <unk>), in this thread."""
-        stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)
-        return LineScores(*self._trie.score_stream(stream, bos, eos))
-
     def score_chunks(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
                      bad_utf8: str = "error") -> Iterator[LineScores]:
         """Per-line scores of files, chunk after chunk, in input order (chunks scored on all cores)."""
+        def work(chunk):
+            stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)
+            return LineScores(*self._trie.score_stream(stream, bos, eos))
+
         chunks = read_chunks(inputs, chunk_bytes=1 << 22, quiet=quiet, desc="scoring")
         with ThreadPoolExecutor(threads()) as ex:
             pending = []
             for chunk in chunks:
-                pending.append(ex.submit(self.score_chunk, chunk, bos, eos, bad_utf8))
+                pending.append(ex.submit(work, chunk))
                 if len(pending) > 2 * threads():
                     yield pending.pop(0).result()
             for fut in pending:
