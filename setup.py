@@ -3,7 +3,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_vocab", "_count", "_mkn", "_query", "_arpa"]
+MODULES = ["_vocab", "_count", "_mkn", "_query", "_arpa", "_glm"]
 
 extensions = [
     Extension(
@@ -12,7 +12,7 @@ extensions = [
         include_dirs=[numpy.get_include()],
         define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
         extra_compile_args=["-O3"],
-        language="c++" if name == "_count" else "c",
+        language="c++" if name in ("_count", "_glm") else "c",
     )
     for name in MODULES
 ]

@@ -14,54 +14,16 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 cnp.import_array()
 
 include "_search.pxi"
+include "_childhash.pxi"
+include "_results.pxi"
 
 DEF MAXORDER = 16
 DEF LANES = 32         # walks advanced together, so that their memory accesses overlap
-DEF SMALL = 8          # children ranges up to this size are searched; larger ones go through the hash
-cdef uint32_t EMPTY = 0xFFFFFFFFu
 
 
-cdef inline uint64_t child_key(int level, uint32_t parent, uint32_t w) noexcept nogil:
-    cdef uint64_t h = (<uint64_t>parent << 32) ^ (<uint64_t>w * 0x9E3779B97F4A7C15ULL) ^ (<uint64_t>level << 59)
-    h ^= h >> 31
-    h *= 0xBF58476D1CE4E5B9ULL
-    h ^= h >> 29
-    return h
-
-
-def child_hash(levels):
-    """Open-addressing table of the children of every n-gram with more than SMALL children.
-
-    A slot holds a child's index in its level; a lookup of child w of node p (at level n) probes from
-    child_key(n, p, w) and accepts a slot whose index lies in p's children range and holds word w.
-    """
-    cdef int N = len(levels), n
-    cdef uint64_t total = 0, size, i, p, c, slot, mask
-    cdef const uint32_t[::1] st
-    cdef const uint32_t[::1] wd
-    for n in range(1, N):
-        starts = np.asarray(levels[n - 1]["starts"])
-        sizes = np.diff(starts)
-        total += int(sizes[sizes > SMALL].sum())
-    size = 1024
-    while size < 2 * total:
-        size *= 2
-    table = np.full(size, EMPTY, dtype=np.uint32)
-    cdef uint32_t[::1] T = table
-    mask = size - 1
-    for n in range(1, N):
-        st = levels[n - 1]["starts"]
-        wd = levels[n]["word"]
-        with nogil:
-            for p in range(st.shape[0] - 1):
-                if st[p + 1] - st[p] <= SMALL:
-                    continue
-                for c in range(st[p], st[p + 1]):
-                    slot = child_key(n, <uint32_t>p, wd[c]) & mask
-                    while T[slot] != EMPTY:
-                        slot = (slot + 1) & mask
-                    T[slot] = <uint32_t>c
-    return table
+def trie_hash(levels):
+    """The child hash of a back-off trie: the children of level n are table n (see child_hash)."""
+    return child_hash([(n, levels[n - 1]["starts"], levels[n]["word"]) for n in range(1, len(levels))])
 
 
 cdef class Trie:
@@ -206,27 +168,9 @@ cdef class Trie:
         when per_token, (token_logprob float32, token_matched uint8, token_oov bool) over the scored
         tokens (words, then </s> when eos).
         """
-        cdef size_t n = ids.shape[0], i, lines = 0, t = 0
-        for i in range(n):
-            if ids[i] == 2:
-                lines += 1
-        lp_line = np.zeros(lines, dtype=np.float64)
-        tok_line = np.zeros(lines, dtype=np.int64)
-        oov_line = np.zeros(lines, dtype=np.int64)
-        oovlp_line = np.zeros(lines, dtype=np.float64)
-        cdef double[::1] LP = lp_line
-        cdef int64_t[::1] TK = tok_line
-        cdef int64_t[::1] OV = oov_line
-        cdef double[::1] OLP = oovlp_line
-        ntok = 0
-        if per_token:
-            ntok = n - lines - (0 if eos else lines)
-        tok_lp = np.zeros(ntok, dtype=np.float32)
-        tok_m = np.zeros(ntok, dtype=np.uint8)
-        tok_oov = np.zeros(ntok, dtype=np.bool_)
-        cdef float[::1] TLP = tok_lp
-        cdef uint8_t[::1] TM = tok_m
-        cdef uint8_t[::1] TO = tok_oov.view(np.uint8)
+        cdef size_t n = ids.shape[0], i
+        arrays = result_arrays(ids, eos, per_token)
+        cdef Results R = results_of(arrays, per_token)
         cdef float ctx_bo[MAXORDER]
         cdef size_t bpos[LANES]
         cdef int bh[LANES]
@@ -270,16 +214,7 @@ cdef class Trie:
                     sc = blp[b]
                     for j in range(m, bh[b] + 1):
                         sc += ctx_bo[j - 1]
-                    LP[line] += sc
-                    TK[line] += 1
-                    if w == 0:
-                        OV[line] += 1
-                        OLP[line] += sc
-                    if per_token:
-                        TLP[t] = <float>sc
-                        TM[t] = m
-                        TO[t] = w == 0
-                        t += 1
+                    add_token(&R, line, sc, m, w == 0)
                     if w == 2:
                         line += 1
                     else:
@@ -287,6 +222,4 @@ cdef class Trie:
                             ctx_bo[j] = bnbo[b * MAXORDER + j] if j < m else 0
                     b += 1
                 i = k
-        if per_token:
-            return (lp_line, tok_line, oov_line, oovlp_line), (tok_lp, tok_m, tok_oov)
-        return lp_line, tok_line, oov_line, oovlp_line
+        return arrays if per_token else arrays[0]

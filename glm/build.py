@@ -55,36 +55,61 @@ def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
     return _line_chunks(inputs)
 
 
-def train(inputs, order: int = 5, *, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
-          vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error",
-          quiet: bool = True) -> Model:
-    """Estimate a modified Kneser-Ney model of the given order, as lmplz does.
-
-    inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
-    bytes), one sentence per line.  prune: raw-count thresholds per order from unigrams on (lmplz's
-    --prune; the last repeats).  discount_fallback: None to fail when discounts are undefined, True for
-    lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix unigrams with the
-    uniform distribution (lmplz's default).  vocab_pad: size of the uniform distribution at least this.
-    skip_symbols: drop literal <s> / </s> instead of failing.  bad_utf8: 'error' or 'replace'.
-    """
+def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = False,
+          bad_utf8: str = "error", quiet: bool = True) -> tuple[Vocabulary, list[dict]]:
+    """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw)."""
     if not 1 <= order <= 16:
         raise ValueError(f"order must be between 1 and 16, not {order}")
-    if discount_fallback is True:
-        discount_fallback = ()
-    opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
-                   else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
-    opts.check(order)
     vocab = Vocabulary()
     counter = NgramCounter(order)
     for chunk in text_chunks(inputs, quiet):
         counter.add(vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error",
                                    bad_utf8=bad_utf8), len(vocab))
-    levels = counter.levels(len(vocab), with_raw=any(opts.prune))
+    return vocab, counter.levels(len(vocab), with_raw=with_raw)
+
+
+def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), discount_fallback=None,
+          interpolate_unigrams: bool = True, vocab_pad: int = 0, skip_symbols: bool = False,
+          bad_utf8: str = "error", quiet: bool = True) -> Model:
+    """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
+
+    inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
+    bytes), one sentence per line.  method: 'mkn' (a back-off Model), 'glm' or 'glm-abs' (a
+    GeneralizedModel, see glm.generalized).  tune: held-out text (paths) to fit the child weights
+    (GLM) and discount scales on (glm.tune); the result is a GeneralizedModel, for 'mkn' too.  prune: raw-count thresholds per order from unigrams on
+    (lmplz's --prune; the last repeats; MKN only).  discount_fallback: None to fail when discounts are
+    undefined, True for lmplz's default (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix
+    unigrams with the uniform distribution (lmplz's default).  vocab_pad: size of the uniform
+    distribution at least this.  skip_symbols: drop literal <s> / </s> instead of failing.
+    bad_utf8: 'error' or 'replace'.
+    """
+    from .generalized import METHODS
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if discount_fallback is True:
+        discount_fallback = ()
+    opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
+                   else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
+    opts.check(order)
+    if (method != "mkn" or tune) and any(opts.prune):
+        raise ValueError("pruning is supported for untuned MKN models only")
+    vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method == "glm-abs",
+                          skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet)
+    options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
+    if method != "mkn" or tune:
+        from .generalized import estimate as estimate_glm
+        from .model import GeneralizedModel
+        model = GeneralizedModel(vocab, estimate_glm(levels, order, method, opts, keep_stats=bool(tune)),
+                                 meta=options)
+        if tune:
+            from .tune import tune as fit
+            model = fit(model, tune, quiet=quiet, bad_utf8=bad_utf8)
+            model.tables.stats = None
+        return model
     est = estimate(levels, order, opts)
     if est.unigram_keep is not None:
         words = vocab.table.words()
         vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
     return Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
-                 meta={"order": order, "smoothing": "modified Kneser-Ney",
-                       "prune": list(opts.prune), "interpolate_unigrams": interpolate_unigrams,
-                       "vocab_pad": opts.vocab_pad})
+                 meta={"order": order, "smoothing": "modified Kneser-Ney", "prune": list(opts.prune),
+                       **options})

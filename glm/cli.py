@@ -122,16 +122,25 @@ def _curation_parsers(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="glm", description="Modified Kneser-Ney n-gram language models.")
+    ap = argparse.ArgumentParser(prog="glm", description="Modified Kneser-Ney and Generalized n-gram "
+                                                         "language models.")
     sub = ap.add_subparsers(dest="command", required=True)
 
     b = sub.add_parser("build", help="estimate a model from text (one sentence per line)",
-                       description="Estimate an interpolated modified Kneser-Ney model, as lmplz does.")
+                       description="Estimate an interpolated modified Kneser-Ney model, as lmplz does, or a "
+                                   "Generalized Language Model (skip patterns, docs/glm.md).")
     b.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files (plain, gzip, bzip2, xz or zstd), directories, or - for stdin")
     b.add_argument("-o", "--output", required=True, metavar="MODEL",
-                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz or {BINARY_SUFFIX} (binary)")
+                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN), .glm, .glm.gz/... (GLM) or "
+                        f"{BINARY_SUFFIX} (binary, both)")
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
+    b.add_argument("--method", choices=("mkn", "glm", "glm-abs"), default="mkn",
+                   help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model; "
+                        "glm-abs: GLM with occurrence counts at the lower orders")
+    b.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None,
+                   help="fit child weights (GLM) and discount scales on held-out text; the model is then "
+                        "written as .glm / .glmb, for mkn too")
     b.add_argument("--prune", type=int, nargs="+", default=[], metavar="T",
                    help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, ...; "
                         "non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
@@ -163,6 +172,18 @@ def _parser() -> argparse.ArgumentParser:
     _add_doc_options(s)
     _add_input_options(s)
 
+    e = sub.add_parser("paper-eval", help="train and score as in the GLM paper (sampled test sequences)",
+                       description="Per-word chain-rule perplexity of the first ORDER words of each test "
+                                   "line, from an empty context, OOVs included (docs/glm.md).")
+    e.add_argument("--train", nargs="+", required=True, metavar="TRAIN")
+    e.add_argument("--test", nargs="+", required=True, metavar="SEQUENCES")
+    e.add_argument("--order", "-n", type=int, required=True)
+    e.add_argument("--method", choices=("mkn", "glm", "glm-abs"), default="glm")
+    e.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None)
+    e.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D")
+    e.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    _add_input_options(e)
+
     i = sub.add_parser("info", help="orders, n-gram counts and discounts of a model")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
@@ -184,14 +205,15 @@ def _log(args, msg: str) -> None:
 def _build(args) -> None:
     from .build import train
     from .formats import check_output
-    check_output(args.output)
+    check_output(args.output, generalized=args.method != "mkn" or bool(args.tune))
     t0 = time.time()
     fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
-    model = train(args.inputs, args.order, prune=args.prune, discount_fallback=fallback,
-                  interpolate_unigrams=bool(args.interpolate_unigrams), vocab_pad=args.vocab_pad,
-                  skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8, quiet=args.quiet)
-    for n, (count, d) in enumerate(zip(model.counts, model.discounts), 1):
-        _log(args, f"{n}-grams: {count}  D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}")
+    model = train(args.inputs, args.order, method=args.method, tune=args.tune, prune=args.prune,
+                  discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
+                  vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
+                  quiet=args.quiet)
+    for line in _describe(model):
+        _log(args, line)
     model.save(args.output, quiet=args.quiet)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
 
@@ -292,23 +314,56 @@ def _bucket(args) -> None:
     _log(args, " ".join(f"{k}={v}" for k, v in info["counts"].items()))
 
 
+def _describe(model, sep: str = ": ") -> list[str]:
+    """Lines of n-gram counts and discounts, per order (MKN) or per pattern (GLM)."""
+    from .model import GeneralizedModel
+    gap = "\t" if sep == "\t" else "  "
+    fmt = lambda d: f"{gap}D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""   # noqa: E731
+    if isinstance(model, GeneralizedModel):
+        from .patterns import name
+        t = model.tables
+        return [f"pattern {name(m)}{sep}{t.sizes[m]}{fmt(t.discounts.get(m))}"
+                + (f"{gap}weight={model.weights[m]:.4g}" if m in model.weights else "") for m in sorted(t.sizes)]
+    if not model.discounts:
+        return [f"{n}-grams{sep}{c}" for n, c in enumerate(model.counts, 1)] + [
+            f"discounts{sep}not stored (model read from ARPA)"]
+    return [f"{n}-grams{sep}{c}{fmt(d)}" for n, (c, d) in enumerate(zip(model.counts, model.discounts), 1)]
+
+
 def _info(args) -> None:
     from .formats import load
+    from .model import GeneralizedModel
     model = load(args.model)
     info = dict(order=model.order, ngrams=model.counts, vocabulary=len(model.vocab),
                 discounts=[list(d) for d in model.discounts] if model.discounts else None,
                 meta=model.meta)
+    if isinstance(model, GeneralizedModel):
+        from .patterns import name
+        from .tune import describe
+        info.update(method=model.method, **describe(model),
+                    patterns={name(m): size for m, size in sorted(model.tables.sizes.items())})
     if args.json:
         print(json.dumps(info))
         return
     print(f"order\t{model.order}")
     print(f"vocabulary\t{len(model.vocab)}")
-    for n, c in enumerate(model.counts, 1):
-        d = model.discounts[n - 1] if model.discounts else None
-        disc = f"\tD1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""
-        print(f"{n}-grams\t{c}{disc}")
-    if not model.discounts:
-        print("discounts\tnot stored (model read from ARPA)")
+    for line in _describe(model, sep="\t"):
+        print(line)
+
+
+def _paper_eval(args) -> None:
+    from .build import train
+    from .protocols import sequence_perplexity
+    fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
+    model = train(args.train, args.order, method=args.method, tune=args.tune, discount_fallback=fallback,
+                  bad_utf8=args.bad_utf8, quiet=args.quiet)
+    res = dict(sequence_perplexity(model, args.test, args.order, args.quiet, args.bad_utf8),
+               order=args.order, method=args.method, tuned=bool(args.tune))
+    if args.json:
+        print(json.dumps(res))
+    else:
+        for k, v in res.items():
+            print(f"{k}\t{v}")
 
 
 def _convert(args) -> None:
@@ -319,8 +374,8 @@ def _convert(args) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"build": _build, "score": _score, "info": _info, "convert": _convert, "softdedup": _softdedup,
-         "resample": _resample, "prune": _prune, "bucket": _bucket}[args.command](args)
+        {"build": _build, "score": _score, "info": _info, "convert": _convert, "paper-eval": _paper_eval,
+         "softdedup": _softdedup, "resample": _resample, "prune": _prune, "bucket": _bucket}[args.command](args)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

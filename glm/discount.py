@@ -43,7 +43,7 @@ def discounts(t: list[int], order: int, fallback=None) -> tuple[float, float, fl
     if fallback is not None:
         return tuple(float(x) for x in fallback)
     raise DiscountError(
-        f"order {order}: modified Kneser-Ney discounts are undefined ({why}; count of counts "
+        f"{order if isinstance(order, str) else f'order {order}'}: modified Kneser-Ney discounts are undefined ({why}; count of counts "
         f"t1..t4 = {t1} {t2} {t3} {t4}); the text is too small or too repetitive for this order. "
         "Use --discount-fallback (or discount_fallback=...) to use fixed discounts, or a lower order.")
 

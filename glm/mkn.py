@@ -49,7 +49,6 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     """Turn counted levels into a back-off model.  ``levels`` is consumed."""
     opts.check(order)
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
-    V = len(levels[0]["count"])
     D = [discounts(count_of_counts(lv["count"], lv.get("last_open")), n, fallback)
          for n, lv in enumerate(levels, 1)]
     counts = [int(np.count_nonzero(levels[0]["count"]))] + [len(lv["count"]) for lv in levels[1:]]
@@ -58,27 +57,11 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
     # without <s>.
     # Pruned unigrams (occurrences <= the first threshold; never <unk>, <s>, </s>) give their whole
     # adjusted count to gamma and leave the uniform distribution.
-    a = levels[0]["count"]
-    total = float(a.sum())
-    if total == 0:
-        raise ValueError("no n-grams to estimate from: the text is empty")
     keep1 = None
     if opts.threshold(1) > 0:
         keep1 = levels[0]["raw"] > opts.threshold(1)
         keep1[:3] = True
-    Dt = np.array((0.0,) + D[0])
-    disc = Dt[np.minimum(a, 3)]
-    if keep1 is not None:
-        disc = np.where(keep1, disc, a)
-    gamma = float(disc.sum()) / total
-    p = (a - disc) / total
-    uniform_size = max((V if keep1 is None else int(keep1.sum())) - 1, opts.vocab_pad)
-    if opts.interpolate_unigrams:
-        p += gamma / uniform_size
-    else:
-        p[UNK] += gamma
-    p[BOS] = 1.0
-    prob = p.astype(np.float32)
+    prob = unigram_probs(levels[0]["count"], D[0], opts, keep1).astype(np.float32)
     out = [dict(logprob=prob, keep=keep1)]
 
     pruning = any(opts.threshold(n) for n in range(1, order + 1))
@@ -115,6 +98,28 @@ def estimate(levels: list[dict], order: int, opts: Options = Options()) -> Estim
         out[n - 1].pop("parent", None)
         out[n - 1].pop("keep", None)
     return Estimate(out, D, counts, keep1)
+
+
+def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | None = None) -> np.ndarray:
+    """Unigram probabilities (float64, by word id) from adjusted counts ``a``: discounted counts plus
+    the uniform distribution over the vocabulary without <s> (lmplz's; <s> gets 1, log10 0).
+    Pruned unigrams (not in keep1) give their whole count to gamma and leave the uniform distribution."""
+    total = float(a.sum())
+    if total == 0:
+        raise ValueError("no n-grams to estimate from: the text is empty")
+    Dt = np.array((0.0,) + tuple(D1))
+    disc = Dt[np.minimum(a, 3)]
+    if keep1 is not None:
+        disc = np.where(keep1, disc, a)
+    gamma = float(disc.sum()) / total
+    p = (a - disc) / total
+    uniform_size = max((len(a) if keep1 is None else int(keep1.sum())) - 1, opts.vocab_pad)
+    if opts.interpolate_unigrams:
+        p += gamma / uniform_size
+    else:
+        p[UNK] += gamma
+    p[BOS] = 1.0
+    return p
 
 
 def _prune(out: list[dict]) -> None:

@@ -13,7 +13,7 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
-from ._query import Trie, child_hash
+from ._query import Trie, trie_hash
 from .corpus import read_chunks
 from .counts import threads
 from .vocab import Vocabulary
@@ -72,7 +72,7 @@ class Model:
         self.unpruned_counts = counts
         self.meta = dict(meta or {})
         # hash of the children of n-grams with many children (stored in binary files)
-        self.child_index = child_hash(levels) if child_index is None else child_index
+        self.child_index = trie_hash(levels) if child_index is None else child_index
         self._trie = Trie(levels, self.child_index)
 
     # -- structure -------------------------------------------------------------------------------
@@ -114,6 +114,10 @@ class Model:
         cols = [np.concatenate([r[i] for r in res]) if res else np.zeros(0) for i in range(4)]
         return LineScores(*cols)
 
+    def score_ids(self, ids: np.ndarray, bos: bool = True, eos: bool = True) -> LineScores:
+        """Per-line totals of a padded id stream (``Vocabulary.tokenize``), in the calling thread."""
+        return LineScores(*self._trie.score_stream(ids, bos, eos))
+
     def score_many(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> np.ndarray:
         """log10 probability of each line (float64 array), as ``kenlm.Model.score`` per line."""
         return self.score_lines(lines, bos, eos).log10_prob
@@ -154,7 +158,7 @@ class Model:
         """Per-line scores of files, chunk after chunk, in input order (chunks scored on all cores)."""
         def work(chunk):
             stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)
-            return LineScores(*self._trie.score_stream(stream, bos, eos))
+            return self.score_ids(stream, bos, eos)
 
         chunks = read_chunks(inputs, chunk_bytes=1 << 22, quiet=quiet, desc="scoring")
         with ThreadPoolExecutor(threads()) as ex:
@@ -167,10 +171,90 @@ class Model:
                 yield fut.result()
 
     # -- files -----------------------------------------------------------------------------------
+    def binary_arrays(self) -> list[tuple[str, np.ndarray]]:
+        """The query arrays, as the binary format stores them (besides the vocabulary)."""
+        out = [("children.hash", self.child_index)]
+        for n, lv in enumerate(self.levels, 1):
+            for name in ("word", "logprob", "backoff", "starts"):
+                if name in lv:
+                    out.append((f"{n}.{name}", np.ascontiguousarray(lv[name])))
+        return out
+
+    def binary_header(self) -> dict:
+        return dict(discounts=[list(d) for d in (self.discounts or [])],
+                    unpruned_counts=list(self.unpruned_counts or []))
+
+    @classmethod
+    def from_binary(cls, vocab: Vocabulary, arrays: dict, header: dict) -> "Model":
+        if "children.hash" not in arrays:
+            raise ValueError("children.hash missing")
+        levels = [{name: arrays[f"{n}.{name}"] for name in ("word", "logprob", "backoff", "starts")
+                   if f"{n}.{name}" in arrays} for n in range(1, header["order"] + 1)]
+        return cls(vocab, levels, discounts=[tuple(d) for d in header["discounts"]] or None,
+                   counts=header["unpruned_counts"] or None, meta=header["meta"],
+                   child_index=arrays["children.hash"])
+
     def save(self, path, quiet: bool = True) -> None:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz) or .glmb (binary)."""
         from .formats import save
         save(self, path, quiet=quiet)
+
+
+class GeneralizedModel(Model):
+    """A Generalized Language Model (or MKN computed over the pattern lattice): the same queries as
+    Model, answered by recursive interpolation over skip patterns (glm.generalized)."""
+
+    def __init__(self, vocab: Vocabulary, tables, meta: dict | None = None, weights: dict | None = None,
+                 hash_table=None):
+        from ._glm import Scorer
+        from .generalized import combination
+        self.vocab = vocab
+        self.tables = tables
+        self.order = tables.order
+        self.method = tables.method
+        self.weights = {int(m): float(w) for m, w in (weights or {}).items()}   # {mask: parent weight}
+        self.discounts = None
+        self.unpruned_counts = None
+        self.meta = dict(meta or {}, order=self.order, method=self.method)
+        self._trie = Scorer(self.order, tables.tables, combination(self.order, self.method, self.weights),
+                            hash_table)
+
+    @property
+    def counts(self) -> list[int]:
+        """Number of n-grams of each contiguous pattern (order), as for a back-off model."""
+        return [self.tables.sizes.get((1 << n) - 1, 0) for n in range(1, self.order + 1)]
+
+    def __repr__(self) -> str:
+        return f"<glm.GeneralizedModel method={self.method} order={self.order} ngrams={self.counts}>"
+
+    def binary_arrays(self) -> list[tuple[str, np.ndarray]]:
+        out = [("patterns.hash", self._trie.hash), ("1.prob", self.tables.tables[1]["prob"])]
+        for mask, t in sorted(self.tables.tables.items()):
+            if mask > 1:
+                out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in ("word", "starts", "alpha", "gamma")]
+        return out
+
+    def binary_header(self) -> dict:
+        return dict(kind="glm", method=self.method, weights={str(k): v for k, v in self.weights.items()},
+                    discounts={str(k): list(v) for k, v in self.tables.discounts.items()},
+                    sizes={str(k): v for k, v in self.tables.sizes.items()})
+
+    @classmethod
+    def from_binary(cls, vocab: Vocabulary, arrays: dict, header: dict) -> "GeneralizedModel":
+        from .generalized import Tables
+        masks = sorted(int(k) for k in header["sizes"])
+        tables = {1: dict(prob=arrays["1.prob"])}
+        for mask in masks[1:]:
+            tables[mask] = {k: arrays[f"{mask}.{k}"] for k in ("word", "starts", "alpha", "gamma")}
+        t = Tables(header["order"], header["method"], tables,
+                   {int(k): tuple(v) for k, v in header["discounts"].items()},
+                   {int(k): v for k, v in header["sizes"].items()})
+        return cls(vocab, t, header["meta"], {int(k): v for k, v in header["weights"].items()},
+                   hash_table=arrays["patterns.hash"])
+
+    def with_weights(self, weights: dict) -> "GeneralizedModel":
+        """The same tables combined with other child weights ({mask: parent weight})."""
+        return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self._trie.hash)
 
 
 def _split(lines: list, parts: int) -> list[list]:

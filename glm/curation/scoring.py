@@ -99,7 +99,7 @@ def _score_chunk(chunk, fmt: DocFormat, model) -> DocScores:
     """Scores of the documents of a chunk; one document per line of plain text goes straight from the
     chunk's bytes to the tokenizer (the same tokens as through score_texts)."""
     if fmt.fmt == "text" and fmt.unit == "line":
-        res = model.score_chunk(chunk, bad_utf8=fmt.bad_utf8)
+        res = model.score_ids(model.vocab.tokenize(chunk, symbols="unk", bad_utf8=fmt.bad_utf8))
         ids = [f"{chunk.path}:{n}" for n in range(chunk.first_line, chunk.first_line + len(res.tokens))]
         return DocScores(ids, res.tokens.astype(np.int64), res.oovs.astype(np.int64),
                          res.log10_prob.astype(np.float64))

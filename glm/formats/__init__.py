@@ -12,14 +12,18 @@ import tempfile
 
 BINARY_SUFFIX = ".glmb"
 ARPA_SUFFIXES = (".arpa", ".arpa.gz", ".arpa.bz2", ".arpa.xz", ".arpa.zst")
+GLM_SUFFIXES = (".glm", ".glm.gz", ".glm.bz2", ".glm.xz", ".glm.zst")
 
 
-def check_output(path) -> None:
-    """Fail early (before hours of work) on an output name or directory that cannot be written."""
+def check_output(path, generalized: bool = False) -> None:
+    """Fail early (before hours of work) on an output name or directory that cannot be written.
+    generalized: the model is a GLM, written as .glm text (plain or compressed) or binary."""
     path = os.fspath(path)
-    if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(ARPA_SUFFIXES)):
-        raise ValueError(f"{path}: unknown model format; use a name ending in "
-                         f"{', '.join(ARPA_SUFFIXES)} or {BINARY_SUFFIX}")
+    text = GLM_SUFFIXES if generalized else ARPA_SUFFIXES
+    if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(text)):
+        kind = "a GLM model" if generalized else "an MKN model"
+        raise ValueError(f"{path}: unknown model format for {kind}; use a name ending in "
+                         f"{', '.join(text)} or {BINARY_SUFFIX}")
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ValueError(f"{path}: directory {directory} does not exist")
@@ -55,18 +59,22 @@ def atomic_output(path):
 
 
 def save(model, path, quiet: bool = True) -> None:
+    from ..model import GeneralizedModel
     path = os.fspath(path)
-    check_output(path)
+    check_output(path, isinstance(model, GeneralizedModel))
     if path.endswith(BINARY_SUFFIX):
         from .binary import write_binary
         write_binary(model, path)
+    elif isinstance(model, GeneralizedModel):
+        from .glmtext import write_glm
+        write_glm(model, path)
     else:
         from .arpa import write_arpa
         write_arpa(model, path, quiet=quiet)
 
 
 def load(path, quiet: bool = True):
-    """Read a model file, ARPA (plain or compressed) or binary, recognized by its first bytes."""
+    """Read a model file, ARPA or .glm (plain or compressed) or binary, recognized by its first bytes."""
     from ..corpus import open_binary
     from .binary import MAGIC, read_binary
     path = os.fspath(path)
@@ -80,8 +88,11 @@ def load(path, quiet: bool = True):
         raise ModelFormatError(f"{path}: a KenLM binary file; glm reads ARPA files and its own "
                                f"{BINARY_SUFFIX} files (convert with glm build ... or from the ARPA)")
     from .arpa import read_arpa
+    from .glmtext import read_glm
     try:
         with open_binary(path) as stream:
-            return read_arpa(stream, path, quiet=quiet)
+            generalized = stream.readline().rstrip() == b"\\glm\\"
+        with open_binary(path) as stream:
+            return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
     except (EOFError, OSError, lzma.LZMAError) as exc:   # damaged or truncated compressed data
         raise ModelFormatError(f"{path}: cannot read: {exc}") from None

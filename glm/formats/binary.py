@@ -20,13 +20,7 @@ ALIGN = 64
 
 def _arrays(model) -> list[tuple[str, np.ndarray]]:
     blob, offsets, table = model.vocab.table.arrays()
-    out = [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table),
-           ("children.hash", model.child_index)]
-    for n, lv in enumerate(model.levels, 1):
-        for name in ("word", "logprob", "backoff", "starts"):
-            if name in lv:
-                out.append((f"{n}.{name}", np.ascontiguousarray(lv[name])))
-    return out
+    return [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)] + model.binary_arrays()
 
 
 def write_binary(model, path) -> None:
@@ -35,9 +29,7 @@ def write_binary(model, path) -> None:
     for name, arr in arrays:
         entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
         offset += -(-arr.nbytes // ALIGN) * ALIGN
-    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta,
-                  discounts=[list(d) for d in (model.discounts or [])],
-                  unpruned_counts=list(model.unpruned_counts or []))
+    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta, **model.binary_header())
     text = json.dumps(header).encode("utf-8")
     start = -(-(len(MAGIC) + 8 + len(text)) // ALIGN) * ALIGN
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
@@ -50,7 +42,7 @@ def write_binary(model, path) -> None:
 
 def read_binary(path):
     from .._vocab import VocabTable
-    from ..model import Model
+    from ..model import GeneralizedModel, Model
     from ..vocab import Vocabulary
     with open(path, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
@@ -61,7 +53,7 @@ def read_binary(path):
         except ValueError:
             raise ModelFormatError(f"{path}: corrupt header") from None
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    if header.get("format") != 1 or "children.hash" not in {e["name"] for e in header["arrays"]}:
+    if header.get("format") != 1:
         raise ModelFormatError(f"{path}: a glm binary of another format version; rebuild it or convert "
                                "it from the ARPA file")
     start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
@@ -75,10 +67,9 @@ def read_binary(path):
                                           offset=start + e["offset"]).reshape(e["shape"])
     vocab = Vocabulary(VocabTable.from_arrays(arrays["vocab.blob"], arrays["vocab.offsets"],
                                               arrays["vocab.table"]))
-    levels = []
-    for n in range(1, header["order"] + 1):
-        levels.append({name: arrays[f"{n}.{name}"] for name in ("word", "logprob", "backoff", "starts")
-                       if f"{n}.{name}" in arrays})
-    return Model(vocab, levels, discounts=[tuple(d) for d in header["discounts"]] or None,
-                 counts=header["unpruned_counts"] or None, meta=header["meta"],
-                 child_index=arrays["children.hash"])
+    cls = GeneralizedModel if header.get("kind") == "glm" else Model
+    try:
+        return cls.from_binary(vocab, arrays, header)
+    except (KeyError, ValueError) as exc:
+        raise ModelFormatError(f"{path}: a glm binary of another format version ({exc}); rebuild it or "
+                               "convert it from the ARPA file") from None

@@ -1,0 +1,65 @@
+# Shared by _query and _glm (Cython `include`): a hash over the children of trie nodes with many
+# children, so that finding a child costs one probe instead of a binary search through a long range.
+# Needs _search.pxi included first.
+
+DEF SMALL = 8          # children ranges up to this size are searched; larger ones go through the hash
+cdef uint32_t EMPTY = 0xFFFFFFFFu
+
+
+cdef inline uint64_t child_key(int table, uint32_t parent, uint32_t w) noexcept nogil:
+    cdef uint64_t h = (<uint64_t>parent << 32) ^ (<uint64_t>w * 0x9E3779B97F4A7C15ULL) ^ (<uint64_t>table << 59)
+    h ^= h >> 31
+    h *= 0xBF58476D1CE4E5B9ULL
+    h ^= h >> 29
+    return h
+
+
+cdef inline int64_t find_child_hashed(const uint32_t* T, uint64_t mask, int table, const uint32_t* words,
+                                      const uint32_t* starts, uint32_t p, uint32_t w) noexcept nogil:
+    """Index of child w of node p of a table (children words[starts[p]:starts[p+1]]), or -1."""
+    cdef uint32_t lo = starts[p], hi = starts[p + 1], c
+    cdef uint64_t slot
+    if hi - lo <= SMALL:
+        return find_child(words, lo, hi, w)
+    slot = child_key(table, p, w) & mask
+    c = T[slot]
+    while c != EMPTY:
+        if lo <= c < hi and words[c] == w:
+            return c
+        slot = (slot + 1) & mask
+        c = T[slot]
+    return -1
+
+
+def child_hash(tables):
+    """Open-addressing table of the children of every node with more than SMALL children.
+
+    tables: (number, starts, words) per table of children: the children of node p are
+    words[starts[p]:starts[p+1]], sorted.  A slot holds a child's index in its table; a lookup of child
+    w of node p probes from child_key(number, p, w) and accepts a slot whose index lies in p's children
+    range and holds word w.
+    """
+    cdef uint64_t total = 0, size, p, c, slot, mask
+    cdef const uint32_t[::1] st
+    cdef const uint32_t[::1] wd
+    cdef int number
+    for _, starts, _ in tables:
+        sizes = np.diff(np.asarray(starts))
+        total += int(sizes[sizes > SMALL].sum())
+    size = 1024
+    while size < 2 * total:
+        size *= 2
+    table = np.full(size, EMPTY, dtype=np.uint32)
+    cdef uint32_t[::1] T = table
+    mask = size - 1
+    for number, st, wd in tables:
+        with nogil:
+            for p in range(st.shape[0] - 1):
+                if st[p + 1] - st[p] <= SMALL:
+                    continue
+                for c in range(st[p], st[p + 1]):
+                    slot = child_key(number, <uint32_t>p, wd[c]) & mask
+                    while T[slot] != EMPTY:
+                        slot = (slot + 1) & mask
+                    T[slot] = <uint32_t>c
+    return table

@@ -1,0 +1,203 @@
+"""The ``.glm`` text format of Generalized Language Models (ARPA-like; documented in docs/formats.md).
+
+    \\glm\\
+    order=3
+    method=glm
+    weights=uniform              (or PATTERN=LAMBDA ...: tuned weights of the farthest-word child)
+    pattern 1=9 D=0.5 1 1.5      (one line per pattern: number of n-grams, discounts)
+    pattern 11=10 D=...
+    ...
+
+    \\1:\\                          unigram probabilities:  p <TAB> word
+    \\11:\\                         alpha of each n-gram:   alpha <TAB> w1 w2
+    \\11 gamma:\\                   gamma of each history:  gamma <TAB> w1
+    \\101:\\                        gapped patterns write _ at skipped positions: alpha <TAB> a _ c
+    ...
+    \\end\\
+
+Values are linear (not log10) doubles written with 17 significant digits, so a model read back gives
+the same probabilities.  A history is listed under the pattern it is the history of, written as the
+n-gram of its own pattern; histories never followed by a word are not listed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..patterns import history, name, parse, patterns, span
+from . import ModelFormatError, atomic_output
+from .arpa import _open_out
+
+
+def _rows(tables: dict, mask: int) -> np.ndarray:
+    """Word ids of every n-gram of pattern ``mask``: column j = j-th kept word from the predicted one."""
+    if mask == 1:
+        return np.arange(len(tables[1]["prob"]), dtype=np.uint32)[:, None]
+    par = mask & ~(1 << (span(mask) - 1))
+    t = tables[mask]
+    parent_of = np.repeat(np.arange(len(t["starts"]) - 1), np.diff(t["starts"].astype(np.int64)))
+    return np.column_stack([_rows(tables, par)[parent_of], t["word"]])
+
+
+def _text(words: np.ndarray, rows: np.ndarray, mask: int) -> list[str]:
+    """Reading-order text of n-grams of a pattern: farthest word first, '_' at gaps."""
+    offsets = [d for d in range(span(mask)) if mask >> d & 1]
+    cols = []
+    for d in range(span(mask) - 1, -1, -1):
+        cols.append(words[rows[:, offsets.index(d)]] if d in offsets else np.full(len(rows), "_", dtype=object))
+    return [" ".join(t) for t in zip(*cols)]
+
+
+def write_glm(model, path) -> None:
+    tables = model.tables.tables
+    words = np.array(list(model.vocab), dtype=object)
+    masks = sorted(tables)
+    with atomic_output(path) as tmp, _open_out(path, tmp) as f:
+        w = lambda s: f.write(s.encode("utf-8"))      # noqa: E731
+        w(f"\\glm\\\norder={model.order}\nmethod={model.method}\n")
+        w("weights=" + (" ".join(f"{name(m)}={v!r}" for m, v in sorted(model.weights.items())) or "uniform")
+          + "\n")
+        for m in masks:
+            d = model.tables.discounts.get(m)
+            w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
+        w(f"\n\\1:\\\n")
+        w("".join(f"{p!r}\t{t}\n" for p, t in zip(tables[1]["prob"].tolist(), words)))
+        for m in masks[1:]:
+            t = tables[m]
+            w(f"\n\\{name(m)}:\\\n")
+            w("".join(f"{a!r}\t{x}\n" for a, x in zip(t["alpha"].tolist(), _text(words, _rows(tables, m), m))))
+            gap, hm = history(m)
+            seen = np.flatnonzero(~np.isnan(t["gamma"]))
+            w(f"\n\\{name(m)} gamma:\\\n")
+            w("".join(f"{g!r}\t{x}\n" for g, x in zip(t["gamma"][seen].tolist(),
+                                                     _text(words, _rows(tables, hm)[seen], hm))))
+        w("\n\\end\\\n")
+
+
+def read_glm(stream, path: str):
+    """Read a .glm file (``stream`` yields bytes lines)."""
+    from ..generalized import Tables
+    from ..model import GeneralizedModel
+    from ..vocab import Vocabulary
+
+    lines = (ln.decode("utf-8").rstrip("\r\n") for ln in stream)
+    no = 0
+
+    def err(msg):
+        return ModelFormatError(f"{path}:{no}: {msg}")
+
+    head, sections, current = {}, {}, None
+    sizes, discounts, weights = {}, {}, {}
+    for no, line in enumerate(lines, 1):
+        if no == 1:
+            if line != "\\glm\\":
+                raise err("not a .glm file (first line must be \\glm\\)")
+            continue
+        if not line:
+            continue
+        if line.startswith("\\") and line.endswith(":\\"):
+            current = line[1:-2]
+            sections[current] = ([], [], no)
+            continue
+        if line == "\\end\\":
+            break
+        if current is None:
+            if line.startswith("pattern "):
+                try:
+                    key, _, rest = line[8:].partition("=")
+                    parts = rest.split()
+                    m = parse(key)
+                    sizes[m] = int(parts[0])
+                    if len(parts) > 1:
+                        discounts[m] = tuple(float(x) for x in [parts[1][2:]] + parts[2:4])
+                except (ValueError, IndexError):
+                    raise err(f"bad pattern line: {line!r}") from None
+            elif line.startswith("weights="):
+                if line != "weights=uniform":
+                    for item in line[8:].split():
+                        k, _, v = item.partition("=")
+                        weights[parse(k)] = float(v)
+            else:
+                k, _, v = line.partition("=")
+                head[k] = v
+            continue
+        value, tab, text = line.partition("\t")
+        if not tab:
+            raise err("expected a value, a tab and words")
+        try:
+            sections[current][0].append(float(value))
+        except ValueError:
+            raise err(f"not a number: {value!r}") from None
+        sections[current][1].append(text)
+    else:
+        raise err("missing \\end\\")
+    try:
+        order, method = int(head["order"]), head["method"]
+    except (KeyError, ValueError):
+        raise ModelFormatError(f"{path}: header lacks order= or method=") from None
+    if "1" not in sections:
+        raise ModelFormatError(f"{path}: no \\1:\\ section")
+    words = sections["1"][1]
+    if words[:3] != ["<unk>", "<s>", "</s>"]:
+        raise ModelFormatError(f"{path}: the unigrams must start with <unk>, <s>, </s>")
+    vocab = Vocabulary.from_words(words[3:])
+    if len(vocab) != len(words):
+        raise ModelFormatError(f"{path}: a unigram is listed twice")
+    tables = {1: dict(prob=np.array(sections["1"][0], dtype=np.float64))}
+    keys = {}                                  # mask -> sorted (parent << 32 | word) of its table
+
+    def ids_of(mask, texts, first_line):
+        offsets = [d for d in range(span(mask)) if mask >> d & 1]
+        rows = np.zeros((len(texts), len(offsets)), dtype=np.uint32)
+        for i, t in enumerate(texts):
+            toks = t.split(" ")
+            if len(toks) != span(mask) or any((tok == "_") != (not mask >> (span(mask) - 1 - j) & 1)
+                                              for j, tok in enumerate(toks)):
+                raise ModelFormatError(f"{path}:{first_line + 1 + i}: {t!r} does not fit pattern {name(mask)}")
+            kept = [vocab.id(tok) for j, tok in enumerate(toks) if tok != "_"]
+            rows[i] = kept[::-1]
+        return rows
+
+    def locate(mask, rows, first_line):
+        """Node index in pattern ``mask`` of each row (word ids, nearest first)."""
+        node = rows[:, 0].astype(np.int64)
+        sub = 1
+        for j, d in enumerate([d for d in range(1, span(mask)) if mask >> d & 1], 1):
+            sub |= 1 << d
+            k = keys[sub]
+            q = (node << 32) | rows[:, j]
+            pos = np.searchsorted(k, q)
+            bad = (pos >= len(k)) | (k[np.minimum(pos, len(k) - 1)] != q)
+            if bad.any():
+                raise ModelFormatError(f"{path}:{first_line + 1 + int(np.argmax(bad))}: n-gram of pattern "
+                                       f"{name(sub)} missing (every n-gram needs its parent n-gram)")
+            node = pos
+        return node
+
+    for m in patterns(order)[1:]:
+        if name(m) not in sections:
+            continue
+        values, texts, first = sections[name(m)]
+        rows = ids_of(m, texts, first)
+        parent_nodes = locate(m & ~(1 << (span(m) - 1)), rows[:, :-1], first) if rows.shape[1] > 1 else None
+        key = (parent_nodes.astype(np.uint64) << np.uint64(32)) | rows[:, -1]
+        order_ = np.argsort(key, kind="stable")
+        key = key[order_]
+        if len(key) > 1 and (np.diff(key.astype(np.int64)) == 0).any():
+            raise ModelFormatError(f"{path}: an n-gram of pattern {name(m)} is listed twice")
+        keys[m] = key.astype(np.int64)
+        par = m & ~(1 << (span(m) - 1))
+        n_par = len(tables[par]["prob"]) if par == 1 else len(tables[par]["word"])
+        starts = np.zeros(n_par + 1, dtype=np.uint32)
+        np.cumsum(np.bincount((key >> np.uint64(32)).astype(np.int64), minlength=n_par), out=starts[1:])
+        gap, hm = history(m)
+        n_hist = len(tables[hm]["prob"]) if hm == 1 else len(tables[hm]["word"])
+        gamma = np.full(n_hist, np.nan)
+        gvalues, gtexts, gfirst = sections.get(f"{name(m)} gamma", ([], [], 0))
+        if gtexts:
+            gamma[locate(hm, ids_of(hm, gtexts, gfirst), gfirst)] = gvalues
+        tables[m] = dict(word=rows[order_, -1].copy(), starts=starts,
+                         alpha=np.asarray(values, dtype=np.float64)[order_], gamma=gamma)
+    if sizes != {m: len(t.get("word", t.get("prob"))) for m, t in tables.items()}:
+        raise ModelFormatError(f"{path}: the pattern sizes in the header do not match the sections")
+    t = Tables(order, method, tables, discounts, sizes)
+    return GeneralizedModel(vocab, t, {"order": order, "method": method}, weights)

@@ -1,0 +1,173 @@
+"""Generalized Language Model estimation (Pickhardt et al., ACL 2014), normalized (docs/glm.md).
+
+Input: the suffix-trie levels of the counted text (glm.counts), the same as for MKN.  Every skip pattern
+S gets a table (``ext/_glm.pyx``): its n-grams with a statistic s_S, and from it the interpolation terms
+
+    alpha_S(w|h) = max(s_S(hw) - D_S(s_S(hw)), 0) / den_S(h),   den_S(h) = sum_w s_S(hw)
+    gamma_S(h)   = (D_S1 N1(h) + D_S2 N2(h) + D_S3+ N3+(h)) / den_S(h)
+
+with N_k(h) the words w with s_S(hw) = k (3+: >= 3) and D_S from the count-of-counts of s_S.  The
+statistic: the top pattern counts occurrences; a contiguous lower pattern the adjusted counts of MKN
+(distinct left extensions, or occurrences for n-grams that start with <s>); a gapped pattern the
+distinct fillers of its gaps.  ``method="glm-abs"`` uses occurrences (summed over the fillers) for
+every lower pattern.  A gapped pattern's n-grams are the projections of the distinct windows of its
+span, so they come from the trie level of that length by one grouping pass (``_glm.group``).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _count, _glm, _mkn
+from .counts import parallel, threads
+from .discount import DiscountError, count_of_counts, discounts, fallback_triple
+from .mkn import Options, unigram_probs
+from .patterns import children, history, is_contiguous, name, parent, patterns, span
+
+METHODS = ("glm", "glm-abs", "mkn")
+
+
+@dataclass
+class Tables:
+    """The estimated model: per pattern mask, its table (mask 1: 'prob' by word id; others: 'word',
+    'starts', 'alpha', 'gamma'), its discounts, and its number of n-grams."""
+    order: int
+    method: str
+    tables: dict
+    discounts: dict = field(default_factory=dict)
+    sizes: dict = field(default_factory=dict)
+    stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
+
+
+def combination(order: int, method: str, weights: dict | None = None) -> dict:
+    """{mask: [(child, weight), ...]}: uniform weights over the children (GLM) or the parent only (MKN).
+    ``weights`` {mask: lambda} gives the parent (farthest-word deletion) weight lambda and the other
+    children (1 - lambda) / (k - 1) each."""
+    out = {}
+    for mask in patterns(order)[1:]:
+        if method == "mkn":
+            if is_contiguous(mask):
+                out[mask] = [(parent(mask), 1.0)]
+            continue
+        kids = children(mask)
+        lam = (weights or {}).get(mask)
+        if lam is None or len(kids) == 1:
+            out[mask] = [(c, 1.0 / len(kids)) for c in kids]
+        else:
+            out[mask] = [(kids[0], lam)] + [(c, (1.0 - lam) / (len(kids) - 1)) for c in kids[1:]]
+    return out
+
+
+def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
+             fixed_discounts=None, keep_stats: bool = False) -> Tables:
+    """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
+    for every pattern instead of estimated ones (for tests and the paper's worked example).
+    keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning)."""
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if any(opts.prune):
+        raise ValueError("pruning is not supported for GLM models")
+    absolute = method == "glm-abs"
+    fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
+
+    def disc(stat, label, last_open=None):
+        if fixed_discounts is not None:
+            return tuple(float(x) for x in fixed_discounts)
+        return discounts(count_of_counts(stat, last_open), label, fallback)
+
+    # the statistic of contiguous patterns: occurrences at the top (and for glm-abs), else adjusted counts
+    def contiguous_stat(L):
+        lv = levels[L - 1]
+        return lv["raw"] if absolute and L < order else lv["count"]
+
+    sizes = [len(levels[0]["count"])] + [len(lv["word"]) for lv in levels[1:]]
+    for L in range(1, order):                              # children ranges of each level's n-grams
+        levels[L - 1]["starts"] = _count.child_starts(levels[L]["parent"], sizes[L - 1])
+    ctx = [None, None]                                     # ctx[L]: level L -> its context in level L-1
+    for L in range(2, order + 1):
+        lv = levels[L - 1]
+        c = np.empty(sizes[L - 1], dtype=np.uint32)
+        parallel(_count.contexts, len(c), lv["word"], lv["parent"], ctx[L - 1],
+                 levels[L - 2]["word"] if L > 2 else None, levels[L - 3]["starts"] if L > 2 else None, c)
+        ctx.append(c)
+
+    # unigrams: MKN's, for every method (glm-abs too: occurrences of words in a capped vocabulary often
+    # leave the unigram discounts undefined)
+    uni = levels[0]["count"]
+    D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
+    tables = {1: dict(prob=unigram_probs(uni, D[1], opts))}
+    stats = {1: (uni, opts)} if keep_stats else None
+    table_sizes = {1: sizes[0]}
+    index = {}             # mask -> level-L n-gram -> its n-gram of the pattern (gapped masks only)
+    wanted = combination(order, method)
+
+    def nodes_of(mask, level_nodes, L):
+        """Indices in pattern ``mask`` of the n-grams of level L given by ``level_nodes`` (None: all)."""
+        Lp = span(mask)
+        x = np.arange(sizes[L - 1], dtype=np.uint32) if level_nodes is None else level_nodes
+        for k in range(L, Lp, -1):                        # suffix of length Lp: follow parents
+            x = levels[k - 1]["parent"][x]
+        return x if mask not in index else index[mask][x]
+
+    def one(mask):
+        """The table of one pattern; it needs only the patterns of shorter spans."""
+        L = span(mask)
+        gap, hmask = history(mask)
+        lv = levels[L - 1]
+        if is_contiguous(mask):
+            starts, words, stat = levels[L - 2]["starts"], lv["word"], contiguous_stat(L)
+            inverse = None
+            last_open = None if absolute and L < order else lv.get("last_open")
+        else:
+            weights = lv["raw"] if absolute else None
+            starts, words, stat, inverse = _glm.group(nodes_of(parent(mask), None, L), lv["word"],
+                                                      table_sizes[parent(mask)], weights)
+            last_open = None
+        # the history of each n-gram: its prefix without the last `gap` words, in pattern hmask
+        prefix = ctx[L]
+        for k in range(L - 1, L - gap, -1):
+            prefix = ctx[k][prefix]
+        hist = nodes_of(hmask, prefix, L - gap)
+        if inverse is not None:
+            h = np.empty(len(words), dtype=np.uint32)
+            h[inverse] = hist
+            hist = h
+        d = disc(stat, f"pattern {name(mask)}", last_open)
+        alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask])
+        return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist
+
+    with ThreadPoolExecutor(threads()) as ex:
+        for L in range(2, order + 1):
+            masks = [m for m in wanted if span(m) == L]
+            for mask, (table, d, inverse, stat, hist) in zip(masks, ex.map(one, masks)):
+                tables[mask], D[mask], table_sizes[mask] = table, d, len(table["word"])
+                if inverse is not None and L < order:
+                    index[mask] = inverse
+                if keep_stats:
+                    stats[mask] = (stat, hist)
+    return Tables(order, method, tables, D, table_sizes, stats)
+
+
+def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int):
+    """(alpha per n-gram, gamma per history: NaN for histories never followed) of one pattern, from the
+    n-grams' statistic, their histories' indices and the pattern's discounts."""
+    stat = np.ascontiguousarray(stat, dtype=np.uint32)
+    den, num = _mkn.context_sums(np.ascontiguousarray(hist, dtype=np.uint32), stat, None, D, n_hist)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        gamma = num / den
+        alpha = np.maximum(stat - np.array((0.0,) + tuple(D))[np.minimum(stat, 3)], 0.0) / den[hist]
+    return alpha, gamma
+
+
+def rediscount(tables: Tables, mask: int, D: tuple) -> None:
+    """Recompute a pattern's terms with other discounts (needs the statistics: keep_stats)."""
+    if mask == 1:
+        counts, opts = tables.stats[1]
+        tables.tables[1]["prob"] = unigram_probs(counts, D, opts)
+    else:
+        stat, hist = tables.stats[mask]
+        t = tables.tables[mask]
+        t["alpha"], t["gamma"] = interpolation_terms(stat, hist, D, len(t["gamma"]))
+    tables.discounts[mask] = tuple(D)

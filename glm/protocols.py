@@ -1,0 +1,46 @@
+"""Evaluation protocols beside running text (Model.evaluate): the GLM paper's sampled sequences.
+
+Pickhardt et al. (2014) score each test sequence w1 .. wn (n-word windows sampled from the test text;
+the n = 3 and 4 sets are the first 3 or 4 words of the 5-word lines) by the chain rule from an empty
+context, P(w1) P(w2 | w1) .. P(wn | w1 .. wn-1), with no <s> before w1 and no </s> predicted, and report
+the perplexity per word over all words of all sequences, OOVs included (scored as <unk>).  Literal
+<s> and </s> in the sequences are OOVs, as they were for the paper's models, whose training text had
+no boundary tokens.  See docs/glm.md.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .corpus import Chunk, read_chunks
+
+
+def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str = "error") -> dict:
+    """The paper's per-word chain-rule perplexity of the first n words of each line of ``inputs``."""
+    total = inv_total = 0.0
+    sequences = tokens = oovs = inv_sequences = inv_tokens = short = 0
+    for chunk in read_chunks(inputs, quiet=quiet, desc="scoring"):
+        lines = chunk.data.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()
+        cut = [b" ".join(ln.split()[:n]) for ln in lines]
+        short += sum(1 for c in cut if len(c.split()) < n)
+        data = b"\n".join(cut) + b"\n"
+        stream = model.vocab.tokenize(Chunk(data, chunk.path, chunk.first_line), symbols="unk",
+                                      bad_utf8=bad_utf8)
+        res = model.score_ids(stream, bos=False, eos=False)
+        lp, tok, oov = res.log10_prob, res.tokens, res.oovs
+        total += float(lp.sum())
+        sequences += len(tok)
+        tokens += int(tok.sum())
+        oovs += int(oov.sum())
+        clean = oov == 0
+        inv_total += float(lp[clean].sum())
+        inv_sequences += int(clean.sum())
+        inv_tokens += int(tok[clean].sum())
+    ppl = 10.0 ** (-total / tokens) if tokens else math.nan
+    inv = 10.0 ** (-inv_total / inv_tokens) if inv_tokens else math.nan
+    return dict(perplexity=ppl, sequences=sequences, tokens=tokens, oovs=oovs,
+                perplexity_in_vocabulary=inv, sequences_in_vocabulary=inv_sequences,
+                shorter_than_n=short, protocol="chain rule from an empty context, per word, OOVs included")

@@ -1,0 +1,120 @@
+"""Fitting a GLM (or MKN) on held-out text, keeping it normalized (the paper's future work, §7.2).
+
+Two kinds of parameters, fitted by coordinate descent (golden-section search on one parameter at a
+time, minimizing the held-out perplexity):
+
+* per pattern with several children (GLM only), the weight lambda of the farthest-word-deletion child
+  (MKN's back-off); the other children share 1 - lambda equally.  lambda = 1 everywhere is MKN.
+* per pattern (both methods), a scale c of its discounts: D_k -> c D_k, with c D_k kept in [0, k].
+
+Any such choice keeps every distribution normalized (a convex combination of normalized children, and
+discounts within [0, k]).
+"""
+from __future__ import annotations
+
+import math
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .counts import threads
+from .generalized import combination, rediscount
+from .model import GeneralizedModel
+from .patterns import children, name
+from .progress import progress
+
+GOLDEN = (math.sqrt(5) - 1) / 2
+
+
+def heldout_ids(model: GeneralizedModel, inputs, bad_utf8: str = "error") -> list[np.ndarray]:
+    """The held-out text as padded id streams, cut at line ends into one part per thread."""
+    from .corpus import read_chunks
+    parts = [model.vocab.tokenize(c, symbols="unk", bad_utf8=bad_utf8) for c in read_chunks(inputs)]
+    ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
+    ends = np.flatnonzero(ids == 2) + 1
+    k = threads()
+    cuts = [0] + [int(ends[min(len(ends) - 1, len(ends) * i // k)]) for i in range(1, k)] + [len(ids)]
+    return [ids[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+
+
+def cross_entropy(model: GeneralizedModel, ids: list[np.ndarray]) -> float:
+    """Average -log10 probability per token."""
+    with ThreadPoolExecutor(len(ids)) as ex:
+        res = list(ex.map(model.score_ids, ids))
+    return -sum(float(r.log10_prob.sum()) for r in res) / max(1, sum(int(r.tokens.sum()) for r in res))
+
+
+def _golden(f, lo: float, hi: float, x0: float, iters: int) -> tuple[float, float]:
+    """Minimize f on [lo, hi]; returns (x, f(x)), never worse than x0."""
+    best = (x0, f(x0))
+    a, b = lo, hi
+    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(iters):
+        if fc < fd:
+            b, d, fd = d, c, fc
+            c = b - GOLDEN * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + GOLDEN * (b - a)
+            fd = f(d)
+    for x, fx in ((c, fc), (d, fd)):
+        if fx < best[1]:
+            best = (x, fx)
+    return best
+
+
+def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, weights: bool = True,
+         discounts: bool = True, quiet: bool = True, bad_utf8: str = "error") -> GeneralizedModel:
+    """A model with weights and discount scales fitted on ``heldout`` (paths).  Discounts can be fitted
+    only on a model fresh from training (its statistics are kept: glm.train(..., tune=...))."""
+    ids = heldout_ids(model, heldout, bad_utf8)
+    tables = model.tables
+    if discounts and tables.stats is None:
+        raise ValueError("discounts can be tuned only while training (the statistics are not stored)")
+    wts = dict(model.weights)
+    masks = list(combination(model.order, model.method))
+    params = []
+    if weights and model.method != "mkn":
+        params += [("weight", m) for m in masks if len(children(m)) > 1]
+    if discounts:
+        params += [("discount", m) for m in [1] + masks]
+    base = dict(tables.discounts)
+    current = [model]
+
+    def rebuild():
+        current[0] = GeneralizedModel(model.vocab, tables, model.meta, wts, model._trie.hash)
+        return cross_entropy(current[0], ids)
+
+    def setter(kind, m):
+        if kind == "weight":
+            def f(x):
+                wts[m] = x
+                return rebuild()
+            return f, 0.0, 1.0, wts.get(m, 1.0 / len(children(m)))
+
+        def f(c):
+            rediscount(tables, m, tuple(c * d for d in base[m]))
+            return rebuild()
+        top = min(2.0, *(k / d for k, d in zip((1, 2, 3), base[m]) if d > 0))
+        scale = tables.discounts[m][0] / base[m][0] if base[m][0] else 1.0
+        return f, 0.25, top, scale
+
+    bar = progress(total=rounds * len(params), desc="tuning", quiet=quiet)
+    for _ in range(rounds):
+        for kind, m in params:
+            f, lo, hi, x0 = setter(kind, m)
+            x, _ = _golden(f, lo, hi, x0, iters)
+            f(x)
+            bar.update(1)
+    bar.close()
+    meta = dict(model.meta, tuned_on=[str(h) for h in heldout] if isinstance(heldout, (list, tuple))
+                else str(heldout), heldout_cross_entropy=cross_entropy(current[0], ids))
+    return GeneralizedModel(model.vocab, tables, meta, wts, model._trie.hash)
+
+
+def describe(model: GeneralizedModel) -> dict:
+    """The fitted parameters, by pattern name."""
+    return {"weights": {name(m): w for m, w in sorted(model.weights.items())},
+            "discounts": {name(m): list(d) for m, d in sorted(model.tables.discounts.items())}}

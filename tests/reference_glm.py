@@ -1,0 +1,113 @@
+"""A slow, pure-Python Generalized Language Model written from the equations of
+../shared/reference/glm.md §2.2 (dicts of tuples, recursion with memoization), independent of glm's
+compiled path.  Boundaries as glm (and lmplz): a sentence is <s> w1 .. wn </s>, windows never cross
+sentences, contiguous lower-order n-grams that start with <s> keep their occurrence counts.
+
+Patterns are strings in the paper's reading order ('101' = w1 _ w3); an n-gram of a pattern is the
+tuple of its kept words, oldest first.
+"""
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from functools import lru_cache
+from itertools import product
+
+
+def lattice(order: int) -> list[str]:
+    """All patterns of an order-n model: '1' and every 0/1 string of length 2..n starting and ending in 1."""
+    out = ["1"]
+    for L in range(2, order + 1):
+        out += ["1" + "".join(mid) + "1" for mid in product("01", repeat=L - 2)]
+    return out
+
+
+def pattern_children(p: str) -> list[str]:
+    """Drop one kept context word: the first one is deleted (leading zeros stripped), others become 0."""
+    out = []
+    for i, ch in enumerate(p[:-1]):
+        if ch == "1":
+            q = p[:i] + "0" + p[i + 1:]
+            out.append(q.lstrip("0"))
+    return out
+
+
+def project(gram: tuple, p: str) -> tuple:
+    return tuple(w for w, ch in zip(gram, p) if ch == "1")
+
+
+class ReferenceGLM:
+    def __init__(self, sentences: list[list[str]], order: int, method: str = "glm", discounts=None):
+        self.order, self.method = order, method
+        self.raw = Counter()                       # every substring of every padded sentence
+        for s in sentences:
+            toks = ["<s>"] + list(s) + ["</s>"]
+            for L in range(1, order + 1):
+                for i in range(len(toks) - L + 1):
+                    self.raw[tuple(toks[i:i + L])] += 1
+        words = {w for s in sentences for w in s} | {"</s>", "<unk>"}
+        self.vocab = sorted(words)                 # V': no <s>
+        self.stat = {p: self.statistic(p) for p in lattice(order)}
+        self.D = {p: (tuple(discounts) if discounts is not None else self.estimate_discounts(p))
+                  for p in lattice(order)}
+        self.den, self.num = {}, {}
+        for p, table in self.stat.items():
+            den, num = defaultdict(float), defaultdict(float)
+            for x, s in table.items():
+                den[x[:-1]] += s
+                num[x[:-1]] += self.disc(p, s)
+            self.den[p], self.num[p] = den, num
+
+    def statistic(self, p: str) -> dict:
+        L, top = len(p), len(p) == self.order and "0" not in p
+        out = Counter()
+        if "0" not in p:
+            left = Counter(h[1:] for h in self.raw if len(h) == L + 1)
+            for g, c in self.raw.items():
+                if len(g) != L or g[-1] == "<s>":
+                    continue
+                if top or self.method == "glm-abs" and L > 1 or g[0] == "<s>":
+                    out[g] += c
+                else:                              # distinct left extensions
+                    out[g] = left[g]
+            return {g: s for g, s in out.items() if s > 0}
+        for g, c in self.raw.items():
+            if len(g) == L and g[-1] != "<s>":
+                out[project(g, p)] += c if self.method == "glm-abs" else 1
+        return dict(out)
+
+    def estimate_discounts(self, p: str) -> tuple:
+        t = Counter(min(s, 5) for s in self.stat[p].values())
+        y = t[1] / (t[1] + 2 * t[2])
+        return tuple(k - (k + 1) * y * t[k + 1] / t[k] for k in (1, 2, 3))
+
+    def disc(self, p: str, s: int) -> float:
+        return 0.0 if s == 0 else self.D[p][min(s, 3) - 1]
+
+    def prob(self, w: str, context: tuple) -> float:
+        """p(w | context), context oldest first (may start with <s>), truncated to order-1 words."""
+        if w not in self.vocab:
+            w = "<unk>"
+        context = tuple(c if c in self.vocab or c == "<s>" else "<unk>" for c in context)
+        context = context[len(context) - min(len(context), self.order - 1):]
+        return self._p("1" * (len(context) + 1), context + (w,))
+
+    @lru_cache(maxsize=None)
+    def _p(self, p: str, window: tuple) -> float:
+        """P_p of the last word of window (window: the last len(p) words, all positions)."""
+        window = window[len(window) - len(p):]
+        if p == "1":
+            t = self.stat["1"]
+            total = sum(t.values())
+            gamma = sum(self.disc("1", s) for s in t.values()) / total
+            s = t.get(window, 0)
+            return (s - self.disc("1", s)) / total + gamma / len(self.vocab)
+        kids = [self._p(c, window) for c in pattern_children(p)]
+        if self.method == "mkn":
+            kids = kids[:1]
+        avg = sum(kids) / len(kids)
+        x = project(window, p)
+        den = self.den[p].get(x[:-1], 0.0)
+        if den == 0:
+            return avg
+        s = self.stat[p].get(x, 0)
+        return max(s - self.disc(p, s), 0.0) / den + self.num[p][x[:-1]] / den * avg

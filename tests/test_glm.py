@@ -1,0 +1,135 @@
+"""The Generalized Language Model: normalization, the worked example of glm.md §2.3, agreement with an
+independent pure-Python implementation, MKN as its special case, files."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import glm
+from glm.build import count
+from glm.generalized import estimate
+from glm.mkn import Options
+from glm.model import GeneralizedModel
+from glm.patterns import is_contiguous, parse
+from helpers import random_corpus
+from reference_glm import ReferenceGLM
+
+EXAMPLE = ["the cat sat", "the dog sat", "a cat ran", "the cat ran"]
+
+
+def build(lines, order, method="glm", fixed=None, fallback=None):
+    vocab, levels = count(lines, order, with_raw=method == "glm-abs")
+    return GeneralizedModel(vocab, estimate(levels, order, method, Options(discount_fallback=fallback),
+                                            fixed_discounts=fixed))
+
+
+def p(model, w, ctx):
+    return 10.0 ** model.logprob(w, ctx)
+
+
+def test_worked_example():
+    """glm.md §2.3: P_GLM(ran | the cat) = 0.4031, P_MKN = 0.4448, unseen context a dog: 0.30625 / 0.05625."""
+    g = build(EXAMPLE, 3, "glm", fixed=(0.5, 1.0, 1.5))
+    m = build(EXAMPLE, 3, "mkn", fixed=(0.5, 1.0, 1.5))
+    assert p(g, "ran", ["the", "cat"]) == pytest.approx(0.403125, abs=1e-12)
+    assert p(m, "ran", ["the", "cat"]) == pytest.approx(0.4447916666666667, abs=1e-12)
+    assert p(g, "ran", ["a", "dog"]) == pytest.approx(0.30625, abs=1e-12)
+    assert p(m, "ran", ["a", "dog"]) == pytest.approx(0.05625, abs=1e-12)
+
+
+def contexts_of(sentences, order, extra=()):
+    out = {(), ("<s>",), ("zzz-oov",), ("<s>", "zzz-oov"), ("zzz-oov", "zzz-oov2")} | set(extra)
+    for s in sentences[:40]:
+        toks = ["<s>"] + s
+        for i in range(1, len(toks) + 1):
+            out.add(tuple(toks[max(0, i - order + 1):i]))
+        if len(s) >= 2:
+            out.add(tuple(reversed(s[-2:])))          # mostly unseen
+    return sorted(out)
+
+
+@pytest.mark.parametrize("order", [2, 3, 4, 5])
+@pytest.mark.parametrize("method", ["glm", "glm-abs", "mkn"])
+def test_sums_to_one(order, method):
+    sents = random_corpus(100 + order, vocab_size=30, n_sentences=300)
+    m = build([" ".join(s) for s in sents], order, method, fallback=())
+    vocab = [w for w in m.vocab if w != "<s>"]
+    for ctx in contexts_of(sents, order):
+        total = math.fsum(p(m, w, list(ctx)) for w in vocab)
+        assert abs(total - 1.0) < 1e-9, (ctx, total)
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("method", ["glm", "glm-abs", "mkn"])
+def test_matches_reference(seed, method):
+    """Every probability of the compiled model equals the pure-Python GLM's (fixed discounts)."""
+    order = 3 + seed % 3
+    sents = random_corpus(seed, vocab_size=12 + seed, n_sentences=60)
+    fixed = (0.4, 0.9, 1.3)
+    m = build([" ".join(s) for s in sents], order, method, fixed=fixed)
+    ref = ReferenceGLM(sents, order, method, discounts=fixed)
+    vocab = [w for w in m.vocab if w != "<s>"] + ["oov-word"]
+    for ctx in contexts_of(sents, order)[:60]:
+        for w in vocab:
+            assert p(m, w, list(ctx)) == pytest.approx(ref.prob(w, ctx), rel=1e-10, abs=1e-15), (ctx, w)
+
+
+def test_estimated_discounts_of_gapped_patterns():
+    """Gapped patterns: discounts from the count-of-counts of the distinct-filler statistic."""
+    sents = random_corpus(7, vocab_size=400, n_sentences=1500)
+    vocab, levels = count([" ".join(s) for s in sents], 4)
+    t = estimate(levels, 4, "glm")
+    ref = ReferenceGLM(sents, 4, "glm")
+    for mask, d in t.discounts.items():
+        if not is_contiguous(mask):
+            assert d == pytest.approx(ref.D[format(mask, "b")], rel=1e-6)   # float32, as lmplz
+
+
+def test_mkn_special_case_equals_mkn_model():
+    """The lattice with only the farthest-word child is our (lmplz-exact) MKN model."""
+    sents = random_corpus(3, vocab_size=500, n_sentences=3000)
+    lines = [" ".join(s) for s in sents]
+    for order in (2, 3, 5):
+        mkn = glm.train(lines, order, discount_fallback=True)
+        lat = glm.train(lines, order, method="glm", discount_fallback=True)
+        lat_mkn = build(lines, order, "mkn", fallback=())
+        test = lines[::7] + ["w1 w2 never-seen w3", ""]
+        np.testing.assert_allclose(lat_mkn.score_many(test), mkn.score_many(test), rtol=0, atol=2e-5)
+        # and the full GLM's tables give the same when all weight goes to the farthest-word child
+        weights = {m: 1.0 for m in lat.tables.tables if m > 1}
+        np.testing.assert_allclose(lat.with_weights(weights).score_many(test), mkn.score_many(test),
+                                   rtol=0, atol=2e-5)
+
+
+@pytest.mark.parametrize("suffix", [".glm", ".glm.gz", ".glmb"])
+def test_file_round_trip(tmp_path, suffix):
+    sents = random_corpus(5, vocab_size=25, n_sentences=200)
+    lines = [" ".join(s) for s in sents]
+    m = glm.train(lines, 4, method="glm", discount_fallback=True)
+    m = m.with_weights({parse("111"): 0.7, parse("1111"): 0.25})
+    path = tmp_path / f"model{suffix}"
+    m.save(path)
+    back = glm.load(path)
+    assert isinstance(back, GeneralizedModel) and back.method == "glm" and back.weights == m.weights
+    assert back.counts == m.counts
+    np.testing.assert_array_equal(back.score_many(lines[:50] + ["x y z"]), m.score_many(lines[:50] + ["x y z"]))
+
+
+def test_glm_refuses_arpa_and_pruning(tmp_path):
+    m = build(EXAMPLE, 3, fixed=(0.5, 1.0, 1.5))
+    with pytest.raises(ValueError, match="GLM model"):
+        m.save(tmp_path / "m.arpa")
+    with pytest.raises(ValueError, match="pruning"):
+        glm.train(EXAMPLE, 3, method="glm", prune=[0, 1])
+
+
+def test_bad_glm_file(tmp_path):
+    m = build(EXAMPLE, 3, fixed=(0.5, 1.0, 1.5))
+    path = tmp_path / "m.glm"
+    m.save(path)
+    text = path.read_text().replace("a _ ran", "a ran _")
+    path.write_text(text)
+    with pytest.raises(glm.ModelFormatError, match=r"m\.glm:\d+: .*does not fit pattern 101"):
+        glm.load(path)
