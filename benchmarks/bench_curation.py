@@ -128,8 +128,9 @@ def main() -> None:
 
     if not args.no_softdedup:
         wall, rss = median_run(glm_cmd("softdedup", gut, "-o", work / "weights.jsonl", "-q"), args.repeat)
-        table(f"glm softdedup (order 4, trained on the input) on {gut.name}, {gut.stat().st_size / 1e6:.0f} MB "
-              f"gzip'd (median of {args.repeat})", ["wall s", "peak RSS GB"], [[f"{wall:.1f}", f"{rss:.2f}"]])
+        table(f"glm softdedup (order 4, trained on the input) on {gut.parent.name}/{gut.name}, "
+              f"{gut.stat().st_size / 1e6:.0f} MB gzip'd (median of {args.repeat})",
+              ["wall s", "peak RSS GB"], [[f"{wall:.1f}", f"{rss:.2f}"]])
 
     for p in work.iterdir():
         p.unlink()
