@@ -182,6 +182,8 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
     if plot:
         check_matplotlib()
     prune_mask(np.zeros(0), criterion, rate)           # check the arguments before the work
+    if ref_fraction is not None:
+        reference_split(0, ref_fraction)
     rereadable_paths(inputs, "prune")
     with tempfile.TemporaryDirectory(prefix="glm-prune-") as tmp:
         ref = None
