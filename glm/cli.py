@@ -18,6 +18,109 @@ def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars or messages")
 
 
+def _add_doc_options(p: argparse.ArgumentParser, scoring: bool = True) -> None:
+    """Input options of the curation commands (documents, not sentences); scoring: the command scores
+    documents (workers, plot)."""
+    g = p.add_argument_group("documents")
+    g.add_argument("--format", choices=("text", "jsonl"), default="text", dest="doc_format",
+                   help="plain text (default) or JSON lines")
+    g.add_argument("--unit", choices=("line", "paragraph"), default="line",
+                   help="text: one document per line (default) or per blank-line-separated paragraph")
+    g.add_argument("--text-field", default="text", help="JSONL: field of the text (dotted path allowed)")
+    g.add_argument("--id-field", default=None,
+                   help="JSONL: field of the document id (dotted path allowed); default FILE:LINE")
+    g.add_argument("--on-bad-json", choices=("error", "skip"), default="error",
+                   help="a malformed JSONL line: fail naming file and line (default), or skip and count it")
+    if scoring:
+        g.add_argument("--workers", "-j", type=int, default=None,
+                       help="scoring processes (default: the cores, or $GLM_THREADS)")
+        p.add_argument("--plot", metavar="PNG", default=None,
+                       help="histogram of the scores with the thresholds marked (needs matplotlib)")
+
+
+def _doc_format(args):
+    from .curation import DocFormat
+    return DocFormat(args.doc_format, args.unit, args.text_field, args.id_field, args.on_bad_json,
+                     args.bad_utf8)
+
+
+def _pair(text: str, kind=float) -> tuple:
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated numbers, not {text!r}")
+    try:
+        return tuple(kind(x) for x in parts)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected two comma-separated numbers, not {text!r}") from None
+
+
+def _curation_parsers(sub) -> None:
+    d = sub.add_parser("softdedup", help="SoftDedup sampling weights of documents (He et al. 2024)",
+                       description="Train an n-gram model on the documents (or use --model), score each "
+                                   "document and write id, tokens, commonness, segment, weight per line.")
+    d.add_argument("inputs", nargs="+", metavar="INPUT")
+    d.add_argument("-o", "--output", required=True, help="weights, JSON lines")
+    d.add_argument("--order", type=int, default=4, help="order of the model trained on the documents")
+    d.add_argument("--model", default=None, help="score with this model instead of training one")
+    d.add_argument("--save-model", default=None, metavar="PATH", help="keep the trained model here")
+    d.add_argument("--commonness", choices=("geomean", "joint"), default="geomean",
+                   help="per-token geometric mean probability (default) or joint probability")
+    d.add_argument("--segments", type=int, default=10,
+                   help="equal-count commonness segments (default 10; 0: one weight per document)")
+    d.add_argument("--stat", choices=("median", "mean"), default="median",
+                   help="segment weight = 1 / this statistic of its commonness")
+    d.add_argument("--normalize", choices=("docs", "tokens"), default="docs",
+                   help="mean weight 1 per document (default) or per token")
+    d.add_argument("--clip", type=_pair, default=None, metavar="LO,HI",
+                   help="bound each segment weight to LO..HI times the median segment weight")
+    d.add_argument("--floor-segment", action="store_true",
+                   help="the least common segment gets the weight of the next one")
+    d.add_argument("--manifest", default=None, help="write the parameters and per-segment figures here")
+    _add_doc_options(d)
+    _add_input_options(d)
+
+    r = sub.add_parser("resample", help="draw documents by weight, seeded, to a target size")
+    r.add_argument("inputs", nargs="+", metavar="INPUT")
+    r.add_argument("--weights", required=True, help="JSON lines with id, weight (and tokens)")
+    target = r.add_mutually_exclusive_group(required=True)
+    target.add_argument("--target-tokens", type=int, help="draw until this many tokens")
+    target.add_argument("--target-docs", type=int, help="draw this many documents")
+    r.add_argument("--seed", type=int, default=0)
+    r.add_argument("-o", "--output", required=True)
+    r.add_argument("--manifest", default=None)
+    _add_doc_options(r, scoring=False)
+    _add_input_options(r)
+
+    p = sub.add_parser("prune", help="keep a fraction of documents by perplexity band (Ankner et al.)")
+    p.add_argument("inputs", nargs="+", metavar="INPUT")
+    ref = p.add_mutually_exclusive_group(required=True)
+    ref.add_argument("--model", help="reference model (ARPA or binary)")
+    ref.add_argument("--ref-fraction", type=float,
+                     help="train the reference model on this random fraction of the documents "
+                          "(left out of the outputs)")
+    p.add_argument("--order", type=int, default=5, help="order of the reference model trained here")
+    p.add_argument("--criterion", choices=("low", "medium", "high"), required=True)
+    p.add_argument("--rate", type=float, required=True, help="fraction of the candidates to keep")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("-o", "--output", required=True, help="kept documents")
+    p.add_argument("--rejected", default=None, help="rejected documents")
+    p.add_argument("--manifest", default=None)
+    _add_doc_options(p)
+    _add_input_options(p)
+
+    k = sub.add_parser("bucket", help="CCNet head / middle / tail buckets by perplexity")
+    k.add_argument("inputs", nargs="+", metavar="INPUT")
+    k.add_argument("--model", required=True)
+    k.add_argument("--out-dir", required=True)
+    k.add_argument("--cutoffs", type=lambda t: _pair(t, int), default=(30, 60), metavar="HEAD,TAIL",
+                   help="percentiles of the head and tail boundaries (default 30,60, as CCNet)")
+    k.add_argument("--cutoff-csv", default=None, help="per-language perplexity percentiles, CCNet's format")
+    k.add_argument("--lang-field", default=None, help="JSONL field of the document language")
+    k.add_argument("--lang", default=None, help="language of every document (a column of the cutoff file)")
+    _add_doc_options(k)
+    _add_input_options(k)
+
+
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="glm", description="Modified Kneser-Ney and Generalized n-gram "
                                                          "language models.")
@@ -70,6 +173,13 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("-o", "--output", default="-", help="where per-line rows go (default stdout)")
     s.add_argument("--no-bos", action="store_true", help="do not condition the first word on <s>")
     s.add_argument("--no-eos", action="store_true", help="do not predict </s> at the end of lines")
+    s.add_argument("--per-doc", action="store_true",
+                   help="write one row per document (id, tokens, oovs, log10_prob, perplexity): JSON "
+                        "lines, or TSV when the output name ends in .tsv or .tsv.gz")
+    s.add_argument("--manifest", default="auto",
+                   help="--per-doc: where the definitions and totals go (default OUTPUT.manifest.json "
+                        "for a JSONL file; 'none' for nothing)")
+    _add_doc_options(s)
     _add_input_options(s)
 
     e = sub.add_parser("paper-eval", help="train and score as in the GLM paper (sampled test sequences)",
@@ -87,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="orders, n-gram counts and discounts of a model")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
+
+    _curation_parsers(sub)
 
     c = sub.add_parser("convert", help=f"rewrite a model in another format (e.g. ARPA to {BINARY_SUFFIX})")
     c.add_argument("model")
@@ -121,6 +233,9 @@ def _build(args) -> None:
 
 def _score(args) -> None:
     from .formats import load
+    if args.per_doc:
+        _score_per_doc(args)
+        return
     model = load(args.model, quiet=args.quiet)
     bos, eos = not args.no_bos, not args.no_eos
     if args.per_line:
@@ -158,6 +273,58 @@ def _score(args) -> None:
         print(f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oov']:.6g}")
         print(f"OOVs:\t{summary['oovs']}")
         print(f"Tokens:\t{summary['tokens']}")
+
+
+def _score_per_doc(args) -> None:
+    from .curation import score_to_file
+    if args.per_line or args.no_bos or args.no_eos:
+        raise ValueError("--per-doc scores documents with <s> and </s> per line; it does not combine "
+                         "with --per-line, --no-bos or --no-eos")
+    tsv = args.output.endswith((".tsv", ".tsv.gz"))
+    total = score_to_file(args.model, args.inputs, args.output, _doc_format(args), tsv=tsv,
+                          manifest=None if args.manifest == "none" else args.manifest,
+                          workers=args.workers, quiet=args.quiet, plot=args.plot)
+    skipped = f", {total['skipped']} malformed lines skipped" if total["skipped"] else ""
+    ppl = "n/a" if total["perplexity"] is None else format(total["perplexity"], ".6g")
+    _log(args, f"{total['documents']} documents, {total['tokens']} tokens, {total['oovs']} OOVs, "
+               f"perplexity {ppl}{skipped}")
+
+
+def _softdedup(args) -> None:
+    from .curation import softdedup_to_file
+    info = softdedup_to_file(args.inputs, args.output, _doc_format(args), order=args.order,
+                             model=args.model, mode=args.commonness, segments=args.segments,
+                             stat=args.stat, normalize=args.normalize, clip=args.clip,
+                             floor_segment=args.floor_segment, save_model=args.save_model,
+                             manifest=args.manifest, workers=args.workers, quiet=args.quiet,
+                             plot=args.plot)
+    _log(args, f"{info['documents']} documents weighted in {len(info['segments'])} segments")
+
+
+def _resample(args) -> None:
+    from .curation import resample_to_file
+    info = resample_to_file(args.inputs, args.weights, args.output, _doc_format(args),
+                            target_docs=args.target_docs, target_tokens=args.target_tokens,
+                            seed=args.seed, manifest=args.manifest, quiet=args.quiet)
+    _log(args, f"drew {info['drawn_documents']} documents ({info['distinct_documents']} distinct)")
+
+
+def _prune(args) -> None:
+    from .curation import prune_to_files
+    info = prune_to_files(args.inputs, args.output, _doc_format(args), model=args.model,
+                          ref_fraction=args.ref_fraction, order=args.order, criterion=args.criterion,
+                          rate=args.rate, seed=args.seed, rejected=args.rejected, manifest=args.manifest,
+                          workers=args.workers, quiet=args.quiet, plot=args.plot)
+    c = info["counts"]
+    _log(args, f"kept {c['kept']} of {c['candidates']} documents ({c['reference']} trained the reference)")
+
+
+def _bucket(args) -> None:
+    from .curation import bucket_to_dir
+    info = bucket_to_dir(args.inputs, args.model, args.out_dir, _doc_format(args), cutoffs=args.cutoffs,
+                         cutoff_csv=args.cutoff_csv, lang_field=args.lang_field, lang=args.lang,
+                         workers=args.workers, quiet=args.quiet, plot=args.plot)
+    _log(args, " ".join(f"{k}={v}" for k, v in info["counts"].items()))
 
 
 def _describe(model, sep: str = ": ") -> list[str]:
@@ -220,8 +387,8 @@ def _convert(args) -> None:
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
     try:
-        {"build": _build, "score": _score, "info": _info, "convert": _convert,
-         "paper-eval": _paper_eval}[args.command](args)
+        {"build": _build, "score": _score, "info": _info, "convert": _convert, "paper-eval": _paper_eval,
+         "softdedup": _softdedup, "resample": _resample, "prune": _prune, "bucket": _bucket}[args.command](args)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 1

@@ -37,8 +37,12 @@ class ModelFormatError(ValueError):
 
 @contextlib.contextmanager
 def atomic_output(path):
-    """Yields a temporary path next to ``path``; renames it to ``path`` if the block succeeds."""
+    """Yields a temporary path next to ``path``; renames it to ``path`` if the block succeeds.  An
+    existing path that is not a regular file (/dev/null, a FIFO) is yielded itself, never replaced."""
     path = os.fspath(path)
+    if os.path.exists(path) and not os.path.isfile(path):
+        yield path
+        return
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     os.close(fd)

@@ -1,0 +1,287 @@
+"""File-to-file curation steps (what the ``glm`` subcommands run): per-document scores, SoftDedup weights,
+resampling, pruning and buckets, each writing its outputs atomically and a JSON manifest.
+
+Documents are written out as they were read (JSONL lines with every field, text lines or paragraphs),
+in input order.  Steps that need every score before they can choose (pruning, buckets) read the input
+twice, so they take files, not stdin.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gzip
+import json
+import os
+import sys
+import tempfile
+
+import numpy as np
+
+from ..formats import BINARY_SUFFIX, atomic_output
+from .documents import (DocFormat, document_chunks, get_field, input_paths, parse_chunk, read_documents,
+                        rereadable_paths)
+from .plot import check_matplotlib, plot_distribution
+from .pruning import (bucket_of, check_cutoffs, percentile_cutoffs, prune_mask, read_cutoff_csv,
+                      reference_split, write_cutoff_csv)
+from .resample import draw_counts, read_weights, repeat_documents
+from .scoring import PERPLEXITY_DEFINITION, DocScores, score_documents, score_rows
+from .softdedup import softdedup, train_on_documents
+
+
+# -- outputs --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def open_output(path):
+    """A binary stream to path, written atomically ('-' = stdout; a name ending in .gz is gzip'd)."""
+    if os.fspath(path) == "-":
+        yield sys.stdout.buffer
+        sys.stdout.buffer.flush()
+        return
+    with atomic_output(path) as tmp:
+        f = gzip.open(tmp, "wb", compresslevel=6) if os.fspath(path).endswith(".gz") else open(tmp, "wb")
+        with f:
+            yield f
+
+
+def write_json(path, obj) -> None:
+    with open_output(path) as f:
+        f.write(json.dumps(obj, indent=2).encode("utf-8") + b"\n")
+
+
+def _manifest(command: str, inputs, fmt: DocFormat, model=None, **extra) -> dict:
+    from .. import __version__
+    out = dict(glm_version=__version__, command=command, inputs=[os.path.abspath(p) if p != "-" else p
+                                                                for p in input_paths(inputs)],
+               input_format=dataclasses.asdict(fmt))
+    if model is not None:
+        out["model"] = _model_info(model)
+    out["perplexity_definition"] = PERPLEXITY_DEFINITION
+    out.update(extra)
+    return out
+
+
+def _model_info(model) -> dict:
+    if isinstance(model, (str, os.PathLike)):
+        st = os.stat(model)
+        return dict(path=os.path.abspath(model), bytes=st.st_size, mtime=int(st.st_mtime))
+    return dict(order=model.order, ngrams=model.counts, meta=model.meta)
+
+
+def _json_row(**row) -> str:
+    return json.dumps(row, ensure_ascii=False) + "\n"
+
+
+# -- glm score --per-doc ---------------------------------------------------------------------------
+def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: bool = False,
+                  manifest="auto", workers=None, quiet: bool = True, plot=None) -> dict:
+    """Write one row per document (id, tokens, oovs, log10_prob, perplexity) as JSONL or TSV (with the
+    perplexity definition as a '#' line) and return the corpus totals.  manifest: a path, None, or
+    'auto' (next to a JSONL output file: OUTPUT.manifest.json)."""
+    if plot:
+        check_matplotlib()
+    total = dict(documents=0, tokens=0, oovs=0, log10_prob=0.0, skipped=0)
+    ppl_parts = []
+    with open_output(output) as out:
+        if tsv:
+            out.write(f"# {PERPLEXITY_DEFINITION}\nid\ttokens\toovs\tlog10_prob\tperplexity\n".encode())
+        for rows, res in score_rows(model, inputs, fmt, tsv, workers, quiet):
+            out.write(rows)
+            total["documents"] += len(res)
+            total["tokens"] += int(res.tokens.sum())
+            total["oovs"] += int(res.oovs.sum())
+            total["log10_prob"] += float(res.log10_prob.sum())
+            total["skipped"] += res.skipped
+            if plot:
+                ppl_parts.append(res.perplexity)
+    total["perplexity"] = 10.0 ** (-total["log10_prob"] / total["tokens"]) if total["tokens"] else None
+    if manifest == "auto":
+        manifest = None if tsv or output == "-" else f"{output}.manifest.json"
+    if manifest:
+        write_json(manifest, _manifest("score --per-doc", inputs, fmt, model, output=os.fspath(output),
+                                       columns=["id", "tokens", "oovs", "log10_prob", "perplexity"],
+                                       totals=total))
+    if plot:
+        plot_distribution(plot, np.concatenate(ppl_parts) if ppl_parts else [], {}, "document perplexity",
+                          "per-document perplexity")
+    return total
+
+
+# -- glm softdedup ---------------------------------------------------------------------------------
+def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: int = 4, model=None,
+                      mode: str = "geomean", segments: int = 10, stat: str = "median",
+                      normalize: str = "docs", clip=None, floor_segment: bool = False, save_model=None,
+                      manifest=None, workers=None, quiet: bool = True, plot=None) -> dict:
+    """Write SoftDedup rows (id, tokens, commonness, log10_commonness, segment, weight) and return the
+    manifest.  save_model: where to keep the model trained on the corpus (else it is temporary)."""
+    if plot:
+        check_matplotlib()
+    res = softdedup(inputs, fmt, order=order, model=model, mode=mode, segments=segments, stat=stat,
+                    normalize=normalize, clip=clip, floor_segment=floor_segment, save_model=save_model,
+                    workers=workers, quiet=quiet)
+    with open_output(output) as out:
+        out.write("".join(_json_row(**row) for row in res.rows()).encode("utf-8"))
+    per_segment = []
+    for k in np.unique(res.segment):
+        sel = res.segment == k
+        per_segment.append(dict(segment=int(k) if k >= 0 else None, documents=int(sel.sum()),
+                                tokens=int(res.scores.tokens[sel].sum()),
+                                commonness_min=float(10.0 ** res.log10_commonness[sel].min()),
+                                commonness_max=float(10.0 ** res.log10_commonness[sel].max()),
+                                weight=float(res.weight[sel][0]) if k >= 0 else None))
+    info = _manifest("softdedup", inputs, fmt, model, output=os.fspath(output),
+                     reference_model=None if model is not None else dict(
+                         trained_on="the input documents (in-sample)", order=order,
+                         smoothing="interpolated modified Kneser-Ney", saved_to=save_model),
+                     commonness=("10^(log10_prob / tokens) = 1 / perplexity" if mode == "geomean"
+                                 else "10^log10_prob (joint probability)"),
+                     parameters=dict(mode=mode, segments=segments, stat=stat, normalize=normalize,
+                                     clip=list(clip) if clip else None, floor_segment=floor_segment),
+                     documents=len(res.scores), skipped=res.scores.skipped, segments=per_segment)
+    if manifest:
+        write_json(manifest, info)
+    if plot:
+        edges = {}
+        for s in per_segment[1:]:
+            edges[f"segment {s['segment']}"] = s["commonness_min"]
+        plot_distribution(plot, 10.0 ** res.log10_commonness, edges if len(edges) <= 10 else {},
+                          "commonness", "SoftDedup commonness with segment boundaries")
+    return info
+
+
+# -- glm resample ----------------------------------------------------------------------------------
+def resample_to_file(inputs, weights, output, fmt: DocFormat = DocFormat(), *, target_docs=None,
+                     target_tokens=None, seed: int = 0, manifest=None, quiet: bool = True) -> dict:
+    """Write the documents drawn by weight (with replacement, seeded) in input order."""
+    ids, w, tokens = read_weights(weights)
+    counts = draw_counts(w, tokens, target_docs, target_tokens, seed)
+    sep = fmt.separator()
+    with open_output(output) as out:
+        for doc in repeat_documents(read_documents(inputs, fmt, quiet), ids, counts, os.fspath(weights)):
+            out.write(doc.raw + sep)
+    info = _manifest("resample", inputs, fmt, weights=os.path.abspath(weights), output=os.fspath(output),
+                     seed=seed, target_documents=target_docs, target_tokens=target_tokens,
+                     drawn_documents=int(counts.sum()), distinct_documents=int((counts > 0).sum()),
+                     drawn_tokens=int(counts @ tokens) if tokens is not None else None,
+                     sampling="with replacement, probability proportional to weight (numpy PCG64)")
+    if manifest:
+        write_json(manifest, info)
+    return info
+
+
+# -- glm prune -------------------------------------------------------------------------------------
+def _count_documents(inputs, fmt: DocFormat, quiet: bool) -> int:
+    return sum(len(parse_chunk(c, fmt)[0]) for c in document_chunks(inputs, fmt, quiet, "counting"))
+
+
+def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, ref_fraction=None,
+                   order: int = 5, criterion: str = "low", rate: float = 0.5, seed: int = 0,
+                   rejected=None, manifest=None, workers=None, quiet: bool = True, plot=None) -> dict:
+    """Keep round(rate * N) documents by perplexity band under a given model or one trained on a
+    seeded ``ref_fraction`` of the documents (left out of the outputs); returns the manifest."""
+    if (model is None) == (ref_fraction is None):
+        raise ValueError("give either a model or a reference fraction")
+    if plot:
+        check_matplotlib()
+    prune_mask(np.zeros(0), criterion, rate)           # check the arguments before the work
+    if ref_fraction is not None:
+        reference_split(0, ref_fraction)
+    rereadable_paths(inputs, "prune")
+    with tempfile.TemporaryDirectory(prefix="glm-prune-") as tmp:
+        ref = None
+        if ref_fraction is not None:
+            ref = reference_split(_count_documents(inputs, fmt, quiet), ref_fraction, seed)
+            model_path = os.path.join(tmp, "reference" + BINARY_SUFFIX)
+            train_on_documents(inputs, fmt, order, quiet, keep=ref).save(model_path)
+            scored_with = model_path
+        else:
+            scored_with = model
+        scores = DocScores.concat(score_documents(scored_with, inputs, fmt, workers, quiet), keep_ids=False)
+    n = len(scores)
+    if ref is not None and len(ref) != n:
+        raise ValueError("the input changed while it was read")
+    pool = np.ones(n, dtype=bool) if ref is None else ~ref
+    ppl = scores.perplexity
+    keep = np.zeros(n, dtype=bool)
+    keep[np.flatnonzero(pool)[prune_mask(ppl[pool], criterion, rate)]] = True
+    sep = fmt.separator()
+    with contextlib.ExitStack() as stack:
+        kept_f = stack.enter_context(open_output(output))
+        rej_f = stack.enter_context(open_output(rejected)) if rejected else None
+        for i, doc in enumerate(read_documents(inputs, fmt, quiet)):
+            if keep[i]:
+                kept_f.write(doc.raw + sep)
+            elif rej_f is not None and pool[i]:
+                rej_f.write(doc.raw + sep)
+    lo, hi = (float(ppl[keep].min()), float(ppl[keep].max())) if keep.any() else (None, None)
+    info = _manifest(
+        "prune", inputs, fmt, model,
+        reference_model=None if ref is None else dict(
+            trained_on=f"a random {ref_fraction} of the documents (seed {seed}), left out of the outputs",
+            order=order),
+        criterion=criterion, rate=rate, seed=seed, output=os.fspath(output),
+        rejected=os.fspath(rejected) if rejected else None,
+        thresholds=dict(min_perplexity_kept=lo, max_perplexity_kept=hi),
+        counts=dict(documents=n, skipped_malformed=scores.skipped,
+                    reference=0 if ref is None else int(ref.sum()), candidates=int(pool.sum()),
+                    kept=int(keep.sum()), rejected=int(pool.sum() - keep.sum())))
+    if manifest:
+        write_json(manifest, info)
+    if plot:
+        plot_distribution(plot, ppl[pool], {} if lo is None else {"lowest kept": lo, "highest kept": hi},
+                          "document perplexity", f"pruning: keep {criterion} {rate:g}")
+    return info
+
+
+# -- glm bucket ------------------------------------------------------------------------------------
+def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutoffs=(30, 60),
+                  cutoff_csv=None, lang_field=None, lang=None, workers=None, quiet: bool = True,
+                  plot=None) -> dict:
+    """CCNet buckets: OUT/{head,middle,tail}.EXT (and all.EXT for documents of a language the cutoff
+    file lacks), OUT/manifest.json, and OUT/cutoff.csv when the cutoffs come from the documents."""
+    head_p, tail_p = check_cutoffs(cutoffs)
+    if plot:
+        check_matplotlib()
+    if lang_field and fmt.fmt != "jsonl":
+        raise ValueError("a language field needs JSONL input")
+    table = read_cutoff_csv(cutoff_csv) if cutoff_csv else None
+    rereadable_paths(inputs, "bucket")
+    os.makedirs(out_dir, exist_ok=True)
+    ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet), keep_ids=False).perplexity
+    if table is None:
+        if not len(ppl):
+            raise ValueError("no documents to take percentiles of")
+        table = {lang or "default": percentile_cutoffs(ppl)}
+        write_cutoff_csv(os.path.join(out_dir, "cutoff.csv"), table)
+    ext = "jsonl" if fmt.fmt == "jsonl" else "txt"
+    counts = dict(head=0, middle=0, tail=0, all=0)
+    sep = fmt.separator()
+    with contextlib.ExitStack() as stack:
+        files = {b: stack.enter_context(open_output(os.path.join(out_dir, f"{b}.{ext}")))
+                 for b in ("head", "middle", "tail")}
+        for i, doc in enumerate(read_documents(inputs, fmt, quiet)):
+            doc_lang = lang or "default"
+            if lang_field:
+                try:
+                    doc_lang = str(get_field(doc.fields, lang_field))
+                except KeyError:
+                    doc_lang = None
+            cut = table.get(doc_lang)
+            b = "all" if cut is None else bucket_of(ppl[i], cut[head_p], cut[tail_p])
+            if b not in files:
+                files[b] = stack.enter_context(open_output(os.path.join(out_dir, f"{b}.{ext}")))
+            files[b].write(doc.raw + sep)
+            counts[b] += 1
+    info = _manifest("bucket", inputs, fmt, model, out_dir=os.path.abspath(out_dir),
+                     cutoffs=dict(head_percentile=head_p, tail_percentile=tail_p,
+                                  source=os.path.abspath(cutoff_csv) if cutoff_csv else "the documents' "
+                                  "own perplexities (written to cutoff.csv)",
+                                  rule="perplexity < head -> head; < tail -> middle; else tail; "
+                                       "a language without cutoffs -> all"),
+                     thresholds={k: dict(head=float(v[head_p]), tail=float(v[tail_p]))
+                                 for k, v in table.items()},
+                     counts=counts)
+    write_json(os.path.join(out_dir, "manifest.json"), info)
+    if plot:
+        first = next(iter(info["thresholds"].values()))
+        plot_distribution(plot, ppl, {f"p{head_p} (head)": first["head"], f"p{tail_p} (tail)": first["tail"]},
+                          "document perplexity", "CCNet buckets")
+    return info
