@@ -25,6 +25,8 @@ DEF LANES = 32            # positions searched together
 DEF RING = 64             # positions whose n-grams are kept (>= LANES + MAXORDER)
 DEF GLM_SMALL = 32        # children ranges up to this size are searched, larger ones hashed
 
+MAX_ORDER = MAXORDER
+
 
 def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_parents, weights=None):
     """Distinct (parent, word) pairs of n items, as a pattern table.

@@ -109,9 +109,9 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
     LocalCluster of dask_workers processes, default 2), a scheduler address or a distributed.Client
     (glm.distributed; paths only).  The model is the same in every case.
     """
-    from .generalized import METHODS
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if method != "mkn" or tune:
+        from .generalized import check
+        check(order, method)
     if discount_fallback is True:
         discount_fallback = ()
     opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)

@@ -31,6 +31,13 @@ from .patterns import children, history, is_contiguous, name, parent, patterns, 
 METHODS = ("glm", "glm-abs", "mkn")
 
 
+def check(order: int, method: str) -> None:
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if not 1 <= order <= _glm.MAX_ORDER:
+        raise ValueError(f"GLM models are built for orders 1 to {_glm.MAX_ORDER}, not {order}")
+
+
 def _map_large_arrays() -> None:
     """Have glibc map every block of 1 MB or more on its own, so that the large temporary arrays of the
     estimation go back to the system when freed.  By default glibc raises that threshold up to 32 MB
@@ -78,8 +85,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
     for every pattern instead of estimated ones (for tests and the paper's worked example).
     keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    check(order, method)
     if any(opts.prune):
         raise ValueError("pruning is not supported for GLM models")
     absolute = method == "glm-abs"

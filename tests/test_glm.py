@@ -160,3 +160,10 @@ def test_glm_build_same_under_memory_budget_and_workers(tmp_path):
         glm.train([train], 4, method="glm", **kw).save(out)
         outs.append(out.read_bytes())
     assert outs[0] == outs[1] == outs[2]
+
+
+def test_glm_order_limits_fail_before_counting():
+    with pytest.raises(ValueError, match="orders 1 to 8"):
+        glm.train(iter(()), 9, method="glm")          # an empty iterator: it fails before reading
+    with pytest.raises(ValueError, match="unknown method"):
+        glm.train(EXAMPLE, 3, method="kn")
