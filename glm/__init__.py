@@ -1,17 +1,18 @@
-"""glm: exact, fast modified Kneser-Ney n-gram language models.
+"""glm: exact, fast modified Kneser-Ney and Generalized n-gram language models.
 
     import glm
     model = glm.train("corpus.txt", order=5)      # or glm.load("model.arpa" / "model.glmb")
     model.score("a sentence")                     # log10 probability, as kenlm.Model.score
     model.save("model.arpa")
+    glm.train("corpus.txt", order=5, method="glm", tune=["valid.txt"])   # a GeneralizedModel
 """
 from .build import train
 from .corpus import CorpusError
 from .discount import DiscountError
 from .formats import ModelFormatError, load
-from .model import Evaluation, Model
+from .model import Evaluation, GeneralizedModel, Model
 from .vocab import Vocabulary
 
-__all__ = ["train", "load", "Model", "Evaluation", "Vocabulary", "CorpusError", "DiscountError",
-           "ModelFormatError"]
+__all__ = ["train", "load", "Model", "GeneralizedModel", "Evaluation", "Vocabulary", "CorpusError",
+           "DiscountError", "ModelFormatError"]
 __version__ = "0.1.0"
