@@ -126,10 +126,12 @@ def test_temp_files_removed_after_ctrl_c(tmp_path):
     corpus.write_bytes(gzip.decompress(TRAIN.read_bytes()) * 6)
     work = tmp_path / "work"
     work.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    # the glm this test imported (installed, or built in place), not the source tree of the working directory
+    home = str(Path(glm.__file__).resolve().parents[1])
+    env = dict(os.environ, PYTHONPATH=home + os.pathsep + os.environ.get("PYTHONPATH", ""))
     proc = subprocess.Popen([sys.executable, "-m", "glm.cli", "build", "--order", "5", str(corpus),
                              "-o", str(tmp_path / "m.arpa"), "--memory", "300K", "--tmpdir", str(work), "-q"],
-                            env=env, stderr=subprocess.PIPE)
+                            env=env, stderr=subprocess.PIPE, cwd=tmp_path)
     deadline = time.time() + 60
     while time.time() < deadline and proc.poll() is None:
         if any(os.listdir(work / d) for d in os.listdir(work)):
