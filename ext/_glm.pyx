@@ -84,7 +84,10 @@ def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_paren
                     ST[m - 1] += 1
             a = b
         S[n_parents] = <uint32_t>m
-    return starts_np, words_np[:m].copy(), stat_np[:m].copy(), inverse_np
+    del pairs_np, pos_np
+    words_np.resize(m, refcheck=False)                     # shrinks in place (no copy of large arrays)
+    stat_np.resize(m, refcheck=False)
+    return starts_np, words_np, stat_np, inverse_np
 
 
 def pattern_hash(tables):

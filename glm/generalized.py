@@ -167,6 +167,9 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
                     index[mask] = inverse
                 if keep_stats:
                     stats[mask] = (stat, hist)
+            if not keep_stats:                             # the counts of this span are used up
+                levels[L - 1].pop("count", None)
+                levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
     return Tables(order, method, tables, D, table_sizes, stats)
 
