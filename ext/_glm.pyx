@@ -125,11 +125,20 @@ cdef class Scorer:
     cdef int nchild[MAXPAT]
     cdef int child[MAXPAT * MAXORDER]
     cdef double weight[MAXPAT * MAXORDER]
+    # the 2014 toolkit's models (glm.glmtk2014): tops of every length, an extra term, a floor
+    cdef bint tops
+    cdef double extra, floor
+    cdef const double* top1
+    cdef const float* talpha[MAXORDER]
+    cdef const double* tgamma[MAXORDER]
 
-    def __init__(self, int order, tables, children, hash_table=None):
+    def __init__(self, int order, tables, children, hash_table=None, compat=None):
         """tables: {mask: dict(word, starts, alpha, gamma)} (mask 1: dict(prob)); children: {mask:
         [(child mask, weight), ...]} for every mask to combine (patterns absent from it are not used);
-        hash_table: pattern_hash(tables) (computed when not given)."""
+        hash_table: pattern_hash(tables) (computed when not given).  compat: dict(top={1: dict(prob),
+        mask 1^L: dict(alpha, gamma) for L = 2 .. order-1}, extra, floor) answers a query with L-1
+        history words by the top of length L, adds ``extra`` to every average of children and raises
+        probabilities <= 0 to ``floor`` (glm.glmtk2014)."""
         cdef int q, j
         if not 1 <= order <= MAXORDER:
             raise ValueError(f"order must be between 1 and {MAXORDER}")
@@ -165,6 +174,20 @@ cdef class Scorer:
         for q in range(1, self.npat):
             if self.present[q] and not (self.present[self.par[q]] and self.present[self.hist[q]]):
                 raise ValueError("a pattern's parent or history pattern is missing")
+        self.tops = compat is not None
+        self.extra = compat["extra"] if self.tops else 0.0
+        self.floor = compat["floor"] if self.tops else 0.0
+        if self.tops:
+            top1 = np.ascontiguousarray(compat["top"][1]["prob"], dtype=np.float64)
+            keep.append(top1)
+            self.top1 = <const double*>cnp.PyArray_DATA(top1)
+            for j in range(2, order):
+                t = compat["top"][(1 << j) - 1]
+                arrs = [np.ascontiguousarray(t["alpha"], dtype=np.float32),
+                        np.ascontiguousarray(t["gamma"], dtype=np.float64)]
+                keep.extend(arrs)
+                self.talpha[j - 1] = <const float*>cnp.PyArray_DATA(arrs[0])
+                self.tgamma[j - 1] = <const double*>cnp.PyArray_DATA(arrs[1])
         self.keep = keep
         self.hash = pattern_hash(tables) if hash_table is None else hash_table
         cdef const uint32_t[::1] H = self.hash
@@ -227,19 +250,24 @@ cdef class Scorer:
     cdef double prob(self, int64_t* ring, size_t i, int h, int* matched) noexcept nogil:
         """P(ids[i] | its h history words), given the nodes of positions i-h .. i in ``ring``."""
         cdef double P[MAXPAT]
-        cdef double avg, gm
+        cdef double avg, gm, p
         cdef int q, j, top = (1 << h) - 1, m = 1
         cdef int64_t hn, g
         cdef int64_t* node = &ring[(i % RING) * MAXPAT]
+        cdef bint own_top = self.tops and h < self.order - 1      # a top of a shorter length answers
         P[0] = self.uni[node[0]]
         for q in range(1, top + 1):
             if not self.present[q] or self.far[q] > h:
                 continue
             hn = ring[((i - self.gap[q]) % RING) * MAXPAT + self.hist[q]]
-            gm = self.gamma[q][hn] if hn >= 0 else NAN
-            avg = 0
+            avg = self.extra
             for j in range(self.nchild[q]):
                 avg += self.weight[q * MAXORDER + j] * P[self.child[q * MAXORDER + j]]
+            if own_top and q == top:
+                gm = self.tgamma[h][hn] if hn >= 0 else NAN
+                P[q] = avg if isnan(gm) else (self.talpha[h][node[q]] if node[q] >= 0 else 0.0) + gm * avg
+                break
+            gm = self.gamma[q][hn] if hn >= 0 else NAN
             if isnan(gm):
                 P[q] = avg
             else:
@@ -248,7 +276,8 @@ cdef class Scorer:
         while m <= h and self.present[(1 << m) - 1] and node[(1 << m) - 1] >= 0:
             m += 1
         matched[0] = m
-        return P[top]
+        p = self.top1[node[0]] if own_top and h == 0 else P[top]
+        return self.floor if p <= 0 and self.floor > 0 else p
 
     def logprob(self, uint32_t w, context):
         """log10 p(w | context), context a sequence of ids, oldest first; returns (log10p, matched)."""

@@ -11,6 +11,8 @@ from .corpus import CorpusError
 from .discount import DiscountError
 from .formats import BINARY_SUFFIX, ModelFormatError
 
+METHODS = ("mkn", "glm", "glm-abs", "glmtk2014", "glmtk2014-mkn")   # glm.generalized.METHODS, kept light
+
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bad-utf8", choices=("error", "replace"), default="error",
@@ -135,9 +137,10 @@ def _parser() -> argparse.ArgumentParser:
                    help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN), .glm, .glm.gz/... (GLM) or "
                         f"{BINARY_SUFFIX} (binary, both)")
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
-    b.add_argument("--method", choices=("mkn", "glm", "glm-abs"), default="mkn",
+    b.add_argument("--method", choices=METHODS, default="mkn",
                    help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model; "
-                        "glm-abs: GLM with occurrence counts at the lower orders")
+                        "glm-abs: GLM with occurrence counts at the lower orders; glmtk2014, glmtk2014-mkn: "
+                        "the 2014 toolkit's GLM and MKN, NOT normalized, to reproduce the paper (.glmb only)")
     b.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None,
                    help="fit child weights (GLM) and discount scales on held-out text; the model is then "
                         "written as .glm / .glmb, for mkn too")
@@ -188,7 +191,7 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--train", nargs="+", required=True, metavar="TRAIN")
     e.add_argument("--test", nargs="+", required=True, metavar="SEQUENCES")
     e.add_argument("--order", "-n", type=int, required=True)
-    e.add_argument("--method", choices=("mkn", "glm", "glm-abs"), default="glm")
+    e.add_argument("--method", choices=METHODS, default="glm")
     e.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None)
     e.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
@@ -216,7 +219,8 @@ def _build(args) -> None:
     from .build import train
     from .counts import workers
     from .formats import check_output
-    check_output(args.output, generalized=args.method != "mkn" or bool(args.tune))
+    check_output(args.output, generalized=args.method != "mkn" or bool(args.tune),
+                 binary_only=args.method.startswith("glmtk2014"))
     t0 = time.time()
     fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
     with workers(None if args.dask else args.workers):

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _count, _glm, _mkn
+from . import _count, _glm, _mkn, glmtk2014
 from .counts import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
 
-METHODS = ("glm", "glm-abs", "mkn")
+METHODS = ("glm", "glm-abs", "mkn", "glmtk2014", "glmtk2014-mkn")
+COMPAT = ("glmtk2014", "glmtk2014-mkn")     # the 2014 toolkit's models (glm.glmtk2014): not normalized
 
 
 def check(order: int, method: str) -> None:
@@ -36,6 +37,8 @@ def check(order: int, method: str) -> None:
         raise ValueError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
     if not 1 <= order <= _glm.MAX_ORDER:
         raise ValueError(f"GLM models are built for orders 1 to {_glm.MAX_ORDER}, not {order}")
+    if method in COMPAT and order < 2:
+        raise ValueError(f"{method} models are built for orders 2 to {_glm.MAX_ORDER}, not {order}")
 
 
 def _map_large_arrays() -> None:
@@ -59,6 +62,7 @@ class Tables:
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
+    compat: dict | None = None    # glmtk2014 models: glm.glmtk2014.Tops.compat()
 
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
@@ -67,7 +71,7 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
     children (1 - lambda) / (k - 1) each."""
     out = {}
     for mask in patterns(order)[1:]:
-        if method == "mkn":
+        if method in ("mkn", "glmtk2014-mkn"):
             if is_contiguous(mask):
                 out[mask] = [(parent(mask), 1.0)]
             continue
@@ -81,20 +85,27 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
 
 
 def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
-             fixed_discounts=None, keep_stats: bool = False) -> Tables:
+             fixed_discounts=None, keep_stats: bool = False, park=None) -> Tables:
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
     for every pattern instead of estimated ones (for tests and the paper's worked example).
-    keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning)."""
+    keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning).
+    park: applied to each array of a finished table (glm.spill.park: moved to a file-backed map, so
+    that the tables built so far do not add to the memory of the ones still being built)."""
     check(order, method)
     if any(opts.prune):
         raise ValueError("pruning is not supported for GLM models")
     absolute = method == "glm-abs"
+    compat = method in COMPAT
+    if compat and "raw" not in levels[0]:
+        raise ValueError(f"{method}: the levels must be counted with their occurrences (with_raw)")
     _map_large_arrays()
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
 
     def disc(stat, label, last_open=None):
         if fixed_discounts is not None:
             return tuple(float(x) for x in fixed_discounts)
+        if compat:
+            return glmtk2014.discounts(count_of_counts(stat), label, fallback)
         return discounts(count_of_counts(stat, last_open), label, fallback)
 
     # the statistic of contiguous patterns: occurrences at the top (and for glm-abs), else adjusted counts
@@ -116,8 +127,13 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     # unigrams: MKN's, for every method (glm-abs too: occurrences of words in a capped vocabulary often
     # leave the unigram discounts undefined)
     uni = levels[0]["count"]
-    D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
-    tables = {1: dict(prob=unigram_probs(uni, D[1], opts))}
+    if compat:           # the 2014 toolkit: unigrams are not discounted, nor mixed with the uniform
+        D = {1: (0.0, 0.0, 0.0)}
+        tops = glmtk2014.Tops(levels)
+        tables = {1: dict(prob=tops.unigrams(uni))}
+    else:
+        D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
+        tables = {1: dict(prob=unigram_probs(uni, D[1], opts))}
     stats = {1: (uni, opts)} if keep_stats else None
     table_sizes = {1: sizes[0]}
     index = {}             # mask -> level-L n-gram -> its n-gram of the pattern (gapped masks only)
@@ -155,23 +171,32 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             h[inverse] = hist
             hist = h
         d = disc(stat, f"pattern {name(mask)}", last_open)
-        alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask])
+        if compat:
+            den = tops.prev if mask == (1 << order) - 1 else None     # the top: histories' occurrences
+            alpha, gamma = glmtk2014.terms(stat, hist, d, table_sizes[hmask], is_contiguous(mask), den)
+        else:
+            alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask])
         return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist
 
     with ThreadPoolExecutor(threads()) as ex:
         for L in range(2, order + 1):
             masks = [m for m in wanted if span(m) == L]
             for mask, (table, d, inverse, stat, hist) in zip(masks, ex.map(one, masks)):
+                if park is not None:
+                    table = {k: park(v) for k, v in table.items()}
                 tables[mask], D[mask], table_sizes[mask] = table, d, len(table["word"])
                 if inverse is not None and L < order:
                     index[mask] = inverse
                 if keep_stats:
                     stats[mask] = (stat, hist)
+            if compat and L < order:                       # this length's top, from occurrences
+                raw, hist = levels[L - 1]["raw"], ctx[L]
+                tops.add(L, raw, hist, disc(raw, f"pattern {name((1 << L) - 1)} (occurrences)"), park)
             if not keep_stats:                             # the counts of this span are used up
                 levels[L - 1].pop("count", None)
                 levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
-    return Tables(order, method, tables, D, table_sizes, stats)
+    return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if compat else None)
 
 
 def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int):

@@ -17,6 +17,7 @@ import numpy as np
 from ._query import Trie, trie_hash
 from .corpus import read_chunks
 from .counts import threads
+from .spill import release
 from .vocab import Vocabulary
 
 
@@ -235,7 +236,11 @@ class GeneralizedModel(Model):
         self.unpruned_counts = None
         self.meta = dict(meta or {}, order=self.order, method=self.method)
         self._scorer = Scorer(self.order, tables.tables, combination(self.order, self.method, self.weights),
-                              hash_table)
+                              hash_table, tables.compat)
+        if hash_table is None:       # the hash read every table: drop the pages of file-backed ones
+            for t in tables.tables.values():
+                for a in t.values():
+                    release(a)
 
     @property
     def _trie(self):
@@ -254,12 +259,19 @@ class GeneralizedModel(Model):
         for mask, t in sorted(self.tables.tables.items()):
             if mask > 1:
                 out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in ("word", "starts", "alpha", "gamma")]
+        for mask, t in sorted((self.tables.compat or {}).get("top", {}).items()):
+            out += [(f"top.{mask}.{k}", v) for k, v in sorted(t.items())]
         return out
 
     def binary_header(self) -> dict:
-        return dict(kind="glm", method=self.method, weights={str(k): v for k, v in self.weights.items()},
-                    discounts={str(k): list(v) for k, v in self.tables.discounts.items()},
-                    sizes={str(k): v for k, v in self.tables.sizes.items()})
+        out = dict(kind="glm", method=self.method, weights={str(k): v for k, v in self.weights.items()},
+                   discounts={str(k): list(v) for k, v in self.tables.discounts.items()},
+                   sizes={str(k): v for k, v in self.tables.sizes.items()})
+        c = self.tables.compat
+        if c is not None:
+            out["compat"] = dict(extra=c["extra"], floor=c["floor"],
+                                 discounts={str(k): list(v) for k, v in c["discounts"].items()})
+        return out
 
     @classmethod
     def from_binary(cls, vocab: Vocabulary, arrays: dict, header: dict) -> "GeneralizedModel":
@@ -268,9 +280,17 @@ class GeneralizedModel(Model):
         tables = {1: dict(prob=arrays["1.prob"])}
         for mask in masks[1:]:
             tables[mask] = {k: arrays[f"{mask}.{k}"] for k in ("word", "starts", "alpha", "gamma")}
+        compat = header.get("compat")
+        if compat is not None:
+            top = {}
+            for key, arr in arrays.items():
+                if key.startswith("top."):
+                    _, mask, k = key.split(".")
+                    top.setdefault(int(mask), {})[k] = arr
+            compat = dict(compat, top=top, discounts={int(k): tuple(v) for k, v in compat["discounts"].items()})
         t = Tables(header["order"], header["method"], tables,
                    {int(k): tuple(v) for k, v in header["discounts"].items()},
-                   {int(k): v for k, v in header["sizes"].items()})
+                   {int(k): v for k, v in header["sizes"].items()}, compat=compat)
         return cls(vocab, t, header["meta"], {int(k): v for k, v in header["weights"].items()},
                    hash_table=arrays["patterns.hash"])
 

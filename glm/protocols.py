@@ -4,8 +4,10 @@ Pickhardt et al. (2014) score each test sequence w1 .. wn (n-word windows sample
 the n = 3 and 4 sets are the first 3 or 4 words of the 5-word lines) by the chain rule from an empty
 context, P(w1) P(w2 | w1) .. P(wn | w1 .. wn-1), with no <s> before w1 and no </s> predicted, and report
 the perplexity per word over all words of all sequences, OOVs included (scored as <unk>).  Literal
-<s> and </s> in the sequences are OOVs, as they were for the paper's models, whose training text had
-no boundary tokens.  See docs/glm.md.
+<s> and </s> in the sequences are OOVs for glm's models, whose sentences start after <s> and never
+predict it.  The 2014 toolkit's models (glmtk2014, glmtk2014-mkn) know them as words, as the toolkit
+did: a sequence "<s> a b" scores P(<s>) P(a | <s>) P(b | <s> a), and "c d </s>" ends with P(</s> | c d).
+The in-vocabulary perplexity keeps the sequences without OOVs, <s> or </s>.  See docs/glm.md.
 """
 from __future__ import annotations
 
@@ -16,27 +18,37 @@ from .corpus import Chunk, read_chunks
 
 def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str = "error") -> dict:
     """The paper's per-word chain-rule perplexity of the first n words of each line of ``inputs``."""
+    bounds = getattr(getattr(model, "tables", None), "compat", None) is not None
+    p_bos = model.logprob("<s>") if bounds else 0.0
     total = inv_total = 0.0
     sequences = tokens = oovs = inv_sequences = inv_tokens = short = 0
     for chunk in read_chunks(inputs, quiet=quiet, desc="scoring"):
         lines = chunk.data.split(b"\n")
         if lines and lines[-1] == b"":
             lines.pop()
-        cut = [b" ".join(ln.split()[:n]) for ln in lines]
-        short += sum(1 for c in cut if len(c.split()) < n)
-        data = b"\n".join(cut) + b"\n"
-        stream = model.vocab.tokenize(Chunk(data, chunk.path, chunk.first_line), symbols="unk",
-                                      bad_utf8=bad_utf8)
-        res = model.score_ids(stream, bos=False, eos=False)
-        lp, tok, oov = res.log10_prob, res.tokens, res.oovs
-        total += float(lp.sum())
-        sequences += len(tok)
-        tokens += int(tok.sum())
-        oovs += int(oov.sum())
-        clean = oov == 0
-        inv_total += float(lp[clean].sum())
-        inv_sequences += int(clean.sum())
-        inv_tokens += int(tok[clean].sum())
+        cut = [ln.split()[:n] for ln in lines]
+        short += sum(1 for c in cut if len(c) < n)
+        groups = {(False, False): cut}
+        if bounds:              # lines that start with <s> / end with </s>, scored with bos / eos
+            groups = {}
+            for c in cut:
+                bos, eos = c[:1] == [b"<s>"], c[-1:] == [b"</s>"] and len(c) > 1
+                groups.setdefault((bos, eos), []).append(c[bos:len(c) - eos])
+        for (bos, eos), group in groups.items():
+            data = b"".join(b" ".join(c) + b"\n" for c in group)
+            stream = model.vocab.tokenize(Chunk(data, chunk.path, chunk.first_line), symbols="unk",
+                                          bad_utf8=bad_utf8)
+            res = model.score_ids(stream, bos=bos, eos=eos)
+            lp, tok, oov = res.log10_prob, res.tokens, res.oovs
+            total += float(lp.sum()) + bos * len(group) * p_bos
+            sequences += len(tok)
+            tokens += int(tok.sum()) + bos * len(group)
+            oovs += int(oov.sum())
+            if not (bos or eos):
+                clean = oov == 0
+                inv_total += float(lp[clean].sum())
+                inv_sequences += int(clean.sum())
+                inv_tokens += int(tok[clean].sum())
     ppl = 10.0 ** (-total / tokens) if tokens else math.nan
     inv = 10.0 ** (-inv_total / inv_tokens) if inv_tokens else math.nan
     return dict(perplexity=ppl, sequences=sequences, tokens=tokens, oovs=oovs,

@@ -157,6 +157,50 @@ class Scratch:
                 self.load(run.path + ".counts", np.uint32, (run.rows,)))
 
 
+# -- finished arrays parked in files ---------------------------------------------------------------
+PARK_BYTES = 8 << 20     # smaller arrays stay in memory
+
+
+def park(arr: np.ndarray, directory: str | None = None, scratch: Scratch | None = None) -> np.ndarray:
+    """``arr`` written to a file in ``directory`` (the scratch directory if given, else the system's
+    temporary directory) and returned as a read-only map of it; the file is unlinked at once, so its
+    disk space goes with the last reference to the map.  The data then lives in the page cache, which
+    the kernel can write out and reclaim, instead of the process's anonymous memory.  Arrays under
+    PARK_BYTES are returned as they are."""
+    if arr.nbytes < max(PARK_BYTES, 1):
+        return arr
+    arr = np.ascontiguousarray(arr)
+    fd, path = tempfile.mkstemp(prefix="glm-park-", dir=scratch.path if scratch is not None else directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(memoryview(arr).cast("B"))
+        with open(path, "rb") as f:
+            mm = mmap.mmap(f.fileno(), arr.nbytes, access=mmap.ACCESS_READ)
+    finally:
+        os.unlink(path)
+    if scratch is not None:
+        with scratch._lock:
+            scratch._maps.add(mm)
+    return np.frombuffer(mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape)
+
+
+def release(arr: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+    """Drop the pages of bytes [start, stop) of a file-mapped array from this process (they stay in the
+    file and the page cache); a no-op for arrays in memory."""
+    base = arr
+    while isinstance(base, (np.ndarray, memoryview)):
+        base = base.base if isinstance(base, np.ndarray) else base.obj
+    if not isinstance(base, mmap.mmap) or base.closed:
+        return
+    stop = len(base) if stop is None else min(stop, len(base))
+    start -= start % PAGE
+    if stop > start:
+        try:
+            base.madvise(mmap.MADV_DONTNEED, start, stop - start)
+        except (ValueError, OSError):
+            pass
+
+
 class _RunReader:
     """Blocks of a run file, re-packed to the merge's layout."""
 

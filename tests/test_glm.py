@@ -150,16 +150,25 @@ def test_mkn_special_case_on_real_text():
     np.testing.assert_allclose(lat.score_many(lines), mkn.score_many(lines), rtol=0, atol=2e-5)
 
 
-def test_glm_build_same_under_memory_budget_and_workers(tmp_path):
-    """A GLM file is byte-identical whatever the memory budget (spilled counting) and thread count."""
+@pytest.mark.parametrize("method", ["glm", "glmtk2014"])
+def test_glm_build_same_under_memory_budget_workers_and_parking(tmp_path, monkeypatch, method):
+    """A GLM file is byte-identical whatever the memory budget (spilled counting), the thread count and
+    whether finished tables are parked in files (here: all of them)."""
     from pathlib import Path
+    from glm import spill
     train = Path(__file__).resolve().parents[1] / "data" / "shakespeare-train.txt.gz"
     outs = []
-    for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1)]):
+    for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1), "park"]):
+        if kw == "park":
+            monkeypatch.setattr(spill, "PARK_BYTES", 0)
+            kw = dict(tmpdir=tmp_path)
         out = tmp_path / f"m{i}.glmb"
-        glm.train([train], 4, method="glm", **kw).save(out)
+        model = glm.train([train], 4, method=method, **kw)
+        model.save(out)
         outs.append(out.read_bytes())
-    assert outs[0] == outs[1] == outs[2]
+    assert all(not t["alpha"].flags.writeable for m, t in model.tables.tables.items() if m > 1)
+    assert outs[0] == outs[1] == outs[2] == outs[3]
+    assert not list(tmp_path.glob("glm-park-*"))          # parked files are unlinked at once
 
 
 def test_glm_order_limits_fail_before_counting():

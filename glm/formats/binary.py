@@ -12,10 +12,12 @@ import mmap
 
 import numpy as np
 
+from ..spill import release
 from . import ModelFormatError, atomic_output
 
 MAGIC = b"GLMBIN01"
 ALIGN = 64
+CHUNK = 64 << 20
 
 
 def _arrays(model) -> list[tuple[str, np.ndarray]]:
@@ -37,7 +39,10 @@ def write_binary(model, path) -> None:
         f.write(b"\0" * (start - f.tell()))
         for (name, arr), entry in zip(arrays, entries):
             f.write(b"\0" * (start + entry["offset"] - f.tell()))
-            f.write(memoryview(arr).cast("B"))
+            data = memoryview(np.ascontiguousarray(arr)).cast("B")
+            for i in range(0, len(data), CHUNK):        # file-backed arrays give their pages back
+                f.write(data[i:i + CHUNK])
+                release(arr, i, i + CHUNK)
 
 
 def read_binary(path):
