@@ -3,11 +3,17 @@
 compiled path.  Boundaries as glm (and lmplz): a sentence is <s> w1 .. wn </s>, windows never cross
 sentences, contiguous lower-order n-grams that start with <s> keep their occurrence counts.
 
+``padding="paper"`` instead takes the conventions behind the normalized en0008t figures of the
+reference notes (glm.md §4.4): n-1 <s> before each sentence, every window counted, continuation counts
+for n-grams that start with <s> too; ``sequence_log10prob`` then scores the paper's sequences by the
+chain rule, each factor by the (normalized) top of its own length, from occurrence counts.
+
 Patterns are strings in the paper's reading order ('101' = w1 _ w3); an n-gram of a pattern is the
 tuple of its kept words, oldest first.
 """
 from __future__ import annotations
 
+import math
 from collections import Counter, defaultdict
 from functools import lru_cache
 from itertools import product
@@ -36,16 +42,18 @@ def project(gram: tuple, p: str) -> tuple:
 
 
 class ReferenceGLM:
-    def __init__(self, sentences: list[list[str]], order: int, method: str = "glm", discounts=None):
-        self.order, self.method = order, method
+    def __init__(self, sentences: list[list[str]], order: int, method: str = "glm", discounts=None,
+                 padding: str = "kenlm"):
+        self.order, self.method, self.paper = order, method, padding == "paper"
         self.raw = Counter()                       # every substring of every padded sentence
         for s in sentences:
-            toks = ["<s>"] + list(s) + ["</s>"]
+            toks = ["<s>"] * (order - 1 if self.paper else 1) + list(s) + ["</s>"]
             for L in range(1, order + 1):
                 for i in range(len(toks) - L + 1):
                     self.raw[tuple(toks[i:i + L])] += 1
         words = {w for s in sentences for w in s} | {"</s>", "<unk>"}
         self.vocab = sorted(words)                 # V': no <s>
+        self.known = set(words)
         self.stat = {p: self.statistic(p) for p in lattice(order)}
         self.D = {p: (tuple(discounts) if discounts is not None else self.estimate_discounts(p))
                   for p in lattice(order)}
@@ -65,7 +73,7 @@ class ReferenceGLM:
             for g, c in self.raw.items():
                 if len(g) != L or g[-1] == "<s>":
                     continue
-                if top or self.method == "glm-abs" and L > 1 or g[0] == "<s>":
+                if top or self.method == "glm-abs" and L > 1 or g[0] == "<s>" and not self.paper:
                     out[g] += c
                 else:                              # distinct left extensions
                     out[g] = left[g]
@@ -75,8 +83,8 @@ class ReferenceGLM:
                 out[project(g, p)] += c if self.method == "glm-abs" else 1
         return dict(out)
 
-    def estimate_discounts(self, p: str) -> tuple:
-        t = Counter(min(s, 5) for s in self.stat[p].values())
+    def estimate_discounts(self, p: str, stat: dict | None = None) -> tuple:
+        t = Counter(min(s, 5) for s in (stat or self.stat[p]).values())
         y = t[1] / (t[1] + 2 * t[2])
         return tuple(k - (k + 1) * y * t[k + 1] / t[k] for k in (1, 2, 3))
 
@@ -85,20 +93,24 @@ class ReferenceGLM:
 
     def prob(self, w: str, context: tuple) -> float:
         """p(w | context), context oldest first (may start with <s>), truncated to order-1 words."""
-        if w not in self.vocab:
+        if w not in self.known:
             w = "<unk>"
-        context = tuple(c if c in self.vocab or c == "<s>" else "<unk>" for c in context)
+        context = tuple(c if c in self.known or c == "<s>" else "<unk>" for c in context)
         context = context[len(context) - min(len(context), self.order - 1):]
         return self._p("1" * (len(context) + 1), context + (w,))
+
+    @lru_cache(maxsize=None)
+    def _unigrams(self) -> tuple:
+        t = self.stat["1"]
+        total = sum(t.values())
+        return t, total, sum(self.disc("1", s) for s in t.values()) / total
 
     @lru_cache(maxsize=None)
     def _p(self, p: str, window: tuple) -> float:
         """P_p of the last word of window (window: the last len(p) words, all positions)."""
         window = window[len(window) - len(p):]
         if p == "1":
-            t = self.stat["1"]
-            total = sum(t.values())
-            gamma = sum(self.disc("1", s) for s in t.values()) / total
+            t, total, gamma = self._unigrams()
             s = t.get(window, 0)
             return (s - self.disc("1", s)) / total + gamma / len(self.vocab)
         kids = [self._p(c, window) for c in pattern_children(p)]
@@ -111,3 +123,34 @@ class ReferenceGLM:
             return avg
         s = self.stat[p].get(x, 0)
         return max(s - self.disc(p, s), 0.0) / den + self.num[p][x[:-1]] / den * avg
+
+    def sequence_log10prob(self, seq: list[str]) -> float:
+        """log10 P(w1) P(w2 | w1) .. P(wn | w1 .. wn-1), each factor by the top of its own length: occurrence
+        counts, discounted by their own count-of-counts, interpolated with the pattern's children."""
+        out = 0.0
+        for k in range(1, len(seq) + 1):
+            q = tuple(w if w in self.known else "<unk>" for w in seq[k - 1:k])
+            q = tuple(c if c in self.known or c == "<s>" else "<unk>" for c in seq[:k - 1]) + q
+            top = self._top(k)
+            c = top["stat"].get(q, 0)
+            h = q[:-1]
+            if k == 1:
+                lower = 1.0 / len(self.vocab)
+            else:
+                kids = [self._p(p, q) for p in pattern_children("1" * k)]
+                lower = kids[0] if self.method == "mkn" else sum(kids) / len(kids)
+            den = top["den"].get(h, 0.0)
+            p = lower if den == 0 else max(c - top["D"][min(c, 3) - 1] if c else 0.0, 0.0) / den + \
+                top["num"][h] / den * lower
+            out += math.log10(p)
+        return out
+
+    @lru_cache(maxsize=None)
+    def _top(self, k: int) -> dict:
+        stat = {g: c for g, c in self.raw.items() if len(g) == k and g[-1] != "<s>"}
+        D = self.estimate_discounts("", stat)
+        den, num = defaultdict(float), defaultdict(float)
+        for g, c in stat.items():
+            den[g[:-1]] += c
+            num[g[:-1]] += D[min(c, 3) - 1]
+        return dict(stat=stat, D=D, den=den, num=num)
