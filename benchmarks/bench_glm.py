@@ -2,9 +2,10 @@
 
     python benchmarks/bench_glm.py [--corpora ../shared/corpora] [--tokens 20] [--orders 4 5]
 
-Build: `glm build --method glm` and `--method mkn` on the first --tokens million tokens of the Gutenberg
-training text (decompressed first), both writing the binary format: wall time and peak RSS of each
-process (median of --repeat runs).  Scoring: tokens/s of one thread over the Gutenberg test split
+Build: `glm build --method glm` (in memory, and under `--memory --glm-memory`, where finished pattern
+tables move to file-backed maps) and `--method mkn` on the first --tokens million tokens of the
+Gutenberg training text (decompressed first), all writing the binary format: wall time and peak RSS of
+each process (median of --repeat runs).  Scoring: tokens/s of one thread over the Gutenberg test split
 (tokenized first), GLM and MKN, median of 3.
 """
 from __future__ import annotations
@@ -54,6 +55,7 @@ def main() -> None:
     ap.add_argument("--tokens", type=float, default=20.0, help="million training tokens")
     ap.add_argument("--orders", type=int, nargs="+", default=[4, 5])
     ap.add_argument("--repeat", type=int, default=1)
+    ap.add_argument("--glm-memory", default="3G", help="budget of the second GLM build (--memory)")
     args = ap.parse_args()
     gut = args.corpora / "gutenberg-top100-en"
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,22 +64,25 @@ def main() -> None:
         with gzip.open(gut / "test.txt.gz", "rb") as f:
             test = f.read()
         print(f"training text: {n / 1e6:.1f} M tokens of Gutenberg train; scoring: Gutenberg test\n")
-        print("| order | GLM build s | GLM GB | MKN build s | MKN GB | time ratio | memory ratio "
+        print("| order | GLM build | GLM s | GLM GB | MKN s | MKN GB | time ratio | memory ratio "
               "| GLM Mtok/s (1 thread) | MKN Mtok/s (1 thread) |")
-        print("|---|---|---|---|---|---|---|---|---|")
+        print("|---|---|---|---|---|---|---|---|---|---|")
         for order in args.orders:
             res = {}
-            for method in ("glm", "mkn"):
-                out = str(Path(tmp) / f"{method}{order}.glmb")
+            for key, method, extra in (("glm", "glm", []), ("budget", "glm", ["--memory", args.glm_memory]),
+                                       ("mkn", "mkn", [])):
+                out = str(Path(tmp) / f"{key}{order}.glmb")
                 runs = [run([sys.executable, "-m", "glm.cli", "build", "--order", str(order), "--method",
-                             method, str(train), "-o", out, "-q"]) for _ in range(args.repeat)]
-                res[method] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
-                               scoring_speed(out, test))
+                             method, str(train), "-o", out, "-q", "--tmpdir", tmp] + extra)
+                        for _ in range(args.repeat)]
+                res[key] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
+                            scoring_speed(out, test) if key != "budget" else res["glm"][2])   # same model
                 os.unlink(out)
-            g, m = res["glm"], res["mkn"]
-            print(f"| {order} | {g[0]:.1f} | {g[1]:.2f} | {m[0]:.1f} | {m[1]:.2f} | {g[0] / m[0]:.2f} | "
-                  f"{g[1] / m[1]:.2f} | {g[2] / 1e6:.2f} | {m[2] / 1e6:.2f} |", flush=True)
-
+            m = res["mkn"]
+            for key, label in (("glm", "in memory"), ("budget", f"--memory {args.glm_memory}")):
+                g = res[key]
+                print(f"| {order} | {label} | {g[0]:.1f} | {g[1]:.2f} | {m[0]:.1f} | {m[1]:.2f} | {g[0] / m[0]:.2f} "
+                      f"| {g[1] / m[1]:.2f} | {g[2] / 1e6:.2f} | {m[2] / 1e6:.2f} |", flush=True)
 
 if __name__ == "__main__":
     main()

@@ -104,8 +104,8 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
     Scale (docs/scale.md): memory, a budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a
     private directory in tmpdir (default: the system's) and the large arrays are memory-mapped files
     there (glm.spill); the directory is removed before returning, also on error or Ctrl-C.  (For GLM
-    models the budget covers the counting; the pattern tables are built in memory and, once finished,
-    moved to file-backed maps in tmpdir, with or without a budget.)  workers: threads
+    models the budget covers the counting, and each finished pattern table moves to a file-backed map
+    there: the tables being built are in memory.)  workers: threads
     for the compiled kernels (default: all cores).  dask: count on a Dask cluster, 'local' (a
     LocalCluster of dask_workers processes, default 2), a scheduler address or a distributed.Client
     (glm.distributed; paths only).  The model is the same in every case.
@@ -124,7 +124,7 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
         raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
     options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
     with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
-        vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method in ("glm-abs", "glmtk2014", "glmtk2014-mkn"),
+        vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method == "glm-abs" or method.startswith("glmtk2014"),
                               skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
                               dask=dask, dask_workers=dask_workers)
         if method != "mkn" or tune:
@@ -132,7 +132,7 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
             from .model import GeneralizedModel
             from .spill import park
             tables = estimate_glm(levels, order, method, opts, keep_stats=bool(tune),
-                                  park=lambda a: park(a, tmpdir, scratch))
+                                  park=None if scratch is None else (lambda a: park(a, scratch)))
             model = GeneralizedModel(vocab, tables, meta=options)
             if tune:
                 from .tune import tune as fit

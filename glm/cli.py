@@ -339,8 +339,12 @@ def _describe(model, sep: str = ": ") -> list[str]:
     if isinstance(model, GeneralizedModel):
         from .patterns import name
         t = model.tables
-        return [f"pattern {name(m)}{sep}{t.sizes[m]}{fmt(t.discounts.get(m))}"
-                + (f"{gap}weight={model.weights[m]:.4g}" if m in model.weights else "") for m in sorted(t.sizes)]
+        lines = [f"pattern {name(m)}{sep}{t.sizes[m]}{fmt(t.discounts.get(m))}"
+                 + (f"{gap}weight={model.weights[m]:.4g}" if m in model.weights else "") for m in sorted(t.sizes)]
+        if t.compat is not None:          # the 2014 toolkit's tops of the shorter lengths
+            lines += [f"top {name(m)}{sep}(occurrences){fmt(d)}" for m, d in sorted(t.compat["discounts"].items())]
+            lines.append(f"normalized{sep}no (the 2014 toolkit's {model.method}; docs/glm.md §4.1)")
+        return lines
     if not model.discounts:
         return [f"{n}-grams{sep}{c}" for n, c in enumerate(model.counts, 1)] + [
             f"discounts{sep}not stored (model read from ARPA)"]

@@ -30,6 +30,8 @@ def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str
         short += sum(1 for c in cut if len(c) < n)
         groups = {(False, False): cut}
         if bounds:              # lines that start with <s> / end with </s>, scored with bos / eos
+            model.vocab.tokenize(Chunk(b"".join(b" ".join(c) + b"\n" for c in cut), chunk.path,
+                                       chunk.first_line), symbols="unk", bad_utf8=bad_utf8)   # errors: file:line
             groups = {}
             for c in cut:
                 bos, eos = c[:1] == [b"<s>"], c[-1:] == [b"</s>"] and len(c) > 1

@@ -161,16 +161,16 @@ class Scratch:
 PARK_BYTES = 8 << 20     # smaller arrays stay in memory
 
 
-def park(arr: np.ndarray, directory: str | None = None, scratch: Scratch | None = None) -> np.ndarray:
-    """``arr`` written to a file in ``directory`` (the scratch directory if given, else the system's
-    temporary directory) and returned as a read-only map of it; the file is unlinked at once, so its
-    disk space goes with the last reference to the map.  The data then lives in the page cache, which
-    the kernel can write out and reclaim, instead of the process's anonymous memory.  Arrays under
-    PARK_BYTES are returned as they are."""
+def park(arr: np.ndarray, scratch: Scratch) -> np.ndarray:
+    """``arr`` written to a file in the scratch directory and returned as a read-only map of it, which
+    the watcher trims like the other maps; the file is unlinked at once, so its disk space goes with
+    the last reference to the map.  The data then lives in the page cache, which the kernel can write
+    out and reclaim, instead of the process's anonymous memory.  Arrays under PARK_BYTES are returned
+    as they are."""
     if arr.nbytes < max(PARK_BYTES, 1):
         return arr
     arr = np.ascontiguousarray(arr)
-    fd, path = tempfile.mkstemp(prefix="glm-park-", dir=scratch.path if scratch is not None else directory)
+    fd, path = tempfile.mkstemp(prefix="park-", dir=scratch.path)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(memoryview(arr).cast("B"))
@@ -178,10 +178,7 @@ def park(arr: np.ndarray, directory: str | None = None, scratch: Scratch | None 
             mm = mmap.mmap(f.fileno(), arr.nbytes, access=mmap.ACCESS_READ)
     finally:
         os.unlink(path)
-    if scratch is not None:
-        with scratch._lock:
-            scratch._maps.add(mm)
-    return np.frombuffer(mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape)
+    return scratch._track(mm, arr.dtype, arr.size, arr.shape)
 
 
 def release(arr: np.ndarray, start: int = 0, stop: int | None = None) -> None:
