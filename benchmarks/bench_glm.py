@@ -2,8 +2,8 @@
 
     python benchmarks/bench_glm.py [--corpora ../shared/corpora] [--tokens 20] [--orders 4 5]
 
-Build: `glm build --method glm` (in memory, and under `--memory --glm-memory`, where finished pattern
-tables move to file-backed maps) and `--method mkn` on the first --tokens million tokens of the
+Build: `glm build --method glm` (default, and under `--memory --glm-memory`; finished pattern tables
+go to the output file as they are built) and `--method mkn` on the first --tokens million tokens of the
 Gutenberg training text (decompressed first), all writing the binary format: wall time and peak RSS of
 each process (median of --repeat runs).  Scoring: tokens/s of one thread over the Gutenberg test split
 (tokenized first), GLM and MKN, median of 3.
@@ -79,7 +79,7 @@ def main() -> None:
                             scoring_speed(out, test) if key != "budget" else res["glm"][2])   # same model
                 os.unlink(out)
             m = res["mkn"]
-            for key, label in (("glm", "in memory"), ("budget", f"--memory {args.glm_memory}")):
+            for key, label in (("glm", "default"), ("budget", f"--memory {args.glm_memory}")):
                 g = res[key]
                 print(f"| {order} | {label} | {g[0]:.1f} | {g[1]:.2f} | {m[0]:.1f} | {m[1]:.2f} | {g[0] / m[0]:.2f} "
                       f"| {g[1] / m[1]:.2f} | {g[2] / 1e6:.2f} | {m[2] / 1e6:.2f} |", flush=True)

@@ -11,6 +11,7 @@ import numpy as np
 from . import _count
 from .corpus import Chunk, read_chunks
 from .counts import NgramCounter, workers as using_workers
+from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
 from .model import Model
 from .spill import Scratch
@@ -88,7 +89,7 @@ def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = Fa
 def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), discount_fallback=None,
           interpolate_unigrams: bool = True, vocab_pad: int = 0, skip_symbols: bool = False,
           bad_utf8: str = "error", quiet: bool = True, memory=None, tmpdir=None,
-          workers: int | None = None, dask=None, dask_workers: int | None = None) -> Model:
+          workers: int | None = None, dask=None, dask_workers: int | None = None, output=None) -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
@@ -109,7 +110,15 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
     for the compiled kernels (default: all cores).  dask: count on a Dask cluster, 'local' (a
     LocalCluster of dask_workers processes, default 2), a scheduler address or a distributed.Client
     (glm.distributed; paths only).  The model is the same in every case.
+
+    output: also save the model there (as Model.save; checked before counting).  An untuned GLM saved
+    as .glmb is written while it is built: each finished pattern table goes into the file at once and
+    is mapped back from it, so that the tables built so far leave the process's memory (and, under a
+    budget, the watcher trims them); the model returned maps its tables from that file.
     """
+    if output is not None:
+        from .formats import BINARY_SUFFIX, check_output
+        check_output(output, method != "mkn" or bool(tune), method.startswith("glmtk2014"))
     if method != "mkn" or tune:
         from .generalized import check
         check(order, method)
@@ -124,25 +133,37 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
         raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
     options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
     with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
-        vocab, levels = count(inputs, order, with_raw=any(opts.prune) or method == "glm-abs" or method.startswith("glmtk2014"),
+        raw = any(opts.prune) or method == "glm-abs" or method.startswith("glmtk2014")
+        vocab, levels = count(inputs, order, with_raw=raw,
                               skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
                               dask=dask, dask_workers=dask_workers)
         if method != "mkn" or tune:
             from .generalized import estimate as estimate_glm
             from .model import GeneralizedModel
             from .spill import park
-            tables = estimate_glm(levels, order, method, opts, keep_stats=bool(tune),
-                                  park=None if scratch is None else (lambda a: park(a, scratch)))
-            model = GeneralizedModel(vocab, tables, meta=options)
+            streaming = (output is not None and os.fspath(output).endswith(BINARY_SUFFIX) and not tune
+                         and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
+            with (StreamingBinary(output, scratch) if streaming else nullcontext()) as writer:
+                parking = (writer.park if writer is not None else
+                           None if scratch is None else (lambda a: park(a, scratch)))
+                tables = estimate_glm(levels, order, method, opts, keep_stats=bool(tune), park=parking)
+                model = GeneralizedModel(vocab, tables, meta=options)
+                if writer is not None:
+                    writer.finish(model)
             if tune:
                 from .tune import tune as fit
                 model = fit(model, tune, quiet=quiet, bad_utf8=bad_utf8)
                 model.tables.stats = None
+            if output is not None and not streaming:
+                model.save(output, quiet=quiet)
             return model
         est = estimate(levels, order, opts, np.zeros if scratch is None else scratch.zeros)
     if est.unigram_keep is not None:
         words = vocab.table.words()
         vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
-    return Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
-                 meta={"order": order, "smoothing": "modified Kneser-Ney", "prune": list(opts.prune),
-                       **options})
+    model = Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
+                  meta={"order": order, "smoothing": "modified Kneser-Ney", "prune": list(opts.prune),
+                        **options})
+    if output is not None:
+        model.save(output, quiet=quiet)
+    return model

@@ -228,10 +228,9 @@ def _build(args) -> None:
                       discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
-                      dask_workers=args.workers if args.dask else None)
+                      dask_workers=args.workers if args.dask else None, output=args.output)
         for line in _describe(model):
             _log(args, line)
-        model.save(args.output, quiet=args.quiet)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
 
 

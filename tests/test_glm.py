@@ -152,23 +152,32 @@ def test_mkn_special_case_on_real_text():
 
 @pytest.mark.parametrize("method", ["glm", "glmtk2014"])
 def test_glm_build_same_under_memory_budget_workers_and_parking(tmp_path, monkeypatch, method):
-    """A GLM file is byte-identical whatever the memory budget (spilled counting), the thread count and
-    whether finished tables are parked in files (under a budget; here: all of them)."""
+    """A GLM file is byte-identical whatever the memory budget (spilled counting) and thread count; with
+    finished tables parked in files (under a budget) or written into the model file as they are built
+    (train(output=...glmb)) -- here all of them -- the model holds the same arrays."""
     from pathlib import Path
     from glm import spill
+    from glm.formats.binary import read_binary
     train = Path(__file__).resolve().parents[1] / "data" / "shakespeare-train.txt.gz"
     outs = []
-    for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1), "park"]):
-        if kw == "park":
-            monkeypatch.setattr(spill, "PARK_BYTES", 0)
-            kw = dict(memory="1G", tmpdir=tmp_path)
-        out = tmp_path / f"m{i}.glmb"
+    for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1)]):
+        glm.train([train], 4, method=method, **kw).save(tmp_path / f"m{i}.glmb")
+        outs.append((tmp_path / f"m{i}.glmb").read_bytes())
+    assert outs[0] == outs[1] == outs[2]
+    monkeypatch.setattr(spill, "PARK_BYTES", 0)
+    want = read_binary(tmp_path / "m0.glmb")
+    for kw in (dict(memory="1G", tmpdir=tmp_path), dict(output=tmp_path / "s.glmb"),
+               dict(memory="1G", tmpdir=tmp_path, output=tmp_path / "t.glmb")):
         model = glm.train([train], 4, method=method, **kw)
-        model.save(out)
-        outs.append(out.read_bytes())
-    assert all(not t["alpha"].flags.writeable for m, t in model.tables.tables.items() if m > 1)
-    assert outs[0] == outs[1] == outs[2] == outs[3]
-    assert not list(tmp_path.glob("glm-*"))               # the scratch directory is gone
+        assert all(not t["alpha"].flags.writeable for m, t in model.tables.tables.items() if m > 1)
+        got = [model] + ([read_binary(kw["output"])] if "output" in kw else [])
+        for m in got:
+            assert dict(m.binary_arrays()).keys() == dict(want.binary_arrays()).keys()
+            for (name, a), (_, b) in zip(sorted(m.binary_arrays(), key=lambda x: x[0]),
+                                         sorted(want.binary_arrays(), key=lambda x: x[0])):
+                assert np.array_equal(a, b, equal_nan=True), name
+            assert m.binary_header() == want.binary_header()
+    assert not list(tmp_path.glob("glm-*")) and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_glm_order_limits_fail_before_counting():
@@ -176,3 +185,11 @@ def test_glm_order_limits_fail_before_counting():
         glm.train(iter(()), 9, method="glm")          # an empty iterator: it fails before reading
     with pytest.raises(ValueError, match="unknown method"):
         glm.train(EXAMPLE, 3, method="kn")
+
+
+def test_failed_streaming_build_leaves_no_file(tmp_path):
+    """A GLM written while it is built (train(output=...glmb)) that fails leaves no file behind."""
+    from glm.discount import DiscountError
+    with pytest.raises(DiscountError):
+        glm.train(["a b c", "a b d"], 4, method="glm", output=tmp_path / "m.glmb")
+    assert not list(tmp_path.iterdir())

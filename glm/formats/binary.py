@@ -25,24 +25,88 @@ def _arrays(model) -> list[tuple[str, np.ndarray]]:
     return [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)] + model.binary_arrays()
 
 
+def _header(model, entries: list) -> bytes:
+    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta, **model.binary_header())
+    return json.dumps(header).encode("utf-8")
+
+
+def _write_array(f, arr: np.ndarray) -> None:
+    data = memoryview(np.ascontiguousarray(arr)).cast("B")
+    for i in range(0, len(data), CHUNK):        # file-backed arrays give their pages back
+        f.write(data[i:i + CHUNK])
+        release(arr, i, i + CHUNK)
+
+
 def write_binary(model, path) -> None:
     arrays = _arrays(model)
     entries, offset = [], 0
     for name, arr in arrays:
         entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
         offset += -(-arr.nbytes // ALIGN) * ALIGN
-    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta, **model.binary_header())
-    text = json.dumps(header).encode("utf-8")
+    text = _header(model, entries)
     start = -(-(len(MAGIC) + 8 + len(text)) // ALIGN) * ALIGN
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         f.write(MAGIC + len(text).to_bytes(8, "little") + text)
         f.write(b"\0" * (start - f.tell()))
         for (name, arr), entry in zip(arrays, entries):
             f.write(b"\0" * (start + entry["offset"] - f.tell()))
-            data = memoryview(np.ascontiguousarray(arr)).cast("B")
-            for i in range(0, len(data), CHUNK):        # file-backed arrays give their pages back
-                f.write(data[i:i + CHUNK])
-                release(arr, i, i + CHUNK)
+            _write_array(f, arr)
+
+
+class StreamingBinary:
+    """A binary model file written while the model is built (a context manager): ``park`` writes a
+    finished array into the file at once and returns a read-only map of it, so that it leaves the
+    process's memory; ``finish(model)`` writes the arrays not parked and the header, which goes into
+    space reserved at the start (JSON padded with blanks: the format is unchanged).  The file is
+    renamed into place when the block ends without error, as every model file."""
+
+    RESERVE = (1 << 20) - len(MAGIC) - 8          # header bytes: the data start at 1 MiB
+
+    def __init__(self, path, scratch=None):
+        self.path, self.scratch = path, scratch
+        self.parked = {}                               # (data address, bytes) -> offset
+
+    def __enter__(self) -> "StreamingBinary":
+        self._out = atomic_output(self.path)
+        self._f = open(self._out.__enter__(), "w+b")
+        self.start = len(MAGIC) + 8 + self.RESERVE
+        self._f.seek(self.start)
+        return self
+
+    def __exit__(self, *exc):
+        self._f.close()
+        return self._out.__exit__(*exc)
+
+    def _append(self, arr: np.ndarray, align: int) -> int:
+        pos = -(-self._f.tell() // align) * align
+        self._f.write(b"\0" * (pos - self._f.tell()))
+        _write_array(self._f, arr)
+        return pos - self.start
+
+    def park(self, arr: np.ndarray) -> np.ndarray:
+        from ..spill import PAGE, PARK_BYTES
+        if arr.nbytes < max(PARK_BYTES, 1):
+            return arr
+        offset = self._append(arr, PAGE)
+        self._f.flush()
+        mm = mmap.mmap(self._f.fileno(), arr.nbytes, access=mmap.ACCESS_READ, offset=self.start + offset)
+        out = (self.scratch._track(mm, arr.dtype, arr.size, arr.shape) if self.scratch is not None else
+               np.frombuffer(mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape))
+        self.parked[(out.__array_interface__["data"][0], out.nbytes)] = offset
+        return out
+
+    def finish(self, model) -> None:
+        entries = []
+        for name, arr in _arrays(model):
+            offset = self.parked.get((arr.__array_interface__["data"][0], arr.nbytes)) if arr.nbytes else None
+            if offset is None:
+                offset = self._append(arr, ALIGN)
+            entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
+        text = _header(model, entries)
+        if len(text) > self.RESERVE:
+            raise ValueError(f"{self.path}: model header of {len(text)} bytes does not fit the reserved space")
+        self._f.seek(0)
+        self._f.write(MAGIC + self.RESERVE.to_bytes(8, "little") + text + b" " * (self.RESERVE - len(text)))
 
 
 def read_binary(path):
