@@ -187,9 +187,11 @@ def release(arr: np.ndarray, start: int = 0, stop: int | None = None) -> None:
     base = arr
     while isinstance(base, (np.ndarray, memoryview)):
         base = base.base if isinstance(base, np.ndarray) else base.obj
-    if not isinstance(base, mmap.mmap) or base.closed:
+    if not isinstance(base, mmap.mmap) or base.closed or not arr.nbytes:
         return
-    stop = len(base) if stop is None else min(stop, len(base))
+    at = arr.__array_interface__["data"][0] - np.frombuffer(base, np.uint8, 1).__array_interface__["data"][0]
+    stop = min(at + (arr.nbytes if stop is None else stop), len(base))
+    start = at + start
     start -= start % PAGE
     if stop > start:
         try:
