@@ -216,6 +216,8 @@ cdef class Scorer:
             for j in range(B):
                 node = &ring[(pos[j] % RING) * MAXPAT]
                 par[j] = node[self.par[q]] if self.far[q] <= hl[j] else -1
+                if par[j] >= 0 and ring[((pos[j] - self.gap[q]) % RING) * MAXPAT + self.hist[q]] < 0:
+                    par[j] = -1          # an unseen history has no n-grams: no lookup
                 if par[j] >= 0:
                     __builtin_prefetch(&self.starts[q][par[j]])
             for j in range(B):
