@@ -8,7 +8,8 @@ scored as <unk> and included (as KenLM's query).  Tuning (glm.tune) fits on the 
 validation split (to bound the run time).  Corpora: PTB, WikiText-2, Brown (every 10th line test, the
 next one validation), ELTeC German, Gutenberg slices of 1 MB and 10 MB (test: the first 1 MB of the
 test split).
-Then the GLM paper's en0008t data with the paper's protocol (glm paper-eval).
+Then the GLM paper's en0008t data with the paper's protocol (glm paper-eval): glm's MKN and GLM, and the
+2014 toolkit's models (glmtk2014-mkn, glmtk2014) against the paper's published figures.
 """
 from __future__ import annotations
 
@@ -28,6 +29,9 @@ from bench_mkn import DEFAULT_CORPORA  # noqa: E402
 
 VARIANTS = [("MKN", "mkn", False), ("GLM", "glm", False), ("GLM-abs", "glm-abs", False),
             ("MKN tuned", "mkn", True), ("GLM tuned", "glm", True)]
+
+
+PUBLISHED = {3: (1212.1, 1025.6), 4: (1120.5, 875.5), 5: (1009.6, 750.3)}   # Pickhardt et al. 2014, Table 4
 
 
 def write(path: Path, lines: list[bytes]) -> Path:
@@ -109,6 +113,17 @@ def main() -> None:
                   f"{100 * (r['glm']['perplexity'] / r['mkn']['perplexity'] - 1):+.2f}% | "
                   f"{r['mkn']['perplexity_in_vocabulary']:.1f} | {r['glm']['perplexity_in_vocabulary']:.1f} |",
                   flush=True)
+        print("\nThe 2014 toolkit's models (not normalized) against the paper's Table 4 (0.008% row)\n")
+        print("| n | glmtk2014-mkn | published MKN | glmtk2014 | published GLM | in-vocabulary sequences: "
+              "glmtk2014-mkn | glmtk2014 |")
+        print("|---|---|---|---|---|---|---|")
+        for n in args.orders:
+            r = {m: sequence_perplexity(glm.train([paper / "en0008t.train.txt.gz"], n, method=m),
+                                        [paper / "en0008t.testing.5.gz"], n) for m in ("glmtk2014-mkn", "glmtk2014")}
+            mkn, gl = r["glmtk2014-mkn"], r["glmtk2014"]
+            print(f"| {n} | {mkn['perplexity']:.1f} | {PUBLISHED.get(n, ('-', '-'))[0]} | {gl['perplexity']:.1f} | "
+                  f"{PUBLISHED.get(n, ('-', '-'))[1]} | {mkn['perplexity_in_vocabulary']:.1f} "
+                  f"({mkn['sequences_in_vocabulary']}) | {gl['perplexity_in_vocabulary']:.1f} |", flush=True)
 
 
 if __name__ == "__main__":
