@@ -28,19 +28,18 @@ import numpy as np
 
 from . import _mkn
 from .discount import DiscountError
+from .vocab import BOS, EOS
 
-EOS, BOS = 2, 1
 FLOOR = 1e-12
 
 
 def discounts(t: list[int], label: str, fallback=None) -> tuple[float, float, float]:
     """(D1, D2, D3+) in double with the toolkit's formula; an undefined triple (a count of counts of 0)
     is an error, or ``fallback``."""
-    t1, t2, t3, t4 = (float(x) for x in t)
+    n = np.array(t, dtype=np.float64)                # n[k - 1]: the keys whose statistic is k
     with np.errstate(divide="ignore", invalid="ignore"):
-        y = np.float64(t1) / (t1 + 2 * t2)
-        d = tuple(float(k - (k + 1) * y * np.float64((t1, t2, t3, t4)[k]) / (t1, t2, t3)[k - 1])
-                  for k in (1, 2, 3))
+        y = n[0] / (n[0] + 2 * n[1])
+        d = tuple(float(k - (k + 1) * y * n[k] / n[k - 1]) for k in (1, 2, 3))
     if all(np.isfinite(d)):
         return d
     if fallback is not None:
