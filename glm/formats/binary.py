@@ -60,7 +60,7 @@ class StreamingBinary:
     space reserved at the start (JSON padded with blanks: the format is unchanged).  The file is
     renamed into place when the block ends without error, as every model file."""
 
-    RESERVE = (1 << 20) - len(MAGIC) - 8          # header bytes: the data start at 1 MiB
+    RESERVE = (256 << 10) - len(MAGIC) - 8        # header bytes (order 8: under 100 KB); data at 256 KiB
 
     def __init__(self, path, scratch=None):
         self.path, self.scratch = path, scratch
