@@ -8,7 +8,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import _count
+from . import _count, paperpad
 from .corpus import Chunk, read_chunks
 from .counts import NgramCounter, workers as using_workers
 from .formats.binary import StreamingBinary
@@ -63,13 +63,16 @@ def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
 
 def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = False,
           bad_utf8: str = "error", quiet: bool = True, scratch=None, dask=None,
-          dask_workers: int | None = None) -> tuple[Vocabulary, list[dict]]:
+          dask_workers: int | None = None, pad: int = 0) -> tuple[Vocabulary, list[dict]]:
     """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw), counted
-    here (spilling to ``scratch`` when given) or on a Dask cluster."""
+    here (spilling to ``scratch`` when given) or on a Dask cluster.  pad: that many copies of the pad
+    word of glm.paperpad after each <s>."""
     if not 1 <= order <= 16:
         raise ValueError(f"order must be between 1 and 16, not {order}")
     symbols = "skip" if skip_symbols else "error"
     if dask is not None:
+        if pad:
+            raise ValueError("dask: paper padding is not supported")
         from .distributed import count_on_dask
         if not _is_paths(inputs):
             raise ValueError("dask: the inputs must be files (paths or directories)")
@@ -77,9 +80,11 @@ def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = Fa
                                                       bad_utf8, scratch)
     else:
         vocab = Vocabulary()
+        pad_id = vocab.table.add_word(paperpad.WORD) if pad else None
         counter = NgramCounter(order, scratch=scratch)
         for chunk in text_chunks(inputs, quiet):
-            counter.add(vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8), len(vocab))
+            ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
+            counter.add(ids if not pad else paperpad.pad_stream(ids, pad_id, pad), len(vocab))
         keys, counts, layout = counter.merged(len(vocab))
         del counter
     alloc = np.zeros if scratch is None else scratch.zeros
@@ -89,7 +94,8 @@ def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = Fa
 def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), discount_fallback=None,
           interpolate_unigrams: bool = True, vocab_pad: int = 0, skip_symbols: bool = False,
           bad_utf8: str = "error", quiet: bool = True, memory=None, tmpdir=None,
-          workers: int | None = None, dask=None, dask_workers: int | None = None, output=None) -> Model:
+          workers: int | None = None, dask=None, dask_workers: int | None = None, output=None,
+          padding: str = "kenlm") -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
@@ -115,11 +121,20 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
     as .glmb is written while it is built: each finished pattern table goes into the file at once and
     is mapped back from it, so that the tables built so far leave the process's memory (and, under a
     budget, the watcher trims them); the model returned maps its tables from that file.
+
+    padding: 'kenlm' (one <s> per sentence, as lmplz) or 'paper', the conventions of the reference
+    notes' normalized en0008t figures (glm.paperpad: n-1 <s>, and the tops of every length), for the
+    paper's protocol (glm.protocols) only: such a model is not saved, nor tuned.
     """
+    if padding not in ("kenlm", "paper"):
+        raise ValueError(f"padding must be 'kenlm' or 'paper', not {padding!r}")
+    paper = padding == "paper"
+    if paper and (method not in ("glm", "glm-abs", "mkn") or tune or output is not None):
+        raise ValueError("paper padding is for untuned glm, glm-abs and mkn models that are not saved")
     if output is not None:
         from .formats import BINARY_SUFFIX, check_output
         check_output(output, method != "mkn" or bool(tune), method.startswith("glmtk2014"))
-    if method != "mkn" or tune:
+    if method != "mkn" or tune or paper:
         from .generalized import check
         check(order, method)
     if discount_fallback is True:
@@ -133,11 +148,11 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
         raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
     options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
     with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
-        raw = any(opts.prune) or method == "glm-abs" or method.startswith("glmtk2014")
+        raw = any(opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or paper
         vocab, levels = count(inputs, order, with_raw=raw,
                               skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
-                              dask=dask, dask_workers=dask_workers)
-        if method != "mkn" or tune:
+                              dask=dask, dask_workers=dask_workers, pad=order - 1 if paper else 0)
+        if method != "mkn" or tune or paper:
             from .generalized import estimate as estimate_glm
             from .model import GeneralizedModel
             from .spill import park
@@ -146,7 +161,8 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
             with (StreamingBinary(output, scratch) if streaming else nullcontext()) as writer:
                 parking = (writer.park if writer is not None else
                            None if scratch is None else (lambda a: park(a, scratch)))
-                tables = estimate_glm(levels, order, method, opts, keep_stats=bool(tune), park=parking)
+                tables = estimate_glm(levels, order, method, opts, keep_stats=bool(tune), park=parking,
+                                      pad=vocab.id(paperpad.WORD) if paper else None)
                 model = GeneralizedModel(vocab, tables, meta=options)
                 if writer is not None:
                     writer.finish(model)

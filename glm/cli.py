@@ -193,6 +193,10 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--method", choices=METHODS, default="glm")
     e.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None)
     e.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D")
+    e.add_argument("--padding", choices=("kenlm", "paper"), default="kenlm",
+                   help="kenlm: glm's models as built by `glm build`; paper: the reference notes' "
+                        "conventions (n-1 <s> of padding, each factor by the top of its own length; "
+                        "glm, glm-abs and mkn, untuned)")
     e.add_argument("--json", action="store_true", help="print the result as one JSON object")
     _add_input_options(e)
 
@@ -372,9 +376,9 @@ def _paper_eval(args) -> None:
     from .protocols import sequence_perplexity
     fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
     model = train(args.train, args.order, method=args.method, tune=args.tune, discount_fallback=fallback,
-                  bad_utf8=args.bad_utf8, quiet=args.quiet)
+                  bad_utf8=args.bad_utf8, quiet=args.quiet, padding=args.padding)
     res = dict(sequence_perplexity(model, args.test, args.order, args.quiet, args.bad_utf8),
-               order=args.order, method=args.method, tuned=bool(args.tune))
+               order=args.order, method=args.method, tuned=bool(args.tune), padding=args.padding)
     if args.json:
         print(json.dumps(res))
     else:

@@ -22,11 +22,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _count, _glm, _mkn, glmtk2014
+from . import _count, _glm, _mkn, glmtk2014, paperpad
 from .counts import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
+from .vocab import BOS
 
 METHODS = ("glm", "glm-abs", "mkn", "glmtk2014", "glmtk2014-mkn")
 COMPAT = ("glmtk2014", "glmtk2014-mkn")     # the 2014 toolkit's models (glm.glmtk2014): not normalized
@@ -62,7 +63,7 @@ class Tables:
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
-    compat: dict | None = None    # glmtk2014 models: glm.glmtk2014.Tops.compat()
+    compat: dict | None = None    # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
 
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
@@ -85,12 +86,14 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
 
 
 def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
-             fixed_discounts=None, keep_stats: bool = False, park=None) -> Tables:
+             fixed_discounts=None, keep_stats: bool = False, park=None, pad: int | None = None) -> Tables:
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
     for every pattern instead of estimated ones (for tests and the paper's worked example).
     keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning).
     park: applied to each array of a finished table (glm.spill.park: moved to a file-backed map, so
-    that the tables built so far do not add to the memory of the ones still being built)."""
+    that the tables built so far do not add to the memory of the ones still being built).
+    pad: the pad word of glm.paperpad (the levels counted from padded streams, with occurrences): the
+    n-grams ending in it get the statistic 0, and the model gets normalized tops of every length."""
     check(order, method)
     if any(opts.prune):
         raise ValueError("pruning is not supported for GLM models")
@@ -98,6 +101,18 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     compat = method in COMPAT
     if compat and "raw" not in levels[0]:
         raise ValueError(f"{method}: the levels must be counted with their occurrences (with_raw)")
+    if pad is not None:
+        if compat or "raw" not in levels[0]:
+            raise ValueError("paper padding: a normalized method, and levels counted with their occurrences")
+        ends = np.arange(len(levels[0]["count"])) == pad
+        for L, lv in enumerate(levels, 1):            # the pad word is never predicted
+            if L > 1:
+                ends = ends[lv["parent"]]              # (the parent: the n-gram without its first word)
+            lv["count"][ends] = 0
+            lv["raw"][ends] = 0
+            lv["predicted"] = ~ends
+            lv.pop("last_open", None)
+        levels[0]["raw"][BOS] = 0
     _map_large_arrays()
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
 
@@ -127,13 +142,18 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     # unigrams: MKN's, for every method (glm-abs too: occurrences of words in a capped vocabulary often
     # leave the unigram discounts undefined)
     uni = levels[0]["count"]
+    tops = None          # the tops of shorter lengths, if the model has its own
     if compat:           # the 2014 toolkit: unigrams are not discounted, nor mixed with the uniform
         D = {1: (0.0, 0.0, 0.0)}
         tops = glmtk2014.Tops(levels)
         tables = {1: dict(prob=tops.unigrams(uni))}
     else:
         D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
-        tables = {1: dict(prob=unigram_probs(uni, D[1], opts))}
+        # the uniform distribution leaves out <s>, and the pad word
+        tables = {1: dict(prob=unigram_probs(uni, D[1], opts, excluded=1 + (pad is not None)))}
+        if pad is not None:
+            raw = levels[0]["raw"]
+            tops = paperpad.Tops(raw, pad, disc(raw, "unigrams (occurrences)"))
     stats = {1: (uni, opts)} if keep_stats else None
     table_sizes = {1: sizes[0]}
     index = {}             # mask -> level-L n-gram -> its n-gram of the pattern (gapped masks only)
@@ -158,6 +178,8 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             last_open = None if absolute and L < order else lv.get("last_open")
         else:
             weights = lv["raw"] if absolute else None
+            if weights is None and pad is not None:       # windows that end in the pad word do not count
+                weights = lv["predicted"].astype(np.uint32)
             starts, words, stat, inverse = _glm.group(nodes_of(parent(mask), None, L), lv["word"],
                                                       table_sizes[parent(mask)], weights)
             last_open = None
@@ -175,7 +197,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             den = tops.prev if mask == (1 << order) - 1 else None     # the top: histories' occurrences
             alpha, gamma = glmtk2014.terms(stat, hist, d, table_sizes[hmask], is_contiguous(mask), den)
         else:
-            alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask])
+            alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask], pad is not None)
         return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist
 
     with ThreadPoolExecutor(threads()) as ex:
@@ -189,23 +211,24 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
                     index[mask] = inverse
                 if keep_stats:
                     stats[mask] = (stat, hist)
-            if compat and L < order:                       # this length's top, from occurrences
+            if tops is not None and L < order:             # this length's top, from occurrences
                 raw, hist = levels[L - 1]["raw"], ctx[L]
                 tops.add(L, raw, hist, disc(raw, f"pattern {name((1 << L) - 1)} (occurrences)"), park)
             if not keep_stats:                             # the counts of this span are used up
                 levels[L - 1].pop("count", None)
                 levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
-    return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if compat else None)
+    return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if tops else None)
 
 
-def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int):
+def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int, zero_stats: bool = False):
     """(alpha per n-gram, float32; gamma per history, float64: NaN for histories never followed) of one
     pattern, from the n-grams' statistic, their histories' indices and the pattern's discounts.
 
     alpha is stored in float32 (as ARPA files store probabilities); gamma is then 1 - the sum of the
     stored alphas of its history, which equals (D1 N1 + D2 N2 + D3+ N3+) / den up to that rounding and
-    keeps every distribution summing to 1 exactly.
+    keeps every distribution summing to 1 exactly.  zero_stats: some n-grams have the statistic 0
+    (glm.paperpad), and some histories none above it (den 0).
     """
     stat = np.ascontiguousarray(stat, dtype=np.uint32)
     hist = np.ascontiguousarray(hist, dtype=np.uint32)
@@ -213,7 +236,10 @@ def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: in
     alpha = stat.astype(np.float32)                        # in place from here: the arrays are large
     alpha -= np.array((0.0,) + tuple(D), dtype=np.float32)[np.minimum(stat, 3)]
     np.maximum(alpha, 0.0, out=alpha)
-    alpha /= den[hist]                                     # den > 0: the history of a seen n-gram
+    d = den[hist]                                          # den > 0: the history of a seen n-gram,
+    if zero_stats:
+        d[d == 0] = 1.0                                    # unless its statistics are all 0 (alpha 0)
+    alpha /= d
     gamma = np.maximum(1.0 - np.bincount(hist, weights=alpha, minlength=n_hist), 0.0)
     gamma[den == 0] = np.nan
     return alpha, gamma

@@ -101,9 +101,11 @@ def estimate(levels: list[dict], order: int, opts: Options = Options(), alloc=np
     return Estimate(out, D, counts, keep1)
 
 
-def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | None = None) -> np.ndarray:
+def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | None = None,
+                  excluded: int = 1) -> np.ndarray:
     """Unigram probabilities (float64, by word id) from adjusted counts ``a``: discounted counts plus
-    the uniform distribution over the vocabulary without <s> (lmplz's; <s> gets 1, log10 0).
+    the uniform distribution over the vocabulary without <s> (lmplz's; <s> gets 1, log10 0) and, for
+    excluded = 2, without the pad word of glm.paperpad.
     Pruned unigrams (not in keep1) give their whole count to gamma and leave the uniform distribution."""
     total = float(a.sum())
     if total == 0:
@@ -114,7 +116,7 @@ def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | N
         disc = np.where(keep1, disc, a)
     gamma = float(disc.sum()) / total
     p = (a - disc) / total
-    uniform_size = max((len(a) if keep1 is None else int(keep1.sum())) - 1, opts.vocab_pad)
+    uniform_size = max((len(a) if keep1 is None else int(keep1.sum())) - excluded, opts.vocab_pad)
     if opts.interpolate_unigrams:
         p += gamma / uniform_size
     else:

@@ -7,6 +7,8 @@ the perplexity per word over all words of all sequences, OOVs included (scored a
 <s> and </s> in the sequences are OOVs for glm's models, whose sentences start after <s> and never
 predict it.  The 2014 toolkit's models (glmtk2014, glmtk2014-mkn) know them as words, as the toolkit
 did: a sequence "<s> a b" scores P(<s>) P(a | <s>) P(b | <s> a), and "c d </s>" ends with P(</s> | c d).
+Models with paper padding (glm.paperpad) take the reference notes' conventions: "<s> a b" scores
+P(<unk>) P(a | pad) P(b | pad a), with the pad word as the notes' <s>, and </s> is a word.
 The in-vocabulary perplexity keeps the sequences without OOVs, <s> or </s>.  See docs/glm.md.
 """
 from __future__ import annotations
@@ -14,12 +16,15 @@ from __future__ import annotations
 import math
 
 from .corpus import Chunk, read_chunks
+from .paperpad import pad_stream
 
 
 def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str = "error") -> dict:
     """The paper's per-word chain-rule perplexity of the first n words of each line of ``inputs``."""
-    bounds = getattr(getattr(model, "tables", None), "compat", None) is not None
-    p_bos = model.logprob("<s>") if bounds else 0.0
+    compat = getattr(getattr(model, "tables", None), "compat", None)
+    bounds = compat is not None             # <s> and </s> are words
+    pad = compat.get("pad") if bounds else None
+    p_bos = model.logprob("<s>") if bounds and pad is None else 0.0
     total = inv_total = 0.0
     sequences = tokens = oovs = inv_sequences = inv_tokens = short = 0
     for chunk in read_chunks(inputs, quiet=quiet, desc="scoring"):
@@ -40,12 +45,15 @@ def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str
             data = b"".join(b" ".join(c) + b"\n" for c in group)
             stream = model.vocab.tokenize(Chunk(data, chunk.path, chunk.first_line), symbols="unk",
                                           bad_utf8=bad_utf8)
-            res = model.score_ids(stream, bos=bos, eos=eos)
+            if bos and pad is not None:          # <s> is the pad word, scored in the stream
+                stream = pad_stream(stream, pad, 1)
+            own_bos = bos and pad is None         # <s> is glm's, scored here
+            res = model.score_ids(stream, bos=own_bos, eos=eos)
             lp, tok, oov = res.log10_prob, res.tokens, res.oovs
-            total += float(lp.sum()) + bos * len(group) * p_bos
+            total += float(lp.sum()) + own_bos * len(group) * p_bos
             sequences += len(tok)
-            tokens += int(tok.sum()) + bos * len(group)
-            oovs += int(oov.sum())
+            tokens += int(tok.sum()) + own_bos * len(group)
+            oovs += int(oov.sum()) + (bos and pad is not None) * len(group)     # the notes' <s> is an OOV
             if not (bos or eos):
                 clean = oov == 0
                 inv_total += float(lp[clean].sum())

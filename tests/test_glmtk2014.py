@@ -102,22 +102,3 @@ def test_published_perplexities_of_the_paper(tmp_path, capsys):
     assert main(["paper-eval", "--train", str(train), "--test", str(test), "--order", "3", "--method",
                  "glmtk2014", "--json", "-q"]) in (0, None)
     assert round(json.loads(capsys.readouterr().out)["perplexity"], 1) == 1025.6
-
-
-@pytest.mark.parametrize("method, want", [("mkn", (1311.7, 612.5)), ("glm", (1314.8, 619.9))])
-def test_reference_notes_normalized_figures(method, want):
-    """The normalized figures of the reference notes on en0008t (n = 3) come from the normalized model
-    (reference_glm, written from the notes' equations) under the paper's conventions: n-1 <s> of
-    padding and each factor by the top of its own length (docs/glm.md §6).  glm's own models use
-    KenLM's boundaries instead."""
-    from reference_glm import ReferenceGLM
-    import gzip
-    with gzip.open(corpus_path("glm-paper-en0008t/en0008t.train.txt.gz"), "rt") as f:
-        ref = ReferenceGLM([ln.split() for ln in f], 3, method, padding="paper")
-    with gzip.open(corpus_path("glm-paper-en0008t/en0008t.testing.5.gz"), "rt") as f:
-        seqs = [ln.split()[:3] for ln in f]
-    lp = [ref.sequence_log10prob(s) for s in seqs]
-    inv = [i for i, s in enumerate(seqs) if all(w in ref.known and w not in ("<s>", "</s>") for w in s)]
-    ppl = 10 ** (-sum(lp) / (3 * len(seqs)))
-    ppl_inv = 10 ** (-sum(lp[i] for i in inv) / (3 * len(inv)))
-    assert (round(ppl, 1), round(ppl_inv, 1)) == want

@@ -66,6 +66,8 @@ def save(model, path, quiet: bool = True) -> None:
     from ..model import GeneralizedModel
     path = os.fspath(path)
     generalized = isinstance(model, GeneralizedModel)
+    if generalized and "pad" in (model.tables.compat or {}):
+        raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     check_output(path, generalized, generalized and model.tables.compat is not None)
     if path.endswith(BINARY_SUFFIX):
         from .binary import write_binary
