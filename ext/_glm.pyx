@@ -96,6 +96,32 @@ def pattern_hash(tables):
                       GLM_SMALL)
 
 
+cdef inline int64_t find_row(const uint32_t* rows, int W, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
+    """Index of the row holding word w (column 0) among the rows lo .. hi-1, sorted by word, or -1."""
+    cdef uint32_t mid, end = hi
+    while lo < hi:
+        mid = lo + (hi - lo) // 2
+        if rows[<size_t>mid * W] < w:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < end and rows[<size_t>lo * W] == w:
+        return lo
+    return -1
+
+
+cdef inline int64_t probe_rows(const uint32_t* T, uint64_t tmask, uint64_t slot, const uint32_t* rows, int W,
+                               uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
+    """The child hash from ``slot`` on: the row among lo .. hi-1 holding word w, or -1."""
+    cdef uint32_t c = T[slot]
+    while c != EMPTY:
+        if lo <= c < hi and rows[<size_t>c * W] == w:
+            return c
+        slot = (slot + 1) & tmask
+        c = T[slot]
+    return -1
+
+
 cdef class Scorer:
     """Probabilities of the GLM over a stream: per position, the n-gram of every pattern is found by
     extending its parent pattern's n-gram by one word (a child search), and the probabilities are
@@ -105,7 +131,9 @@ cdef class Scorer:
         P_S(w|h) =                           sum_c weight_S,c P_c(w|h_c)   otherwise
 
     where g is S's n-gram (alpha 0 when unseen) and h its history, itself an n-gram of the pattern
-    ``hist[S]`` found ``gap[S]`` positions earlier.
+    ``hist[S]`` found ``gap[S]`` positions earlier.  Everything is read from the node records
+    (glm.records): the row of an n-gram holds its word and alpha, the gammas of the patterns whose
+    history it is and the ranges of its children.
     """
     cdef int order, npat
     cdef object keep                      # the arrays behind the pointers
@@ -113,10 +141,10 @@ cdef class Scorer:
     cdef const uint32_t* T
     cdef uint64_t tmask
     cdef const double* uni
-    cdef const uint32_t* words[MAXPAT]
-    cdef const uint32_t* starts[MAXPAT]
-    cdef const float* alpha[MAXPAT]
-    cdef const double* gamma[MAXPAT]
+    cdef const uint32_t* rows[MAXPAT]     # rows of pattern q (glm.records)
+    cdef int W[MAXPAT]                    # their width
+    cdef int goff[MAXPAT]                 # column of gamma_q in the rows of hist[q]
+    cdef int roff[MAXPAT]                 # column of q's children range in the rows of par[q]
     cdef bint present[MAXPAT]
     cdef int par[MAXPAT]
     cdef int hist[MAXPAT]
@@ -125,25 +153,27 @@ cdef class Scorer:
     cdef int nchild[MAXPAT]
     cdef int child[MAXPAT * MAXORDER]
     cdef double weight[MAXPAT * MAXORDER]
-    # the 2014 toolkit's models (glm.glmtk2014): tops of every length, an extra term, a floor
+    # the tops of every length (glm.glmtk2014, glm.paperpad), an extra term, a floor
     cdef bint tops
     cdef double extra, floor
     cdef const double* top1
     cdef const float* talpha[MAXORDER]
     cdef const double* tgamma[MAXORDER]
 
-    def __init__(self, int order, tables, children, hash_table=None, compat=None):
-        """tables: {mask: dict(word, starts, alpha, gamma)} (mask 1: dict(prob)); children: {mask:
-        [(child mask, weight), ...]} for every mask to combine (patterns absent from it are not used);
-        hash_table: pattern_hash(tables) (computed when not given).  compat: dict(top={1: dict(prob),
-        mask 1^L: dict(alpha, gamma) for L = 2 .. order-1}, extra, floor) answers a query with L-1
-        history words by the top of length L, adds ``extra`` to every average of children and raises
-        probabilities <= 0 to ``floor`` (glm.glmtk2014)."""
+    def __init__(self, int order, tables, children, records, hash_table, compat=None):
+        """tables: {mask: table} (glm.generalized.Tables.tables; only the unigram probabilities
+        tables[1]['prob'] are read here, the rest through ``records``, their glm.records.Records);
+        children: {mask: [(child mask, weight), ...]} for every mask to combine (patterns absent from it
+        are not used); hash_table: pattern_hash(tables).
+        compat: dict(top={1: dict(prob), mask 1^L: dict(alpha, gamma) for L = 2 .. order-1}, extra,
+        floor) answers a query with L-1 history words by the top of length L, adds ``extra`` to every
+        average of children and raises probabilities <= 0 to ``floor`` (glm.glmtk2014)."""
         cdef int q, j
+        cdef const uint32_t[:, ::1] R
         if not 1 <= order <= MAXORDER:
             raise ValueError(f"order must be between 1 and {MAXORDER}")
         self.order, self.npat = order, 1 << (order - 1)
-        keep = []
+        keep = [records]
         uni = np.ascontiguousarray(tables[1]["prob"], dtype=np.float64)
         keep.append(uni)
         self.uni = <const double*>cnp.PyArray_DATA(uni)
@@ -151,16 +181,14 @@ cdef class Scorer:
             mask = 2 * q + 1
             self.present[q] = q == 0 or mask in children
             self.nchild[q] = 0
-            if q == 0 or not self.present[q]:
+            if not self.present[q]:
                 continue
-            t = tables[mask]
-            arrs = [np.ascontiguousarray(t[k], dtype=dt) for k, dt in
-                    (("word", np.uint32), ("starts", np.uint32), ("alpha", np.float32), ("gamma", np.float64))]
-            keep.extend(arrs)
-            self.words[q] = <const uint32_t*>cnp.PyArray_DATA(arrs[0])
-            self.starts[q] = <const uint32_t*>cnp.PyArray_DATA(arrs[1])
-            self.alpha[q] = <const float*>cnp.PyArray_DATA(arrs[2])
-            self.gamma[q] = <const double*>cnp.PyArray_DATA(arrs[3])
+            R = records.rows[mask]
+            self.rows[q] = &R[0, 0] if R.shape[0] else NULL
+            self.W[q] = records.width[mask]
+            if q == 0:
+                continue
+            self.goff[q], self.roff[q] = records.goff[mask], records.roff[mask]
             far = mask.bit_length() - 1
             self.far[q] = far
             self.par[q] = (mask & ~(1 << far)) >> 1
@@ -189,7 +217,7 @@ cdef class Scorer:
                 self.talpha[j - 1] = <const float*>cnp.PyArray_DATA(arrs[0])
                 self.tgamma[j - 1] = <const double*>cnp.PyArray_DATA(arrs[1])
         self.keep = keep
-        self.hash = pattern_hash(tables) if hash_table is None else hash_table
+        self.hash = hash_table
         cdef const uint32_t[::1] H = self.hash
         self.T = &H[0]
         self.tmask = H.shape[0] - 1
@@ -199,61 +227,58 @@ cdef class Scorer:
         """For B positions at once: ring[pos % RING][q] = index of the n-gram of pattern q ending at
         ids[pos] (history length hl), or -1.  The positions advance through the patterns in lock step,
         each pass prefetching what the next reads, so that their cache misses overlap."""
-        cdef int q, j
+        cdef int q, j, P, W
         cdef int64_t p
         cdef int64_t* node
+        cdef const uint32_t* r
+        cdef const uint32_t* rows
         cdef uint32_t lo[LANES]
         cdef uint32_t hi[LANES]
+        cdef uint32_t w[LANES]
         cdef uint64_t slot[LANES]
-        cdef int64_t par[LANES]
         for j in range(B):
             ring[(pos[j] % RING) * MAXPAT] = ids[pos[j]]
+            __builtin_prefetch(&self.rows[0][<size_t>ids[pos[j]] * self.W[0]])
         for q in range(1, self.npat):
             if not self.present[q]:
                 for j in range(B):
                     ring[(pos[j] % RING) * MAXPAT + q] = -1
                 continue
-            for j in range(B):
+            P, W, rows = self.par[q], self.W[q], self.rows[q]
+            for j in range(B):          # the children range, from the parent's row (already read)
                 node = &ring[(pos[j] % RING) * MAXPAT]
-                par[j] = node[self.par[q]] if self.far[q] <= hl[j] else -1
-                if par[j] >= 0 and ring[((pos[j] - self.gap[q]) % RING) * MAXPAT + self.hist[q]] < 0:
-                    par[j] = -1          # an unseen history has no n-grams: no lookup
-                if par[j] >= 0:
-                    __builtin_prefetch(&self.starts[q][par[j]])
-            for j in range(B):
-                if par[j] >= 0:
-                    lo[j], hi[j] = self.starts[q][par[j]], self.starts[q][par[j] + 1]
+                p = node[P] if self.far[q] <= hl[j] else -1
+                if p >= 0 and ring[((pos[j] - self.gap[q]) % RING) * MAXPAT + self.hist[q]] < 0:
+                    p = -1               # an unseen history has no n-grams: no lookup
+                lo[j] = hi[j] = 0
+                if p >= 0:
+                    r = &self.rows[P][<size_t>p * self.W[P] + self.roff[q]]
+                    lo[j], hi[j] = r[0], r[1]
+                    w[j] = ids[pos[j] - self.far[q]]
                     if hi[j] - lo[j] > GLM_SMALL:
-                        slot[j] = child_key(q, <uint32_t>par[j], ids[pos[j] - self.far[q]]) & self.tmask
+                        slot[j] = child_key(q, <uint32_t>p, w[j]) & self.tmask
                         __builtin_prefetch(&self.T[slot[j]])
-                    else:
-                        __builtin_prefetch(&self.words[q][lo[j]])
-            for j in range(B):
-                if par[j] >= 0 and hi[j] - lo[j] > GLM_SMALL and self.T[slot[j]] != EMPTY:
-                    __builtin_prefetch(&self.words[q][self.T[slot[j]]])
+                    elif hi[j] > lo[j]:
+                        __builtin_prefetch(&rows[<size_t>(lo[j] + (hi[j] - lo[j]) // 2) * W])
+            for j in range(B):          # hashed: the row the slot names
+                if hi[j] - lo[j] > GLM_SMALL and self.T[slot[j]] != EMPTY:
+                    __builtin_prefetch(&rows[<size_t>self.T[slot[j]] * W])
             for j in range(B):
                 node = &ring[(pos[j] % RING) * MAXPAT]
-                if par[j] < 0:
+                if hi[j] == lo[j]:
                     node[q] = -1
+                elif hi[j] - lo[j] > GLM_SMALL:
+                    node[q] = probe_rows(self.T, self.tmask, slot[j], rows, W, lo[j], hi[j], w[j])
                 else:
-                    node[q] = find_child_hashed(self.T, self.tmask, q, self.words[q], self.starts[q],
-                                                <uint32_t>par[j], ids[pos[j] - self.far[q]], GLM_SMALL)
-        # what prob() reads next
-        for j in range(B):
-            node = &ring[(pos[j] % RING) * MAXPAT]
-            for q in range(1, self.npat):
-                if self.present[q] and self.far[q] <= hl[j]:
-                    if node[q] >= 0:
-                        __builtin_prefetch(&self.alpha[q][node[q]])
-                    p = ring[((pos[j] - self.gap[q]) % RING) * MAXPAT + self.hist[q]]
-                    if p >= 0:
-                        __builtin_prefetch(&self.gamma[q][p])
+                    node[q] = find_row(rows, W, lo[j], hi[j], w[j])
+                if node[q] >= 0 and W > 2:      # the rest of the row: gammas, children ranges
+                    __builtin_prefetch(&rows[<size_t>node[q] * W + W - 1])
 
     cdef double prob(self, int64_t* ring, size_t i, int h, int* matched) noexcept nogil:
         """P(ids[i] | its h history words), given the nodes of positions i-h .. i in ``ring``."""
         cdef double P[MAXPAT]
         cdef double avg, gm, p
-        cdef int q, j, top = (1 << h) - 1, m = 1
+        cdef int q, j, H, top = (1 << h) - 1, m = 1
         cdef int64_t hn, g
         cdef int64_t* node = &ring[(i % RING) * MAXPAT]
         cdef bint own_top = self.tops and h < self.order - 1      # a top of a shorter length answers
@@ -269,12 +294,13 @@ cdef class Scorer:
                 gm = self.tgamma[h][hn] if hn >= 0 else NAN
                 P[q] = avg if isnan(gm) else (self.talpha[h][node[q]] if node[q] >= 0 else 0.0) + gm * avg
                 break
-            gm = self.gamma[q][hn] if hn >= 0 else NAN
+            H = self.hist[q]
+            gm = (<const double*>&self.rows[H][<size_t>hn * self.W[H] + self.goff[q]])[0] if hn >= 0 else NAN
             if isnan(gm):
                 P[q] = avg
             else:
                 g = node[q]
-                P[q] = (self.alpha[q][g] if g >= 0 else 0.0) + gm * avg
+                P[q] = ((<const float*>&self.rows[q][<size_t>g * self.W[q] + 1])[0] if g >= 0 else 0.0) + gm * avg
         while m <= h and self.present[(1 << m) - 1] and node[(1 << m) - 1] >= 0:
             m += 1
         matched[0] = m

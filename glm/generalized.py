@@ -64,6 +64,7 @@ class Tables:
     sizes: dict = field(default_factory=dict)
     stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
     compat: dict | None = None    # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
+    records: object = None        # the scorer's node records (glm.records.Records), made on first use
 
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
@@ -254,4 +255,6 @@ def rediscount(tables: Tables, mask: int, D: tuple) -> None:
         stat, hist = tables.stats[mask]
         t = tables.tables[mask]
         t["alpha"], t["gamma"] = interpolation_terms(stat, hist, D, len(t["gamma"]))
+        if tables.records is not None:
+            tables.records.set_terms(mask, t["alpha"], t["gamma"])
     tables.discounts[mask] = tuple(D)

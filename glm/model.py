@@ -225,8 +225,7 @@ class GeneralizedModel(Model):
 
     def __init__(self, vocab: Vocabulary, tables, meta: dict | None = None, weights: dict | None = None,
                  hash_table=None):
-        from ._glm import Scorer
-        from .generalized import combination
+        from ._glm import pattern_hash
         self.vocab = vocab
         self.tables = tables
         self.order = tables.order
@@ -235,16 +234,30 @@ class GeneralizedModel(Model):
         self.discounts = None
         self.unpruned_counts = None
         self.meta = dict(meta or {}, order=self.order, method=self.method)
-        self._scorer = Scorer(self.order, tables.tables, combination(self.order, self.method, self.weights),
-                              hash_table, tables.compat)
+        self._lock = threading.Lock()
+        self._scorer = None
+        self.hash = hash_table
         if hash_table is None:       # the hash read every table: drop the pages of file-backed ones
+            self.hash = pattern_hash(tables.tables)
             for t in tables.tables.values():
                 for a in t.values():
                     release(a)
 
     @property
     def _trie(self):
-        return self._scorer
+        """The scorer, made on first use, with the node records of the tables (glm.records: made once
+        for the tables, a copy of them in memory)."""
+        from ._glm import Scorer
+        from .generalized import combination
+        from .records import Records
+        with self._lock:
+            if self._scorer is None:
+                children = combination(self.order, self.method, self.weights)
+                if self.tables.records is None:
+                    self.tables.records = Records(self.tables.tables, [1, *children])
+                self._scorer = Scorer(self.order, self.tables.tables, children, self.tables.records,
+                                      self.hash, self.tables.compat)
+            return self._scorer
 
     @property
     def counts(self) -> list[int]:
@@ -255,7 +268,7 @@ class GeneralizedModel(Model):
         return f"<glm.GeneralizedModel method={self.method} order={self.order} ngrams={self.counts}>"
 
     def binary_arrays(self) -> list[tuple[str, np.ndarray]]:
-        out = [("patterns.hash", self._trie.hash), ("1.prob", self.tables.tables[1]["prob"])]
+        out = [("patterns.hash", self.hash), ("1.prob", self.tables.tables[1]["prob"])]
         for mask, t in sorted(self.tables.tables.items()):
             if mask > 1:
                 out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in ("word", "starts", "alpha", "gamma")]
@@ -296,7 +309,7 @@ class GeneralizedModel(Model):
 
     def with_weights(self, weights: dict) -> "GeneralizedModel":
         """The same tables combined with other child weights ({mask: parent weight})."""
-        return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self._trie.hash)
+        return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self.hash)
 
 
 def _split(lines: list, parts: int) -> list[list]:

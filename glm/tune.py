@@ -84,7 +84,7 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
     current = [model]
 
     def rebuild():
-        current[0] = GeneralizedModel(model.vocab, tables, model.meta, wts, model._trie.hash)
+        current[0] = GeneralizedModel(model.vocab, tables, model.meta, wts, model.hash)
         return cross_entropy(current[0], ids)
 
     def setter(kind, m):
@@ -111,7 +111,7 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
     bar.close()
     meta = dict(model.meta, tuned_on=[str(h) for h in heldout] if isinstance(heldout, (list, tuple))
                 else str(heldout), heldout_cross_entropy=cross_entropy(current[0], ids))
-    return GeneralizedModel(model.vocab, tables, meta, wts, model._trie.hash)
+    return GeneralizedModel(model.vocab, tables, meta, wts, model.hash)
 
 
 def describe(model: GeneralizedModel) -> dict:

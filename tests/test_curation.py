@@ -176,14 +176,18 @@ def test_worker_count_does_not_change_results(shakespeare_file, model_files):
         np.testing.assert_array_equal(getattr(one, col), getattr(two, col))
 
 
-def test_generalized_model_scores_documents(tmp_path, shakespeare, shakespeare_file):
+def test_generalized_model_scores_documents(tmp_path, shakespeare, shakespeare_file, monkeypatch):
     """A GLM model (GeneralizedModel) scores documents as the sums of its own per-line scores, the same
-    with 1 and 2 workers (through the temporary binary file)."""
+    with 1 and 2 workers: forked workers take the model over, spawned ones map a temporary binary file."""
+    import glm.curation.scoring as scoring
     model = glm.train(shakespeare[:4000], 3, method="glm")
     fmt = DocFormat(unit="paragraph")
     one = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=1))
     two = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=2))
     np.testing.assert_array_equal(one.log10_prob, two.log10_prob)
+    monkeypatch.setattr(scoring.multiprocessing, "get_all_start_methods", lambda: ["spawn"])
+    spawned = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=2))
+    np.testing.assert_array_equal(one.log10_prob, spawned.log10_prob)
     paras = paragraphs(shakespeare)
     want = [sum(model.score(ln) for ln in p) for p in paras[:300]]
     np.testing.assert_allclose(one.log10_prob[:300], want, rtol=0, atol=1e-9)

@@ -20,7 +20,7 @@ import os
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -132,12 +132,13 @@ def _score_and_render(chunk, fmt: DocFormat, model, tsv: bool) -> tuple[bytes, D
 
 # -- worker processes -------------------------------------------------------------------------------
 _WORKER_MODEL = None
+_INHERITED = None        # the model that forked workers take over (set by map_chunks)
 
 
-def _init_worker(path: str) -> None:
+def _init_worker(path: str | None) -> None:
     global _WORKER_MODEL
     os.environ["GLM_THREADS"] = "1"       # one process per core already
-    _WORKER_MODEL = load(path)
+    _WORKER_MODEL = _INHERITED if path is None else load(path)
 
 
 def _in_worker(fn, chunk, fmt, *args):
@@ -169,7 +170,9 @@ def binary_model(model, quiet: bool = True):
 
 def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bool, *args) -> Iterator:
     """fn(chunk, fmt, model, *args) for every chunk of documents, results in input order; in this
-    process (workers == 1) or in worker processes that each map the model's binary file."""
+    process (workers == 1) or in worker processes, forked with the model (loaded here, its scorer made,
+    so that its pages are shared), or else started to map the model's binary file."""
+    global _INHERITED
     workers = threads() if workers is None else max(1, int(workers))
     chunks = document_chunks(inputs, fmt, quiet=quiet, desc="scoring")
     if workers == 1:
@@ -179,18 +182,26 @@ def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bo
             yield fn(chunk, fmt, model, *args)
         return
     # fork (where there is one) starts workers at once and, unlike spawn, does not re-run the caller's
-    # script or need it importable (stdin, notebooks); the workers map the model file themselves
-    method = "fork" if "fork" in multiprocessing.get_all_start_methods() else "spawn"
-    with binary_model(model, quiet) as path, ProcessPoolExecutor(
-            workers, mp_context=multiprocessing.get_context(method),
-            initializer=_init_worker, initargs=(path,)) as ex:
-        pending = collections.deque()
-        for chunk in chunks:
-            pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    # script or need it importable (stdin, notebooks); the workers share the model's pages (a GLM's
+    # scorer copies its tables into memory: once, here)
+    fork = "fork" in multiprocessing.get_all_start_methods()
+    if fork:
+        model = load(model, quiet=quiet) if isinstance(model, (str, os.PathLike)) else model
+        _ = model._trie                   # (its scorer made before the workers fork)
+    with (nullcontext() if fork else binary_model(model, quiet)) as path:
+        _INHERITED = model if fork else None
+        try:
+            with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
+                                     initializer=_init_worker, initargs=(path,)) as ex:
+                pending = collections.deque()
+                for chunk in chunks:
+                    pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
+                    if len(pending) >= 2 * workers:
+                        yield pending.popleft().result()
+                while pending:
+                    yield pending.popleft().result()
+        finally:
+            _INHERITED = None
 
 
 def score_documents(model, inputs, fmt: DocFormat = DocFormat(), workers: int | None = None,

@@ -1,0 +1,75 @@
+"""The GLM scorer's node records: the pattern tables (glm.generalized) regrouped so that what scoring
+reads about an n-gram lies together, and one cache miss brings it.
+
+A pattern's n-gram is found by a child search from its parent n-gram (in the parent pattern), and
+scoring then needs its alpha, the gammas of the patterns whose history it is, and, for the longer
+patterns, the range of its children in each child pattern.  In the tables these are four arrays (word
+and alpha per n-gram, gamma per history per pattern, children offsets per parent per pattern), so four
+misses in a large model.  The records put them in one row per n-gram, 4-byte columns:
+
+    [word, alpha (float32)]           absent for the unigram pattern (indexed by word id)
+    [gamma_S (float64, 2 columns)]    for each pattern S whose history pattern this is
+    [lo, hi]                          for each pattern whose parent pattern this is: its children
+
+Rows have an even width, so the doubles are aligned.  The records are built on first use (a copy of
+the tables, in memory) and kept with the tables; ``set_terms`` follows a change of discounts (tuning).
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .counts import threads
+from .patterns import history, parent
+from .spill import release
+
+
+class Records:
+    def __init__(self, tables: dict, masks: list[int]):
+        """tables: {mask: table} (glm.generalized.Tables.tables); masks: the patterns used, 1 included."""
+        self.masks = sorted(masks)
+        self.width = {m: 0 if m == 1 else 2 for m in self.masks}     # columns of each pattern's rows
+        self.goff, self.roff = {}, {}
+        self.gammas = {m: [] for m in self.masks}       # the patterns whose gammas are in m's rows
+        self.ranges = {m: [] for m in self.masks}       # the patterns whose children ranges are in m's rows
+        for m in self.masks[1:]:
+            h = history(m)[1]
+            self.goff[m] = self.width[h]
+            self.width[h] += 2
+            self.gammas[h].append(m)
+        for m in self.masks[1:]:
+            p = parent(m)
+            self.roff[m] = self.width[p]
+            self.width[p] += 2
+            self.ranges[p].append(m)
+        self.width[1] = max(self.width[1], 2)          # (order 1: no columns at all)
+        with ThreadPoolExecutor(threads()) as ex:       # (numpy's copies release the GIL)
+            self.rows = dict(zip(self.masks, ex.map(lambda m: self._rows(tables, m), self.masks)))
+
+    def _rows(self, tables: dict, m: int) -> np.ndarray:
+        """The rows of pattern m, from the tables (each array of a table is read once, and the pages
+        of file-backed ones are dropped after)."""
+        n = len(tables[1]["prob"]) if m == 1 else len(tables[m]["word"])
+        rows = (np.zeros if self.width[m] == 2 and m == 1 else np.empty)((n, self.width[m]), dtype=np.uint32)
+        if m > 1:
+            rows[:, 0] = tables[m]["word"]
+            rows[:, 1] = np.asarray(tables[m]["alpha"], dtype=np.float32).view(np.uint32)
+            release(tables[m]["word"])
+            release(tables[m]["alpha"])
+        for s in self.gammas[m]:
+            k = self.goff[s]
+            rows[:, k:k + 2] = np.asarray(tables[s]["gamma"], dtype=np.float64).view(np.uint32).reshape(-1, 2)
+            release(tables[s]["gamma"])
+        for c in self.ranges[m]:
+            starts, k = np.asarray(tables[c]["starts"], dtype=np.uint32), self.roff[c]
+            rows[:, k] = starts[:-1]
+            rows[:, k + 1] = starts[1:]
+            release(tables[c]["starts"])
+        return rows
+
+    def set_terms(self, mask: int, alpha: np.ndarray, gamma: np.ndarray) -> None:
+        """Write a pattern's alphas and gammas."""
+        self.rows[mask][:, 1] = np.asarray(alpha, dtype=np.float32).view(np.uint32)
+        k = self.goff[mask]
+        self.rows[history(mask)[1]][:, k:k + 2] = np.asarray(gamma, dtype=np.float64).view(np.uint32).reshape(-1, 2)
