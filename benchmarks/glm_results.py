@@ -8,8 +8,9 @@ scored as <unk> and included (as KenLM's query).  Tuning (glm.tune) fits on the 
 validation split (to bound the run time).  Corpora: PTB, WikiText-2, Brown (every 10th line test, the
 next one validation), ELTeC German, Gutenberg slices of 1 MB and 10 MB (test: the first 1 MB of the
 test split).
-Then the GLM paper's en0008t data with the paper's protocol (glm paper-eval): glm's MKN and GLM, and the
-2014 toolkit's models (glmtk2014-mkn, glmtk2014) against the paper's published figures.
+Then the GLM paper's en0008t data with the paper's protocol (glm paper-eval): glm's MKN and GLM; the
+same normalized models under the reference notes' conventions (--padding paper) against the notes'
+figures; and the 2014 toolkit's models (glmtk2014-mkn, glmtk2014) against the paper's published figures.
 """
 from __future__ import annotations
 
@@ -32,6 +33,10 @@ VARIANTS = [("MKN", "mkn", False), ("GLM", "glm", False), ("GLM-abs", "glm-abs",
 
 
 PUBLISHED = {3: (1212.1, 1025.6), 4: (1120.5, 875.5), 5: (1009.6, 750.3)}   # Pickhardt et al. 2014, Table 4
+# ../shared/reference/glm.md §4.4, normalized rows: (method, n) -> (all sequences, in-vocabulary ones)
+NOTES = {("mkn", 3): (1311.7, 612.5), ("mkn", 4): (1162.7, 541.4), ("mkn", 5): (1021.4, 514.4),
+         ("glm", 3): (1314.8, 619.9), ("glm", 4): (1175.9, 558.4), ("glm", 5): (1055.4, 543.5),
+         ("glm-abs", 3): (1321.1, 619.0), ("glm-abs", 4): (1179.6, 555.3), ("glm-abs", 5): (1054.8, 537.6)}
 
 
 def write(path: Path, lines: list[bytes]) -> Path:
@@ -113,6 +118,17 @@ def main() -> None:
                   f"{100 * (r['glm']['perplexity'] / r['mkn']['perplexity'] - 1):+.2f}% | "
                   f"{r['mkn']['perplexity_in_vocabulary']:.1f} | {r['glm']['perplexity_in_vocabulary']:.1f} |",
                   flush=True)
+        print("\nThe same normalized models with paper padding (--padding paper: n-1 <s>, each factor by the "
+              "top of its own length) against the reference notes' figures (glm.md §4.4)\n")
+        print("| n | method | perplexity | notes | in-vocabulary | notes |")
+        print("|---|---|---|---|---|---|")
+        for n in args.orders:
+            for m in ("mkn", "glm", "glm-abs"):
+                r = sequence_perplexity(glm.train([paper / "en0008t.train.txt.gz"], n, method=m, padding="paper"),
+                                        [paper / "en0008t.testing.5.gz"], n)
+                want = NOTES.get((m, n), ("-", "-"))
+                print(f"| {n} | {m} | {r['perplexity']:.1f} | {want[0]} | {r['perplexity_in_vocabulary']:.1f} | "
+                      f"{want[1]} |", flush=True)
         print("\nThe 2014 toolkit's models (not normalized) against the paper's Table 4 (0.008% row)\n")
         print("| n | glmtk2014-mkn | published MKN | glmtk2014 | published GLM | in-vocabulary sequences: "
               "glmtk2014-mkn | glmtk2014 |")
