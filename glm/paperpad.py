@@ -1,4 +1,4 @@
-"""The conventions behind the reference notes' normalized en0008t figures (docs/glm.md §6), for
+"""The conventions behind the reference notes' normalized en0008t figures (docs/glm.md §4.2), for
 ``glm paper-eval --padding paper`` (``glm.train(..., padding="paper")``).
 
 Training pads each sentence with n-1 <s> and counts every window, with continuation counts also for
