@@ -33,10 +33,10 @@ cdef inline int64_t find_child_hashed(const uint32_t* T, uint64_t mask, int tabl
     return -1
 
 
-def child_hash(tables, uint32_t small=SMALL):
+def child_hash(tables):
     """Open-addressing table of the children of every node with more than ``small`` children.
 
-    tables: (number, starts, words) per table of children: the children of node p are
+    tables: (number, starts, words, small) per table of children: the children of node p are
     words[starts[p]:starts[p+1]], sorted.  A slot holds a child's index in its table; a lookup of child
     w of node p probes from child_key(number, p, w) and accepts a slot whose index lies in p's children
     range and holds word w.
@@ -45,7 +45,8 @@ def child_hash(tables, uint32_t small=SMALL):
     cdef const uint32_t[::1] st
     cdef const uint32_t[::1] wd
     cdef int number
-    for _, starts, _ in tables:
+    cdef uint32_t small
+    for _, starts, _, small in tables:
         sizes = np.diff(np.asarray(starts))
         total += int(sizes[sizes > small].sum())
     size = 1024
@@ -54,7 +55,7 @@ def child_hash(tables, uint32_t small=SMALL):
     table = np.full(size, EMPTY, dtype=np.uint32)
     cdef uint32_t[::1] T = table
     mask = size - 1
-    for number, st, wd in tables:
+    for number, st, wd, small in tables:
         with nogil:
             for p in range(st.shape[0] - 1):
                 if st[p + 1] - st[p] <= small:

@@ -23,7 +23,6 @@ DEF MAXORDER = 8
 DEF MAXPAT = 128          # 2^(MAXORDER-1)
 DEF LANES = 32            # positions searched together
 DEF RING = 64             # positions whose n-grams are kept (>= LANES + MAXORDER)
-DEF GLM_SMALL = 32        # children ranges up to this size are searched, larger ones hashed
 
 MAX_ORDER = MAXORDER
 
@@ -90,10 +89,11 @@ def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_paren
     return starts_np, words_np, stat_np, inverse_np
 
 
-def pattern_hash(tables):
-    """The child hash of the pattern tables (table number: mask >> 1)."""
-    return child_hash([(mask >> 1, t["starts"], t["word"]) for mask, t in sorted(tables.items()) if mask > 1],
-                      GLM_SMALL)
+def pattern_hash(tables, small):
+    """The child hash of the pattern tables (table number: mask >> 1); small: {mask: the largest
+    children range of the pattern that is searched rather than hashed}, for the patterns used."""
+    return child_hash([(mask >> 1, t["starts"], t["word"], small[mask])
+                       for mask, t in sorted(tables.items()) if mask in small])
 
 
 cdef inline int64_t find_row(const uint32_t* rows, int W, uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
@@ -140,6 +140,7 @@ cdef class Scorer:
     cdef public object hash               # child_hash of the pattern tables
     cdef const uint32_t* T
     cdef uint64_t tmask
+    cdef uint32_t small[MAXPAT]           # children ranges of pattern q up to this size are searched
     cdef const double* uni
     cdef const uint32_t* rows[MAXPAT]     # rows of pattern q (glm.records)
     cdef int W[MAXPAT]                    # their width
@@ -160,11 +161,11 @@ cdef class Scorer:
     cdef const float* talpha[MAXORDER]
     cdef const double* tgamma[MAXORDER]
 
-    def __init__(self, int order, tables, children, records, hash_table, compat=None):
+    def __init__(self, int order, tables, children, records, hash_table, small, compat=None):
         """tables: {mask: table} (glm.generalized.Tables.tables; only the unigram probabilities
         tables[1]['prob'] are read here, the rest through ``records``, their glm.records.Records);
         children: {mask: [(child mask, weight), ...]} for every mask to combine (patterns absent from it
-        are not used); hash_table: pattern_hash(tables).
+        are not used); hash_table: pattern_hash(tables, small).
         compat: dict(top={1: dict(prob), mask 1^L: dict(alpha, gamma) for L = 2 .. order-1}, extra,
         floor) answers a query with L-1 history words by the top of length L, adds ``extra`` to every
         average of children and raises probabilities <= 0 to ``floor`` (glm.glmtk2014)."""
@@ -189,6 +190,7 @@ cdef class Scorer:
             if q == 0:
                 continue
             self.goff[q], self.roff[q] = records.goff[mask], records.roff[mask]
+            self.small[q] = small[mask]
             far = mask.bit_length() - 1
             self.far[q] = far
             self.par[q] = (mask & ~(1 << far)) >> 1
@@ -255,19 +257,19 @@ cdef class Scorer:
                     r = &self.rows[P][<size_t>p * self.W[P] + self.roff[q]]
                     lo[j], hi[j] = r[0], r[1]
                     w[j] = ids[pos[j] - self.far[q]]
-                    if hi[j] - lo[j] > GLM_SMALL:
+                    if hi[j] - lo[j] > self.small[q]:
                         slot[j] = child_key(q, <uint32_t>p, w[j]) & self.tmask
                         __builtin_prefetch(&self.T[slot[j]])
                     elif hi[j] > lo[j]:
                         __builtin_prefetch(&rows[<size_t>(lo[j] + (hi[j] - lo[j]) // 2) * W])
             for j in range(B):          # hashed: the row the slot names
-                if hi[j] - lo[j] > GLM_SMALL and self.T[slot[j]] != EMPTY:
+                if hi[j] - lo[j] > self.small[q] and self.T[slot[j]] != EMPTY:
                     __builtin_prefetch(&rows[<size_t>self.T[slot[j]] * W])
             for j in range(B):
                 node = &ring[(pos[j] % RING) * MAXPAT]
                 if hi[j] == lo[j]:
                     node[q] = -1
-                elif hi[j] - lo[j] > GLM_SMALL:
+                elif hi[j] - lo[j] > self.small[q]:
                     node[q] = probe_rows(self.T, self.tmask, slot[j], rows, W, lo[j], hi[j], w[j])
                 else:
                     node[q] = find_row(rows, W, lo[j], hi[j], w[j])

@@ -23,7 +23,7 @@ DEF LANES = 32         # walks advanced together, so that their memory accesses 
 
 def trie_hash(levels):
     """The child hash of a back-off trie: the children of level n are table n (see child_hash)."""
-    return child_hash([(n, levels[n - 1]["starts"], levels[n]["word"]) for n in range(1, len(levels))])
+    return child_hash([(n, levels[n - 1]["starts"], levels[n]["word"], SMALL) for n in range(1, len(levels))])
 
 
 cdef class Trie:

@@ -16,6 +16,8 @@ cdef struct Results:
 def result_arrays(const uint32_t[::1] ids, bint eos, bint per_token):
     """Zeroed (per-line arrays, per-token arrays) for scoring the padded stream ids."""
     cdef size_t n = ids.shape[0], i, lines = 0
+    if n and ids[n - 1] != 2:
+        raise ValueError("a padded id stream must end with </s> (id 2): cut it at line ends")
     for i in range(n):
         if ids[i] == 2:
             lines += 1

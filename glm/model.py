@@ -225,7 +225,10 @@ class GeneralizedModel(Model):
 
     def __init__(self, vocab: Vocabulary, tables, meta: dict | None = None, weights: dict | None = None,
                  hash_table=None):
+        """hash_table: (pattern_hash array, {mask: largest range searched}) of the tables, made when None."""
         from ._glm import pattern_hash
+        from .generalized import combination
+        from .records import searched
         self.vocab = vocab
         self.tables = tables
         self.order = tables.order
@@ -236,12 +239,13 @@ class GeneralizedModel(Model):
         self.meta = dict(meta or {}, order=self.order, method=self.method)
         self._lock = threading.Lock()
         self._scorer = None
-        self.hash = hash_table
         if hash_table is None:       # the hash read every table: drop the pages of file-backed ones
-            self.hash = pattern_hash(tables.tables)
+            small = searched([1, *combination(self.order, self.method)])
+            hash_table = pattern_hash(tables.tables, small), small
             for t in tables.tables.values():
                 for a in t.values():
                     release(a)
+        self.hash = hash_table
 
     @property
     def _trie(self):
@@ -256,7 +260,7 @@ class GeneralizedModel(Model):
                 if self.tables.records is None:
                     self.tables.records = Records(self.tables.tables, [1, *children])
                 self._scorer = Scorer(self.order, self.tables.tables, children, self.tables.records,
-                                      self.hash, self.tables.compat)
+                                      *self.hash, self.tables.compat)
             return self._scorer
 
     @property
@@ -268,7 +272,7 @@ class GeneralizedModel(Model):
         return f"<glm.GeneralizedModel method={self.method} order={self.order} ngrams={self.counts}>"
 
     def binary_arrays(self) -> list[tuple[str, np.ndarray]]:
-        out = [("patterns.hash", self.hash), ("1.prob", self.tables.tables[1]["prob"])]
+        out = [("patterns.hash", self.hash[0]), ("1.prob", self.tables.tables[1]["prob"])]
         for mask, t in sorted(self.tables.tables.items()):
             if mask > 1:
                 out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in ("word", "starts", "alpha", "gamma")]
@@ -279,7 +283,8 @@ class GeneralizedModel(Model):
     def binary_header(self) -> dict:
         out = dict(kind="glm", method=self.method, weights={str(k): v for k, v in self.weights.items()},
                    discounts={str(k): list(v) for k, v in self.tables.discounts.items()},
-                   sizes={str(k): v for k, v in self.tables.sizes.items()})
+                   sizes={str(k): v for k, v in self.tables.sizes.items()},
+                   searched={str(k): v for k, v in self.hash[1].items()})
         c = self.tables.compat
         if c is not None:
             out["compat"] = dict(extra=c["extra"], floor=c["floor"],
@@ -304,8 +309,10 @@ class GeneralizedModel(Model):
         t = Tables(header["order"], header["method"], tables,
                    {int(k): tuple(v) for k, v in header["discounts"].items()},
                    {int(k): v for k, v in header["sizes"].items()}, compat=compat)
+        # (files written before the header had "searched": ranges of up to 32 searched in every pattern)
+        small = {int(k): v for k, v in header.get("searched", {str(m): 32 for m in masks[1:]}).items()}
         return cls(vocab, t, header["meta"], {int(k): v for k, v in header["weights"].items()},
-                   hash_table=arrays["patterns.hash"])
+                   hash_table=(arrays["patterns.hash"], small))
 
     def with_weights(self, weights: dict) -> "GeneralizedModel":
         """The same tables combined with other child weights ({mask: parent weight})."""

@@ -25,27 +25,44 @@ from .patterns import history, parent
 from .spill import release
 
 
+def searched(masks: list[int]) -> dict:
+    """{mask: the largest children range of the pattern that the scorer searches (a binary search
+    through its rows) rather than finds through the hash}: ranges of up to two cache lines of rows, at
+    most 32 rows.  masks: the patterns used, 1 included."""
+    width = Records.layout(masks)[0]
+    return {m: max(1, min(32, 128 // (4 * width[m]))) for m in masks if m > 1}
+
+
 class Records:
     def __init__(self, tables: dict, masks: list[int]):
         """tables: {mask: table} (glm.generalized.Tables.tables); masks: the patterns used, 1 included."""
         self.masks = sorted(masks)
-        self.width = {m: 0 if m == 1 else 2 for m in self.masks}     # columns of each pattern's rows
-        self.goff, self.roff = {}, {}
-        self.gammas = {m: [] for m in self.masks}       # the patterns whose gammas are in m's rows
-        self.ranges = {m: [] for m in self.masks}       # the patterns whose children ranges are in m's rows
-        for m in self.masks[1:]:
-            h = history(m)[1]
-            self.goff[m] = self.width[h]
-            self.width[h] += 2
-            self.gammas[h].append(m)
-        for m in self.masks[1:]:
-            p = parent(m)
-            self.roff[m] = self.width[p]
-            self.width[p] += 2
-            self.ranges[p].append(m)
-        self.width[1] = max(self.width[1], 2)          # (order 1: no columns at all)
+        self.width, self.goff, self.roff, self.gammas, self.ranges = self.layout(self.masks)
         with ThreadPoolExecutor(threads()) as ex:       # (numpy's copies release the GIL)
             self.rows = dict(zip(self.masks, ex.map(lambda m: self._rows(tables, m), self.masks)))
+
+    @staticmethod
+    def layout(masks: list[int]) -> tuple:
+        """(width, goff, roff, gammas, ranges), each {mask: ...}: the columns of the patterns' rows, the
+        column of each pattern's gamma (in its history's rows) and children range (in its parent's),
+        and the patterns whose gammas and ranges each pattern's rows hold."""
+        masks = sorted(masks)
+        width = {m: 0 if m == 1 else 2 for m in masks}
+        goff, roff = {}, {}
+        gammas = {m: [] for m in masks}
+        ranges = {m: [] for m in masks}
+        for m in masks[1:]:
+            h = history(m)[1]
+            goff[m] = width[h]
+            width[h] += 2
+            gammas[h].append(m)
+        for m in masks[1:]:
+            p = parent(m)
+            roff[m] = width[p]
+            width[p] += 2
+            ranges[p].append(m)
+        width[1] = max(width[1], 2)          # (order 1: no columns at all)
+        return width, goff, roff, gammas, ranges
 
     def _rows(self, tables: dict, m: int) -> np.ndarray:
         """The rows of pattern m, from the tables (each array of a table is read once, and the pages

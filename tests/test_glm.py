@@ -119,6 +119,46 @@ def test_file_round_trip(tmp_path, suffix):
     np.testing.assert_array_equal(back.score_many(lines[:50] + ["x y z"]), m.score_many(lines[:50] + ["x y z"]))
 
 
+def test_searched_or_hashed_ranges_score_the_same(tmp_path):
+    """Whichever children ranges the scorer searches and which it finds through the hash, the
+    probabilities are the same; a .glmb file whose header predates "searched" (ranges of up to 32
+    searched in every pattern) loads with that rule."""
+    from glm._glm import pattern_hash
+    sents = random_corpus(11, vocab_size=60, n_sentences=600)
+    lines = [" ".join(s) for s in sents]
+    m = glm.train(lines, 5, method="glm", discount_fallback=True)
+    sizes = [np.diff(np.asarray(t["starts"])).max() for k, t in m.tables.tables.items() if k > 1]
+    assert max(sizes) > 32                      # (some ranges are hashed under every rule)
+    test = lines[:60] + ["w1 w2 w3 w4", "never seen words here"]
+    want = m.score_many(test)
+    for small in (0, 1, 5, 32, 10 ** 6):
+        rule = {k: small for k in m.hash[1]}
+        other = GeneralizedModel(m.vocab, m.tables, m.meta, m.weights, (pattern_hash(m.tables.tables, rule), rule))
+        np.testing.assert_array_equal(other.score_many(test), want)
+    rule = {k: 32 for k in m.hash[1]}
+    old = GeneralizedModel(m.vocab, m.tables, m.meta, m.weights, (pattern_hash(m.tables.tables, rule), rule))
+    old.save(tmp_path / "old.glmb")
+    data = bytearray((tmp_path / "old.glmb").read_bytes())
+    key = b', "searched": {' + b", ".join(b'"%d": 32' % k for k in sorted(rule)) + b"}"
+    at = data.index(key)
+    data[at:at + len(key)] = b" " * len(key)
+    (tmp_path / "old.glmb").write_bytes(bytes(data))
+    back = glm.load(tmp_path / "old.glmb")
+    assert back.hash[1] == rule
+    np.testing.assert_array_equal(back.score_many(test), want)
+
+
+@pytest.mark.parametrize("method", ["mkn", "glm"])
+def test_score_ids_refuses_a_stream_cut_inside_a_line(method):
+    """score_ids takes whole lines (a padded stream ends with </s>); a cut stream is an error, not a
+    write past the per-line results."""
+    m = glm.train(EXAMPLE, 3, method=method, discount_fallback=True)
+    ids = m.vocab.tokenize_text("\n".join(EXAMPLE))
+    assert m.score_ids(ids).tokens.sum() > 0
+    with pytest.raises(ValueError, match="must end with </s>"):
+        m.score_ids(ids[:-1])
+
+
 def test_glm_refuses_arpa_and_pruning(tmp_path):
     m = build(EXAMPLE, 3, fixed=(0.5, 1.0, 1.5))
     with pytest.raises(ValueError, match="GLM model"):
