@@ -336,10 +336,12 @@ def _describe(model, sep: str = ": ") -> list[str]:
     gap = "\t" if sep == "\t" else "  "
     fmt = lambda d: f"{gap}D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""   # noqa: E731
     if isinstance(model, GeneralizedModel):
+        from .formats.glmtext import format_weight
         from .patterns import name
         t = model.tables
         lines = [f"pattern {name(m)}{sep}{t.sizes[m]}{fmt(t.discounts.get(m))}"
-                 + (f"{gap}weight={model.weights[m]:.4g}" if m in model.weights else "") for m in sorted(t.sizes)]
+                 + (f"{gap}weight={format_weight(model.weights[m], lambda x: f'{x:.4g}')}" if m in model.weights
+                    else "") for m in sorted(t.sizes)]
         if t.compat is not None:          # the 2014 toolkit's tops of the shorter lengths
             lines += [f"top {name(m)}{sep}(occurrences){fmt(d)}" for m, d in sorted(t.compat["discounts"].items())]
             lines.append(f"normalized{sep}no (the 2014 toolkit's {model.method}; docs/glm.md §4.1)")

@@ -69,8 +69,9 @@ class Tables:
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
     """{mask: [(child, weight), ...]}: uniform weights over the children (GLM) or the parent only (MKN).
-    ``weights`` {mask: lambda} gives the parent (farthest-word deletion) weight lambda and the other
-    children (1 - lambda) / (k - 1) each."""
+    ``weights`` {mask: w} sets a pattern's: w a number lambda gives the parent (farthest-word deletion)
+    weight lambda and the other children (1 - lambda) / (k - 1) each; w a sequence gives every child's
+    weight, in the order of patterns.children (parent first), >= 0 and summing to 1."""
     out = {}
     for mask in patterns(order)[1:]:
         if method in ("mkn", "glmtk2014-mkn"):
@@ -78,11 +79,16 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
                 out[mask] = [(parent(mask), 1.0)]
             continue
         kids = children(mask)
-        lam = (weights or {}).get(mask)
-        if lam is None or len(kids) == 1:
+        w = (weights or {}).get(mask)
+        if w is None or len(kids) == 1:
             out[mask] = [(c, 1.0 / len(kids)) for c in kids]
+        elif np.ndim(w) == 0:
+            out[mask] = [(kids[0], w)] + [(c, (1.0 - w) / (len(kids) - 1)) for c in kids[1:]]
         else:
-            out[mask] = [(kids[0], lam)] + [(c, (1.0 - lam) / (len(kids) - 1)) for c in kids[1:]]
+            if len(w) != len(kids) or min(w) < 0 or abs(sum(w) - 1.0) > 1e-6:
+                raise ValueError(f"pattern {name(mask)}: {len(kids)} child weights >= 0 summing to 1 "
+                                 f"expected, not {list(w)}")
+            out[mask] = list(zip(kids, w))
     return out
 
 

@@ -233,7 +233,10 @@ class GeneralizedModel(Model):
         self.tables = tables
         self.order = tables.order
         self.method = tables.method
-        self.weights = {int(m): float(w) for m, w in (weights or {}).items()}   # {mask: parent weight}
+        # {mask: parent weight, or every child's weight (glm.generalized.combination)}
+        self.weights = {int(m): float(w) if np.ndim(w) == 0 else tuple(map(float, w))
+                        for m, w in (weights or {}).items()}
+        combination(self.order, self.method, self.weights)          # (checks them)
         self.discounts = None
         self.unpruned_counts = None
         self.meta = dict(meta or {}, order=self.order, method=self.method)
@@ -315,7 +318,8 @@ class GeneralizedModel(Model):
                    hash_table=(arrays["patterns.hash"], small))
 
     def with_weights(self, weights: dict) -> "GeneralizedModel":
-        """The same tables combined with other child weights ({mask: parent weight})."""
+        """The same tables combined with other child weights ({mask: parent weight, or every child's
+        weight}, as glm.generalized.combination)."""
         return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self.hash)
 
 

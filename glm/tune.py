@@ -3,8 +3,10 @@
 Two kinds of parameters, fitted by coordinate descent (golden-section search on one parameter at a
 time, minimizing the held-out perplexity):
 
-* per pattern with several children (GLM only), the weight lambda of the farthest-word-deletion child
-  (MKN's back-off); the other children share 1 - lambda equally.  lambda = 1 everywhere is MKN.
+* per child of a pattern with several children (GLM only), its weight: the search moves one child's
+  weight, and the others keep their proportions and sum to 1 - it.  All weight on the farthest-word-
+  deletion child (MKN's back-off) everywhere is MKN.  (Weights start from the model's, uniform for an
+  untuned GLM.)
 * per pattern (both methods), a scale c of its discounts: D_k -> c D_k, with c D_k kept in [0, k].
 
 Any such choice keeps every distribution normalized (a convex combination of normalized children, and
@@ -20,7 +22,7 @@ import numpy as np
 from .counts import threads
 from .generalized import combination, rediscount
 from .model import GeneralizedModel
-from .patterns import children, name
+from .patterns import name
 from .progress import progress
 
 GOLDEN = (math.sqrt(5) - 1) / 2
@@ -73,11 +75,12 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
     tables = model.tables
     if discounts and tables.stats is None:
         raise ValueError("discounts can be tuned only while training (the statistics are not stored)")
-    wts = dict(model.weights)
-    masks = list(combination(model.order, model.method))
+    kids = combination(model.order, model.method, model.weights)
+    wts = {m: tuple(w for _, w in kids[m]) for m in model.weights}
+    masks = list(kids)
     params = []
     if weights and model.method != "mkn":
-        params += [("weight", m) for m in masks if len(children(m)) > 1]
+        params += [("weight", (m, i)) for m in masks if len(kids[m]) > 1 for i in range(len(kids[m]))]
     if discounts:
         params += [("discount", m) for m in [1] + masks]
     base = dict(tables.discounts)
@@ -89,10 +92,15 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
 
     def setter(kind, m):
         if kind == "weight":
+            m, i = m
+            old = wts.get(m, tuple(w for _, w in kids[m]))
+            rest = sum(old) - old[i]
+
             def f(x):
-                wts[m] = x
+                wts[m] = tuple(x if j == i else (w * (1 - x) / rest if rest > 0 else (1 - x) / (len(old) - 1))
+                               for j, w in enumerate(old))
                 return rebuild()
-            return f, 0.0, 1.0, wts.get(m, 1.0 / len(children(m)))
+            return f, 0.0, 1.0, old[i]
 
         def f(c):
             rediscount(tables, m, tuple(c * d for d in base[m]))
@@ -116,5 +124,5 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
 
 def describe(model: GeneralizedModel) -> dict:
     """The fitted parameters, by pattern name."""
-    return {"weights": {name(m): w for m, w in sorted(model.weights.items())},
+    return {"weights": {name(m): w if np.ndim(w) == 0 else list(w) for m, w in sorted(model.weights.items())},
             "discounts": {name(m): list(d) for m, d in sorted(model.tables.discounts.items())}}

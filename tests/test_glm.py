@@ -110,7 +110,7 @@ def test_file_round_trip(tmp_path, suffix):
     sents = random_corpus(5, vocab_size=25, n_sentences=200)
     lines = [" ".join(s) for s in sents]
     m = glm.train(lines, 4, method="glm", discount_fallback=True)
-    m = m.with_weights({parse("111"): 0.7, parse("1111"): 0.25})
+    m = m.with_weights({parse("111"): 0.7, parse("1111"): (0.5, 0.3, 0.2), parse("1011"): (0.1, 0.9)})
     path = tmp_path / f"model{suffix}"
     m.save(path)
     back = glm.load(path)
@@ -157,6 +157,28 @@ def test_score_ids_refuses_a_stream_cut_inside_a_line(method):
     assert m.score_ids(ids).tokens.sum() > 0
     with pytest.raises(ValueError, match="must end with </s>"):
         m.score_ids(ids[:-1])
+
+
+def test_child_weights(tmp_path):
+    """A pattern's weights: the parent's (the others share the rest) or every child's, checked; a .glm
+    file with weights that do not fit its patterns is an error naming the line."""
+    m = glm.train(EXAMPLE * 3, 3, method="glm", discount_fallback=True)
+    ctx = ["the", "cat"]
+    same = m.with_weights({parse("111"): 0.6}), m.with_weights({parse("111"): (0.6, 0.4)})
+    assert p(same[0], "sat", ctx) == p(same[1], "sat", ctx)
+    assert p(same[1], "sat", ctx) != p(m.with_weights({parse("111"): (0.4, 0.6)}), "sat", ctx)
+    for bad in ((0.5, 0.2), (1.2, -0.2), (0.2, 0.3, 0.5)):
+        with pytest.raises(ValueError, match="pattern 111: 2 child weights"):
+            m.with_weights({parse("111"): bad})
+    m.with_weights({parse("111"): (0.6, 0.4)}).save(tmp_path / "m.glm")
+    text = (tmp_path / "m.glm").read_text()
+    assert "weights=111=0.6,0.4\n" in text
+    (tmp_path / "m.glm").write_text(text.replace("111=0.6,0.4", "111=0.6,0.5"))
+    with pytest.raises(glm.ModelFormatError, match=r"m\.glm:4: pattern 111: 2 child weights"):
+        glm.load(tmp_path / "m.glm")
+    (tmp_path / "m.glm").write_text(text.replace("111=0.6,0.4", "111=0.6,x"))
+    with pytest.raises(glm.ModelFormatError, match=r"m\.glm:4: bad weights line"):
+        glm.load(tmp_path / "m.glm")
 
 
 def test_glm_refuses_arpa_and_pruning(tmp_path):

@@ -13,6 +13,7 @@ from glm.cli import main
 from glm.generalized import estimate
 from glm.mkn import Options
 from glm.model import GeneralizedModel
+from glm.patterns import children
 from glm.protocols import sequence_perplexity
 from glm.tune import cross_entropy, heldout_ids, tune
 from helpers import random_corpus
@@ -41,7 +42,10 @@ def test_tuning_lowers_heldout_entropy_and_stays_normalized(corpus, method):
     tuned = tune(model, [corpus / "valid.txt"], rounds=1, iters=6)
     assert cross_entropy(tuned, ids) < before
     if method == "glm":
-        assert tuned.weights and all(0.0 <= w <= 1.0 for w in tuned.weights.values())
+        kids = {m: len(children(m)) for m in tuned.weights}
+        assert tuned.weights and all(len(w) == kids[m] > 1 for m, w in tuned.weights.items())
+        assert all(min(w) >= 0 and abs(sum(w) - 1) < 1e-9 for w in tuned.weights.values())
+        assert any(max(w) - min(w) > 0.05 for w in tuned.weights.values())     # (not left uniform)
     words = [w for w in tuned.vocab if w != "<s>"]
     for ctx in ([], ["<s>"], ["w1", "w2", "w3"], ["w7", "never", "w3"]):
         assert abs(math.fsum(10.0 ** tuned.logprob(w, ctx) for w in words) - 1.0) < 1e-9

@@ -3,7 +3,8 @@
     \\glm\\
     order=3
     method=glm
-    weights=uniform              (or PATTERN=LAMBDA ...: tuned weights of the farthest-word child)
+    weights=uniform              (or PATTERN=W ...: W the weight of the farthest-word child, or
+                                  W1,W2,... the weight of every child, farthest-word child first)
     pattern 1=9 D=0.5 1 1.5      (one line per pattern: number of n-grams, discounts)
     pattern 11=10 D=...
     ...
@@ -47,6 +48,11 @@ def _text(words: np.ndarray, rows: np.ndarray, mask: int) -> list[str]:
     return [" ".join(t) for t in zip(*cols)]
 
 
+def format_weight(w, fmt=str) -> str:
+    """A pattern's child weights as the text format writes them: the parent's, or all, comma-separated."""
+    return fmt(w) if np.ndim(w) == 0 else ",".join(map(fmt, w))
+
+
 def write_glm(model, path) -> None:
     tables = model.tables.tables
     words = np.array(list(model.vocab), dtype=object)
@@ -54,8 +60,8 @@ def write_glm(model, path) -> None:
     with atomic_output(path) as tmp, _open_out(path, tmp) as f:
         w = lambda s: f.write(s.encode("utf-8"))      # noqa: E731
         w(f"\\glm\\\norder={model.order}\nmethod={model.method}\n")
-        w("weights=" + (" ".join(f"{name(m)}={v!r}" for m, v in sorted(model.weights.items())) or "uniform")
-          + "\n")
+        w("weights=" + (" ".join(f"{name(m)}={format_weight(v, repr)}" for m, v in sorted(model.weights.items()))
+                        or "uniform") + "\n")
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
@@ -86,7 +92,7 @@ def read_glm(stream, path: str):
         return ModelFormatError(f"{path}:{no}: {msg}")
 
     head, sections, current = {}, {}, None
-    sizes, discounts, weights = {}, {}, {}
+    sizes, discounts, weights, weights_line = {}, {}, {}, 0
     for no, line in enumerate(lines, 1):
         if no == 1:
             if line != "\\glm\\":
@@ -112,10 +118,13 @@ def read_glm(stream, path: str):
                 except (ValueError, IndexError):
                     raise err(f"bad pattern line: {line!r}") from None
             elif line.startswith("weights="):
-                if line != "weights=uniform":
-                    for item in line[8:].split():
+                weights_line = no
+                try:
+                    for item in line[8:].split() if line != "weights=uniform" else []:
                         k, _, v = item.partition("=")
-                        weights[parse(k)] = float(v)
+                        weights[parse(k)] = float(v) if "," not in v else tuple(map(float, v.split(",")))
+                except ValueError:
+                    raise err(f"bad weights line: {line!r}") from None
             else:
                 k, _, v = line.partition("=")
                 head[k] = v
@@ -200,4 +209,7 @@ def read_glm(stream, path: str):
     if sizes != {m: len(t.get("word", t.get("prob"))) for m, t in tables.items()}:
         raise ModelFormatError(f"{path}: the pattern sizes in the header do not match the sections")
     t = Tables(order, method, tables, discounts, sizes)
-    return GeneralizedModel(vocab, t, {"order": order, "method": method}, weights)
+    try:
+        return GeneralizedModel(vocab, t, {"order": order, "method": method}, weights)
+    except ValueError as e:             # (weights that do not fit the patterns)
+        raise ModelFormatError(f"{path}:{weights_line}: {e}") from None
