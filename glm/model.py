@@ -236,14 +236,14 @@ class GeneralizedModel(Model):
         # {mask: parent weight, or every child's weight (glm.generalized.combination)}
         self.weights = {int(m): float(w) if np.ndim(w) == 0 else tuple(map(float, w))
                         for m, w in (weights or {}).items()}
-        combination(self.order, self.method, self.weights)          # (checks them)
+        kids = combination(self.order, self.method, self.weights)   # (checks them)
         self.discounts = None
         self.unpruned_counts = None
         self.meta = dict(meta or {}, order=self.order, method=self.method)
         self._lock = threading.Lock()
         self._scorer = None
         if hash_table is None:       # the hash read every table: drop the pages of file-backed ones
-            small = searched([1, *combination(self.order, self.method)])
+            small = searched([1, *kids])
             hash_table = pattern_hash(tables.tables, small), small
             for t in tables.tables.values():
                 for a in t.values():
