@@ -23,8 +23,11 @@ DEF MAXORDER = 8
 DEF MAXPAT = 128          # 2^(MAXORDER-1)
 DEF LANES = 32            # positions searched together
 DEF RING = 64             # positions whose n-grams are kept (>= LANES + MAXORDER)
+DEF SPANPAT = 64          # patterns of one span: at most 2^(MAXORDER-2)
 
 MAX_ORDER = MAXORDER
+cdef double NO_GAMMA = NAN
+cdef float NO_ALPHA = 0.0
 
 
 def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_parents, weights=None):
@@ -150,7 +153,6 @@ cdef class Scorer:
     cdef int par[MAXPAT]
     cdef int hist[MAXPAT]
     cdef int gap[MAXPAT]
-    cdef int far[MAXPAT]
     cdef int nchild[MAXPAT]
     cdef int child[MAXPAT * MAXORDER]
     cdef double weight[MAXPAT * MAXORDER]
@@ -191,9 +193,7 @@ cdef class Scorer:
                 continue
             self.goff[q], self.roff[q] = records.goff[mask], records.roff[mask]
             self.small[q] = small[mask]
-            far = mask.bit_length() - 1
-            self.far[q] = far
-            self.par[q] = (mask & ~(1 << far)) >> 1
+            self.par[q] = (mask & ~(1 << (mask.bit_length() - 1))) >> 1
             low = mask & ~1
             g = (low & -low).bit_length() - 1
             self.gap[q], self.hist[q] = g, (mask >> g) >> 1
@@ -227,68 +227,93 @@ cdef class Scorer:
     cdef void find_nodes(self, const uint32_t* ids, const size_t* pos, const int* hl, int B,
                          int64_t* ring) noexcept nogil:
         """For B positions at once: ring[pos % RING][q] = index of the n-gram of pattern q ending at
-        ids[pos] (history length hl), or -1.  The positions advance through the patterns in lock step,
-        each pass prefetching what the next reads, so that their cache misses overlap."""
-        cdef int q, j, P, W
+        ids[pos] (history length hl), or -1.
+
+        The patterns q of one span, 2^(L-1) <= q < 2^L (span L + 1), depend only on shorter ones (their
+        parents and histories), so all their lookups at the B positions go together, in passes that
+        each prefetch what the next reads: their cache misses overlap."""
+        cdef int q, j, k, L, P, W, first
+        cdef size_t a
         cdef int64_t p
+        cdef uint32_t c
         cdef int64_t* node
         cdef const uint32_t* r
         cdef const uint32_t* rows
-        cdef uint32_t lo[LANES]
-        cdef uint32_t hi[LANES]
-        cdef uint32_t w[LANES]
-        cdef uint64_t slot[LANES]
+        cdef uint32_t lo[SPANPAT * LANES]       # per lookup k: (pattern - first of the span) * LANES + lane
+        cdef uint32_t hi[SPANPAT * LANES]
+        cdef uint32_t w[SPANPAT * LANES]
+        cdef uint64_t slot[SPANPAT * LANES]
         for j in range(B):
-            ring[(pos[j] % RING) * MAXPAT] = ids[pos[j]]
+            ring[(pos[j] % RING) * self.npat] = ids[pos[j]]
             __builtin_prefetch(&self.rows[0][<size_t>ids[pos[j]] * self.W[0]])
-        for q in range(1, self.npat):
-            if not self.present[q]:
+        for L in range(1, self.order):
+            first = 1 << (L - 1)
+            for q in range(first, 2 * first):       # the children ranges, from the parents' rows
+                P = self.par[q]
                 for j in range(B):
-                    ring[(pos[j] % RING) * MAXPAT + q] = -1
-                continue
-            P, W, rows = self.par[q], self.W[q], self.rows[q]
-            for j in range(B):          # the children range, from the parent's row (already read)
-                node = &ring[(pos[j] % RING) * MAXPAT]
-                p = node[P] if self.far[q] <= hl[j] else -1
-                if p >= 0 and ring[((pos[j] - self.gap[q]) % RING) * MAXPAT + self.hist[q]] < 0:
-                    p = -1               # an unseen history has no n-grams: no lookup
-                lo[j] = hi[j] = 0
-                if p >= 0:
-                    r = &self.rows[P][<size_t>p * self.W[P] + self.roff[q]]
-                    lo[j], hi[j] = r[0], r[1]
-                    w[j] = ids[pos[j] - self.far[q]]
-                    if hi[j] - lo[j] > self.small[q]:
-                        slot[j] = child_key(q, <uint32_t>p, w[j]) & self.tmask
-                        __builtin_prefetch(&self.T[slot[j]])
-                    elif hi[j] > lo[j]:
-                        __builtin_prefetch(&rows[<size_t>(lo[j] + (hi[j] - lo[j]) // 2) * W])
-            for j in range(B):          # hashed: the row the slot names
-                if hi[j] - lo[j] > self.small[q] and self.T[slot[j]] != EMPTY:
-                    __builtin_prefetch(&rows[<size_t>self.T[slot[j]] * W])
-            for j in range(B):
-                node = &ring[(pos[j] % RING) * MAXPAT]
-                if hi[j] == lo[j]:
-                    node[q] = -1
-                elif hi[j] - lo[j] > self.small[q]:
-                    node[q] = probe_rows(self.T, self.tmask, slot[j], rows, W, lo[j], hi[j], w[j])
-                else:
-                    node[q] = find_row(rows, W, lo[j], hi[j], w[j])
-                if node[q] >= 0 and W > 2:      # the rest of the row: gammas, children ranges
-                    __builtin_prefetch(&rows[<size_t>node[q] * W + W - 1])
+                    k = (q - first) * LANES + j
+                    node = &ring[(pos[j] % RING) * self.npat]
+                    p = node[P] if self.present[q] and L <= hl[j] else -1
+                    if p >= 0 and ring[((pos[j] - self.gap[q]) % RING) * self.npat + self.hist[q]] < 0:
+                        p = -1               # an unseen history has no n-grams: no lookup
+                    lo[k] = hi[k] = 0
+                    if p >= 0:
+                        r = &self.rows[P][<size_t>p * self.W[P] + self.roff[q]]
+                        lo[k], hi[k] = r[0], r[1]
+                        w[k] = ids[pos[j] - L]
+                        if hi[k] - lo[k] > self.small[q]:
+                            slot[k] = child_key(q, <uint32_t>p, w[k]) & self.tmask
+            for q in range(first, 2 * first):       # prefetch: the hash slot, or every line of the range
+                W, rows = self.W[q], self.rows[q]
+                for j in range(B):
+                    k = (q - first) * LANES + j
+                    if hi[k] - lo[k] > self.small[q]:
+                        __builtin_prefetch(&self.T[slot[k]])
+                    elif hi[k] > lo[k]:
+                        a = <size_t>&rows[<size_t>lo[k] * W] & ~(<size_t>63)
+                        while a < <size_t>&rows[<size_t>hi[k] * W]:
+                            __builtin_prefetch(<const void*>a)
+                            a += 64
+            for q in range(first, 2 * first):       # hashed: prefetch the first row in range the probe meets
+                W, rows = self.W[q], self.rows[q]
+                for j in range(B):
+                    k = (q - first) * LANES + j
+                    if hi[k] - lo[k] > self.small[q]:
+                        c = self.T[slot[k]]
+                        while c != EMPTY and not (lo[k] <= c < hi[k]):
+                            slot[k] = (slot[k] + 1) & self.tmask
+                            c = self.T[slot[k]]
+                        if c != EMPTY:
+                            __builtin_prefetch(&rows[<size_t>c * W])
+                            __builtin_prefetch(&rows[<size_t>c * W + W - 1])
+            for q in range(first, 2 * first):       # the rows found
+                W, rows = self.W[q], self.rows[q]
+                for j in range(B):
+                    k = (q - first) * LANES + j
+                    node = &ring[(pos[j] % RING) * self.npat]
+                    if hi[k] == lo[k]:
+                        node[q] = -1
+                    elif hi[k] - lo[k] > self.small[q]:
+                        node[q] = probe_rows(self.T, self.tmask, slot[k], rows, W, lo[k], hi[k], w[k])
+                    else:
+                        node[q] = find_row(rows, W, lo[k], hi[k], w[k])
+                    if node[q] >= 0 and W > 2:      # the rest of the row: gammas, children ranges
+                        __builtin_prefetch(&rows[<size_t>node[q] * W + W - 1])
 
     cdef double prob(self, int64_t* ring, size_t i, int h, int* matched) noexcept nogil:
         """P(ids[i] | its h history words), given the nodes of positions i-h .. i in ``ring``."""
         cdef double P[MAXPAT]
         cdef double avg, gm, p
+        cdef float a
         cdef int q, j, H, top = (1 << h) - 1, m = 1
         cdef int64_t hn, g
-        cdef int64_t* node = &ring[(i % RING) * MAXPAT]
+        cdef int64_t* node = &ring[(i % RING) * self.npat]
         cdef bint own_top = self.tops and h < self.order - 1      # a top of a shorter length answers
         P[0] = self.uni[node[0]]
         for q in range(1, top + 1):
-            if not self.present[q] or self.far[q] > h:
+            if not self.present[q]:          # (q <= top: its span is at most h + 1)
                 continue
-            hn = ring[((i - self.gap[q]) % RING) * MAXPAT + self.hist[q]]
+            hn = ring[((i - self.gap[q]) % RING) * self.npat + self.hist[q]]
             avg = self.extra
             for j in range(self.nchild[q]):
                 avg += self.weight[q * MAXORDER + j] * P[self.child[q * MAXORDER + j]]
@@ -296,13 +321,13 @@ cdef class Scorer:
                 gm = self.tgamma[h][hn] if hn >= 0 else NAN
                 P[q] = avg if isnan(gm) else (self.talpha[h][node[q]] if node[q] >= 0 else 0.0) + gm * avg
                 break
-            H = self.hist[q]
-            gm = (<const double*>&self.rows[H][<size_t>hn * self.W[H] + self.goff[q]])[0] if hn >= 0 else NAN
-            if isnan(gm):
-                P[q] = avg
-            else:
-                g = node[q]
-                P[q] = ((<const float*>&self.rows[q][<size_t>g * self.W[q] + 1])[0] if g >= 0 else 0.0) + gm * avg
+            H, g = self.hist[q], node[q]
+            # (without branches: an unseen history or n-gram reads a NaN gamma or a zero alpha)
+            gm = (<const double*>(&self.rows[H][<size_t>hn * self.W[H] + self.goff[q]] if hn >= 0
+                                  else <const uint32_t*>&NO_GAMMA))[0]
+            a = (<const float*>(&self.rows[q][<size_t>g * self.W[q] + 1] if g >= 0
+                                else <const uint32_t*>&NO_ALPHA))[0]
+            P[q] = avg if isnan(gm) else a + gm * avg
         while m <= h and self.present[(1 << m) - 1] and node[(1 << m) - 1] >= 0:
             m += 1
         matched[0] = m
@@ -348,7 +373,7 @@ cdef class Scorer:
                     w = ids[k]
                     if w == 1:
                         sent = k
-                        ring[(k % RING) * MAXPAT] = 1
+                        ring[(k % RING) * self.npat] = 1
                     elif w != 2 or eos:
                         pos[B] = k
                         hl[B] = <int>min(k - sent - (0 if bos else 1), <size_t>(self.order - 1))
