@@ -51,7 +51,7 @@ def contexts_of(sentences, order, extra=()):
     return sorted(out)
 
 
-@pytest.mark.parametrize("order", [2, 3, 4, 5])
+@pytest.mark.parametrize("order", [2, 3, 4, 5, 6, 8])
 @pytest.mark.parametrize("method", ["glm", "glm-abs", "mkn"])
 def test_sums_to_one(order, method):
     sents = random_corpus(100 + order, vocab_size=30, n_sentences=300)
@@ -60,6 +60,24 @@ def test_sums_to_one(order, method):
     for ctx in contexts_of(sents, order):
         total = math.fsum(p(m, w, list(ctx)) for w in vocab)
         assert abs(total - 1.0) < 1e-9, (ctx, total)
+
+
+@pytest.mark.parametrize("order", [2, 3, 5, 6, 8])
+def test_stream_scores_equal_single_queries(order):
+    """The stream scorer (positions in batches, the lookups of one span at all of them together) gives
+    every token the probability of one query with its history (logprob), at every order up to 8."""
+    sents = random_corpus(200 + order, vocab_size=20, n_sentences=150)
+    lines = [" ".join(s) for s in sents]
+    m = build(lines, order, "glm", fallback=())
+    test = lines[::3] + ["oov1 w2 oov3", ""]
+    starts, lp, _, _ = m.token_scores(test)
+    assert len(lp) > 100
+    for i, line in enumerate(test):
+        ctx, want = ["<s>"], []
+        for w in line.split() + ["</s>"]:
+            want.append(m.logprob(w, ctx[-(order - 1):]))
+            ctx.append(w)
+        np.testing.assert_array_equal(lp[starts[i]:starts[i + 1]], np.asarray(want, dtype=lp.dtype))
 
 
 @pytest.mark.parametrize("seed", range(4))
