@@ -274,7 +274,7 @@ cdef class Scorer:
                         while a < <size_t>&rows[<size_t>hi[k] * W]:
                             __builtin_prefetch(<const void*>a)
                             a += 64
-            for q in range(first, 2 * first):       # hashed: prefetch the first row in range the probe meets
+            for q in range(first, 2 * first):       # hashed: prefetch the row in range the probe meets first
                 W, rows = self.W[q], self.rows[q]
                 for j in range(B):
                     k = (q - first) * LANES + j
@@ -286,7 +286,7 @@ cdef class Scorer:
                         if c != EMPTY:
                             __builtin_prefetch(&rows[<size_t>c * W])
                             __builtin_prefetch(&rows[<size_t>c * W + W - 1])
-            for q in range(first, 2 * first):       # the rows found
+            for q in range(first, 2 * first):       # the rows found (their lines all prefetched)
                 W, rows = self.W[q], self.rows[q]
                 for j in range(B):
                     k = (q - first) * LANES + j
@@ -297,8 +297,6 @@ cdef class Scorer:
                         node[q] = probe_rows(self.T, self.tmask, slot[k], rows, W, lo[k], hi[k], w[k])
                     else:
                         node[q] = find_row(rows, W, lo[k], hi[k], w[k])
-                    if node[q] >= 0 and W > 2:      # the rest of the row: gammas, children ranges
-                        __builtin_prefetch(&rows[<size_t>node[q] * W + W - 1])
 
     cdef double prob(self, int64_t* ring, size_t i, int h, int* matched) noexcept nogil:
         """P(ids[i] | its h history words), given the nodes of positions i-h .. i in ``ring``."""
