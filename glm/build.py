@@ -133,7 +133,7 @@ def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), d
         raise ValueError("paper padding is for untuned glm, glm-abs and mkn models that are not saved")
     if output is not None:
         from .formats import BINARY_SUFFIX, check_output
-        check_output(output, method != "mkn" or bool(tune), method.startswith("glmtk2014"))
+        check_output(output, method != "mkn" or bool(tune))
     if method != "mkn" or tune or paper:
         from .generalized import check
         check(order, method)

@@ -72,20 +72,42 @@ def test_the_toolkit_models_are_not_normalized(data):
         assert any(abs(s - 1) > 1e-3 for s in sums), (method, sums)
 
 
-def test_binary_round_trip_and_no_text_format(data, tmp_path):
+@pytest.mark.parametrize("method", METHODS)
+def test_file_round_trips(data, tmp_path, method):
+    """Binary and .glm text (plain or compressed) give back the same model, tops included."""
     d, _, test = data
-    model = glm.train(d / "train.txt", 4, method="glmtk2014")
+    model = glm.train(d / "train.txt", 4, method=method)
     lines = [" ".join(s) for s in test[:200]]
-    model.save(tmp_path / "m.glmb")
-    back = glm.load(tmp_path / "m.glmb")
-    assert back.method == "glmtk2014"
-    assert np.array_equal(back.score_many(lines), model.score_many(lines))
-    assert back.logprob("<s>") == model.logprob("<s>")
-    with pytest.raises(ValueError, match="binary format only"):
-        model.save(tmp_path / "m.glm")
-    assert not (tmp_path / "m.glm").exists()
+    want = model.score_many(lines)
+    seqs = tmp_path / "seq.txt"
+    seqs.write_text("".join(" ".join(q) + "\n" for q in sequences(test[:100], 4, random.Random(1))))
+    for name in ("m.glmb", "m.glm", "m.glm.gz"):
+        model.save(tmp_path / name)
+        back = glm.load(tmp_path / name)
+        assert back.method == method and back.tables.compat["discounts"] == model.tables.compat["discounts"]
+        assert np.array_equal(back.score_many(lines), want), name
+        assert back.logprob("<s>") == model.logprob("<s>")
+        assert sequence_perplexity(back, seqs, 4) == sequence_perplexity(model, seqs, 4)
     with pytest.raises(ValueError, match="not tuned"):
-        glm.train(d / "train.txt", 3, method="glmtk2014", tune=[d / "train.txt"])
+        glm.train(d / "train.txt", 3, method=method, tune=[d / "train.txt"])
+
+
+def test_bad_toolkit_text_file(data, tmp_path):
+    """A .glm file of a toolkit model whose tops are damaged is an error naming the file (and line)."""
+    d, _, _ = data
+    glm.train(d / "train.txt", 3, method="glmtk2014").save(tmp_path / "m.glm")
+    text = (tmp_path / "m.glm").read_text()
+    cut = text.index("\\top 11:\\\n") + len("\\top 11:\\\n")
+    bad = {"missing.glm": text[:cut] + text[cut:].split("\n", 1)[1],            # one alpha fewer
+           "compat.glm": text.replace("compat extra=", "compat extra=x", 1),
+           "top1.glm": text.replace("\\top 1:\\", "\\top one:\\", 1)}
+    for name, t in bad.items():
+        (tmp_path / name).write_text(t)
+        with pytest.raises(glm.ModelFormatError, match=name):
+            glm.load(tmp_path / name)
+    line = text[:text.index("compat extra=")].count("\n") + 1
+    with pytest.raises(glm.ModelFormatError, match=f"compat.glm:{line}: bad compat line"):
+        glm.load(tmp_path / "compat.glm")
 
 
 def test_published_perplexities_of_the_paper(tmp_path, capsys):

@@ -15,14 +15,10 @@ ARPA_SUFFIXES = (".arpa", ".arpa.gz", ".arpa.bz2", ".arpa.xz", ".arpa.zst")
 GLM_SUFFIXES = (".glm", ".glm.gz", ".glm.bz2", ".glm.xz", ".glm.zst")
 
 
-def check_output(path, generalized: bool = False, binary_only: bool = False) -> None:
+def check_output(path, generalized: bool = False) -> None:
     """Fail early (before hours of work) on an output name or directory that cannot be written.
-    generalized: the model is a GLM, written as .glm text (plain or compressed) or binary.
-    binary_only: the model has no text format (the 2014 toolkit's models)."""
+    generalized: the model is a GLM, written as .glm text (plain or compressed) or binary."""
     path = os.fspath(path)
-    if binary_only and not path.endswith(BINARY_SUFFIX):
-        raise ValueError(f"{path}: the 2014 toolkit's models (glmtk2014, glmtk2014-mkn) are written in the "
-                         f"binary format only; use a name ending in {BINARY_SUFFIX}")
     text = GLM_SUFFIXES if generalized else ARPA_SUFFIXES
     if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(text)):
         kind = "a GLM model" if generalized else "an MKN model"
@@ -68,7 +64,7 @@ def save(model, path, quiet: bool = True) -> None:
     generalized = isinstance(model, GeneralizedModel)
     if generalized and "pad" in (model.tables.compat or {}):
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
-    check_output(path, generalized, generalized and model.tables.compat is not None)
+    check_output(path, generalized)
     if path.endswith(BINARY_SUFFIX):
         from .binary import write_binary
         write_binary(model, path)

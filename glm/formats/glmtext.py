@@ -19,6 +19,15 @@
 Values are linear (not log10): alphas are float32 (shortest representation), unigram probabilities and
 gammas float64 (17 significant digits), so a model read back gives the same probabilities.  A history is listed under the pattern it is the history of, written as the
 n-gram of its own pattern; histories never followed by a word are not listed.
+
+A model of the 2014 toolkit (method glmtk2014 or glmtk2014-mkn, glm.glmtk2014) also has the tops of the
+shorter lengths:
+
+    compat extra=E floor=F       (header: the extra term of the average of children, the floor)
+    top 11 D=...                 (header: one line per top below the order, its discounts)
+    \\top 1:\\                      the top unigram probabilities, every word:  p <TAB> word
+    \\top 11:\\                     alpha of every n-gram of the pattern:    alpha <TAB> w1 w2
+    \\top 11 gamma:\\               gamma of each history:                    gamma <TAB> w1
 """
 from __future__ import annotations
 
@@ -65,18 +74,33 @@ def write_glm(model, path) -> None:
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
+        compat = model.tables.compat
+        tops = sorted(compat["top"].items())[1:] if compat is not None else []
+        if compat is not None:
+            w(f"compat extra={compat['extra']!r} floor={compat['floor']!r}\n")
+            for m, _ in tops:
+                w(f"top {name(m)} D=" + " ".join(map(repr, compat["discounts"][m])) + "\n")
         w("\n\\1:\\\n")
         w("".join(f"{p!r}\t{t}\n" for p, t in zip(tables[1]["prob"].tolist(), words)))
         for m in masks[1:]:
-            t = tables[m]
-            w(f"\n\\{name(m)}:\\\n")
-            w("".join(f"{a}\t{x}\n" for a, x in zip(t["alpha"], _text(words, _rows(tables, m), m))))
-            gap, hm = history(m)
-            seen = np.flatnonzero(~np.isnan(t["gamma"]))
-            w(f"\n\\{name(m)} gamma:\\\n")
-            w("".join(f"{g!r}\t{x}\n" for g, x in zip(t["gamma"][seen].tolist(),
-                                                     _text(words, _rows(tables, hm)[seen], hm))))
+            _terms(w, name(m), tables, words, m, tables[m])
+        if compat is not None:
+            w("\n\\top 1:\\\n")
+            w("".join(f"{p!r}\t{t}\n" for p, t in zip(np.asarray(compat["top"][1]["prob"]).tolist(), words)))
+            for m, t in tops:
+                _terms(w, f"top {name(m)}", tables, words, m, t)
         w("\n\\end\\\n")
+
+
+def _terms(w, section: str, tables: dict, words: np.ndarray, m: int, t: dict) -> None:
+    """The alphas of pattern m's n-grams and the gammas of its histories (t: alpha, gamma)."""
+    w(f"\n\\{section}:\\\n")
+    w("".join(f"{a}\t{x}\n" for a, x in zip(t["alpha"], _text(words, _rows(tables, m), m))))
+    gap, hm = history(m)
+    gamma = np.asarray(t["gamma"])
+    seen = np.flatnonzero(~np.isnan(gamma))
+    w(f"\n\\{section} gamma:\\\n")
+    w("".join(f"{g!r}\t{x}\n" for g, x in zip(gamma[seen].tolist(), _text(words, _rows(tables, hm)[seen], hm))))
 
 
 def read_glm(stream, path: str):
@@ -93,6 +117,7 @@ def read_glm(stream, path: str):
 
     head, sections, current = {}, {}, None
     sizes, discounts, weights, weights_line = {}, {}, {}, 0
+    compat, top_discounts = None, {}
     for no, line in enumerate(lines, 1):
         if no == 1:
             if line != "\\glm\\":
@@ -117,6 +142,18 @@ def read_glm(stream, path: str):
                         discounts[m] = tuple(float(x) for x in [parts[1][2:]] + parts[2:4])
                 except (ValueError, IndexError):
                     raise err(f"bad pattern line: {line!r}") from None
+            elif line.startswith("compat "):
+                try:
+                    compat = {k: float(v) for k, v in (item.split("=") for item in line[7:].split())}
+                    compat["extra"], compat["floor"]
+                except (ValueError, KeyError):
+                    raise err(f"bad compat line: {line!r}") from None
+            elif line.startswith("top "):
+                try:
+                    key, d = line[4:].split(" D=")
+                    top_discounts[parse(key)] = tuple(float(x) for x in d.split())
+                except ValueError:
+                    raise err(f"bad top line: {line!r}") from None
             elif line.startswith("weights="):
                 weights_line = no
                 try:
@@ -182,6 +219,20 @@ def read_glm(stream, path: str):
             node = pos
         return node
 
+    def section(key):
+        if key not in sections:
+            raise ModelFormatError(f"{path}: no \\{key}:\\ section")
+        return sections[key]
+
+    def gammas(m, key):
+        """The gammas listed in section 'key gamma' over the histories of pattern m (NaN elsewhere)."""
+        gap, hm = history(m)
+        gamma = np.full(len(tables[hm]["prob"]) if hm == 1 else len(tables[hm]["word"]), np.nan)
+        gvalues, gtexts, gfirst = sections.get(f"{key} gamma", ([], [], 0))
+        if gtexts:
+            gamma[locate(hm, ids_of(hm, gtexts, gfirst), gfirst)] = gvalues
+        return gamma
+
     for m in patterns(order)[1:]:
         if name(m) not in sections:
             continue
@@ -198,17 +249,24 @@ def read_glm(stream, path: str):
         n_par = len(tables[par]["prob"]) if par == 1 else len(tables[par]["word"])
         starts = np.zeros(n_par + 1, dtype=np.uint32)
         np.cumsum(np.bincount((key >> np.uint64(32)).astype(np.int64), minlength=n_par), out=starts[1:])
-        gap, hm = history(m)
-        n_hist = len(tables[hm]["prob"]) if hm == 1 else len(tables[hm]["word"])
-        gamma = np.full(n_hist, np.nan)
-        gvalues, gtexts, gfirst = sections.get(f"{name(m)} gamma", ([], [], 0))
-        if gtexts:
-            gamma[locate(hm, ids_of(hm, gtexts, gfirst), gfirst)] = gvalues
         tables[m] = dict(word=rows[order_, -1].copy(), starts=starts,
-                         alpha=np.asarray(values, dtype=np.float32)[order_], gamma=gamma)
+                         alpha=np.asarray(values, dtype=np.float32)[order_], gamma=gammas(m, name(m)))
     if sizes != {m: len(t.get("word", t.get("prob"))) for m, t in tables.items()}:
         raise ModelFormatError(f"{path}: the pattern sizes in the header do not match the sections")
-    t = Tables(order, method, tables, discounts, sizes)
+    if compat is not None:
+        compat["discounts"] = top_discounts
+        compat["top"] = {1: dict(prob=np.array(section("top 1")[0], dtype=np.float64))}
+        if section("top 1")[1] != words:
+            raise ModelFormatError(f"{path}: the top unigrams must list the words of \\1:\\ in its order")
+        for m in sorted(top_discounts):
+            values, texts, first = section(f"top {name(m)}")
+            if m not in tables or len(texts) != sizes[m]:
+                raise ModelFormatError(f"{path}:{first}: the top of pattern {name(m)} must give every n-gram "
+                                       f"of the pattern an alpha")
+            alpha = np.zeros(len(texts), dtype=np.float32)
+            alpha[locate(m, ids_of(m, texts, first), first)] = values
+            compat["top"][m] = dict(alpha=alpha, gamma=gammas(m, f"top {name(m)}"))
+    t = Tables(order, method, tables, discounts, sizes, compat=compat)
     try:
         return GeneralizedModel(vocab, t, {"order": order, "method": method}, weights)
     except ValueError as e:             # (weights that do not fit the patterns)
