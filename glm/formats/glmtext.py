@@ -96,7 +96,7 @@ def _terms(w, section: str, tables: dict, words: np.ndarray, m: int, t: dict) ->
     """The alphas of pattern m's n-grams and the gammas of its histories (t: alpha, gamma)."""
     w(f"\n\\{section}:\\\n")
     w("".join(f"{a}\t{x}\n" for a, x in zip(t["alpha"], _text(words, _rows(tables, m), m))))
-    gap, hm = history(m)
+    hm = history(m)[1]
     gamma = np.asarray(t["gamma"])
     seen = np.flatnonzero(~np.isnan(gamma))
     w(f"\n\\{section} gamma:\\\n")
@@ -144,8 +144,8 @@ def read_glm(stream, path: str):
                     raise err(f"bad pattern line: {line!r}") from None
             elif line.startswith("compat "):
                 try:
-                    compat = {k: float(v) for k, v in (item.split("=") for item in line[7:].split())}
-                    compat["extra"], compat["floor"]
+                    items = dict(item.split("=") for item in line[7:].split())
+                    compat = dict(extra=float(items["extra"]), floor=float(items["floor"]))
                 except (ValueError, KeyError):
                     raise err(f"bad compat line: {line!r}") from None
             elif line.startswith("top "):
@@ -226,7 +226,7 @@ def read_glm(stream, path: str):
 
     def gammas(m, key):
         """The gammas listed in section 'key gamma' over the histories of pattern m (NaN elsewhere)."""
-        gap, hm = history(m)
+        hm = history(m)[1]
         gamma = np.full(len(tables[hm]["prob"]) if hm == 1 else len(tables[hm]["word"]), np.nan)
         gvalues, gtexts, gfirst = sections.get(f"{key} gamma", ([], [], 0))
         if gtexts:
