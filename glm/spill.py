@@ -145,9 +145,9 @@ class Scratch:
         """Write the (keys, counts) blocks of a sorted run, in order, as one run file."""
         path, rows = self._name("run"), 0
         with open(path + ".keys", "wb") as fk, open(path + ".counts", "wb") as fc:
-            for keys, counts in blocks:
-                keys.tofile(fk)
-                counts.tofile(fc)
+            for keys, counts in blocks:     # (not ndarray.tofile: Ctrl-C in it surfaces as a TypeError)
+                fk.write(memoryview(np.ascontiguousarray(keys)).cast("B"))
+                fc.write(memoryview(np.ascontiguousarray(counts)).cast("B"))
                 rows += len(counts)
         return Run(path, rows, layout)
 
