@@ -219,6 +219,10 @@ def read_glm(stream, path: str):
             node = pos
         return node
 
+    def count(m):
+        """Number of n-grams of pattern m read so far."""
+        return len(tables[m]["prob"]) if m == 1 else len(tables[m]["word"])
+
     def section(key):
         if key not in sections:
             raise ModelFormatError(f"{path}: no \\{key}:\\ section")
@@ -227,7 +231,7 @@ def read_glm(stream, path: str):
     def gammas(m, key):
         """The gammas listed in section 'key gamma' over the histories of pattern m (NaN elsewhere)."""
         hm = history(m)[1]
-        gamma = np.full(len(tables[hm]["prob"]) if hm == 1 else len(tables[hm]["word"]), np.nan)
+        gamma = np.full(count(hm), np.nan)
         gvalues, gtexts, gfirst = sections.get(f"{key} gamma", ([], [], 0))
         if gtexts:
             gamma[locate(hm, ids_of(hm, gtexts, gfirst), gfirst)] = gvalues
@@ -246,17 +250,17 @@ def read_glm(stream, path: str):
             raise ModelFormatError(f"{path}: an n-gram of pattern {name(m)} is listed twice")
         keys[m] = key.astype(np.int64)
         par = m & ~(1 << (span(m) - 1))
-        n_par = len(tables[par]["prob"]) if par == 1 else len(tables[par]["word"])
-        starts = np.zeros(n_par + 1, dtype=np.uint32)
-        np.cumsum(np.bincount((key >> np.uint64(32)).astype(np.int64), minlength=n_par), out=starts[1:])
+        starts = np.zeros(count(par) + 1, dtype=np.uint32)
+        np.cumsum(np.bincount((key >> np.uint64(32)).astype(np.int64), minlength=count(par)), out=starts[1:])
         tables[m] = dict(word=rows[order_, -1].copy(), starts=starts,
                          alpha=np.asarray(values, dtype=np.float32)[order_], gamma=gammas(m, name(m)))
-    if sizes != {m: len(t.get("word", t.get("prob"))) for m, t in tables.items()}:
+    if sizes != {m: count(m) for m in tables}:
         raise ModelFormatError(f"{path}: the pattern sizes in the header do not match the sections")
     if compat is not None:
         compat["discounts"] = top_discounts
-        compat["top"] = {1: dict(prob=np.array(section("top 1")[0], dtype=np.float64))}
-        if section("top 1")[1] != words:
+        top1, top1_words, _ = section("top 1")
+        compat["top"] = {1: dict(prob=np.array(top1, dtype=np.float64))}
+        if top1_words != words:
             raise ModelFormatError(f"{path}: the top unigrams must list the words of \\1:\\ in its order")
         for m in sorted(top_discounts):
             values, texts, first = section(f"top {name(m)}")
