@@ -17,7 +17,7 @@ import numpy as np
 from ._query import Trie, trie_hash
 from .corpus import read_chunks
 from .counts import threads
-from .spill import release
+from .spill import in_memory, release
 from .vocab import Vocabulary
 
 
@@ -262,6 +262,7 @@ class GeneralizedModel(Model):
                 children = combination(self.order, self.method, self.weights)
                 if self.tables.records is None:
                     self.tables.records = Records(self.tables.tables, [1, *children])
+                self.hash = in_memory(self.hash[0]), self.hash[1]
                 self._scorer = Scorer(self.order, self.tables.tables, children, self.tables.records,
                                       *self.hash, self.tables.compat)
             return self._scorer

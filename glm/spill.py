@@ -181,13 +181,30 @@ def park(arr: np.ndarray, scratch: Scratch) -> np.ndarray:
     return scratch._track(mm, arr.dtype, arr.size, arr.shape)
 
 
-def release(arr: np.ndarray, start: int = 0, stop: int | None = None) -> None:
-    """Drop the pages of bytes [start, stop) of a file-mapped array from this process (they stay in the
-    file and the page cache); a no-op for arrays in memory."""
+def _mapping(arr: np.ndarray) -> mmap.mmap | None:
+    """The open file mapping that holds arr's data, or None for an array in memory."""
     base = arr
     while isinstance(base, (np.ndarray, memoryview)):
         base = base.base if isinstance(base, np.ndarray) else base.obj
-    if not isinstance(base, mmap.mmap) or base.closed or not arr.nbytes:
+    return base if isinstance(base, mmap.mmap) and not base.closed else None
+
+
+def in_memory(arr: np.ndarray) -> np.ndarray:
+    """arr if it is in memory; if it is file-mapped, a copy in memory, and the file's pages dropped.
+    For tables read at random: numpy asks the kernel for transparent huge pages for large arrays, and
+    on 4 KB pages of a file each random read also misses the TLB (docs/glm.md §7)."""
+    if _mapping(arr) is None:
+        return arr
+    out = np.array(arr)
+    release(arr)
+    return out
+
+
+def release(arr: np.ndarray, start: int = 0, stop: int | None = None) -> None:
+    """Drop the pages of bytes [start, stop) of a file-mapped array from this process (they stay in the
+    file and the page cache); a no-op for arrays in memory."""
+    base = _mapping(arr)
+    if base is None or not arr.nbytes:
         return
     at = arr.__array_interface__["data"][0] - np.frombuffer(base, np.uint8, 1).__array_interface__["data"][0]
     stop = min(at + (arr.nbytes if stop is None else stop), len(base))
