@@ -253,7 +253,7 @@ class GeneralizedModel(Model):
     @property
     def _trie(self):
         """The scorer, made on first use, with the node records of the tables (glm.records: made once
-        for the tables, a copy of them in memory)."""
+        for the tables, a copy of them in memory) and the children hash, read from memory too."""
         from ._glm import Scorer
         from .generalized import combination
         from .records import Records
