@@ -1,88 +1,53 @@
-"""Training: text -> vocabulary -> counts -> discounts -> probabilities -> Model."""
+"""Training: text -> vocabulary -> counts -> discounts -> probabilities -> Model.
+
+``train`` is the pipeline: one validation step (``_Plan``), then count, estimate (MKN or GLM) and write.
+"""
 from __future__ import annotations
 
 import os
-import warnings
 from contextlib import nullcontext
+from dataclasses import dataclass
 from typing import Iterable, Iterator
 
 import numpy as np
 
 from . import _count, paperpad
-from .corpus import Chunk, read_chunks
-from .counts import NgramCounter, workers as using_workers
+from .corpus import Chunk, expand_inputs, line_chunks, read_chunks
+from .counts import NgramCounter
 from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
-from .model import Model
+from .model import BackoffModel, Model
 from .spill import Scratch
+from .threads import count as check_count, workers as using_workers
 from .vocab import Vocabulary
 
-
-def _is_paths(inputs) -> bool:
-    """A path, or a list of paths (holding a Path object, or strings that all name existing files or '-');
-    anything else is text.  A list mixing strings that name files with other strings is text, with a
-    warning: to name files that may be missing, use Path objects (missing ones then raise)."""
-    if isinstance(inputs, (str, os.PathLike)):
-        return True
-    if not isinstance(inputs, (list, tuple)) or not inputs:
-        return False
-    if not all(isinstance(x, (str, os.PathLike)) for x in inputs):
-        return False
-    if any(isinstance(x, os.PathLike) for x in inputs):
-        return True
-    exist = [x == "-" or os.path.exists(x) for x in inputs]
-    if all(exist):
-        return True
-    if any(exist):
-        warnings.warn("glm.train: a list of strings of which only some name existing files is read as "
-                      "lines of text; pass pathlib.Path objects to name files", stacklevel=3)
-    return False
+MAX_ORDER = 16
+BAD_UTF8 = ("error", "replace")
 
 
-def _line_chunks(lines: Iterable[str | bytes], chunk_bytes: int = 4 << 20) -> Iterator[Chunk]:
-    buf, size, first, count = [], 0, 1, 0
-    for line in lines:
-        b = line.encode("utf-8", errors="surrogateescape") if isinstance(line, str) else bytes(line)
-        b = b.rstrip(b"\n").replace(b"\n", b" ") + b"\n"
-        buf.append(b)
-        size += len(b)
-        count += 1
-        if size >= chunk_bytes:
-            yield Chunk(b"".join(buf), "<lines>", first)
-            buf, size, first = [], 0, count + 1
-    if buf:
-        yield Chunk(b"".join(buf), "<lines>", first)
+def text_chunks(inputs=None, lines=None, quiet: bool = True) -> Iterator[Chunk]:
+    """Chunks of lines of files (paths, directories, '-') or of an iterable of lines (``lines``)."""
+    if lines is not None:
+        return line_chunks(lines)
+    return read_chunks(inputs, quiet=quiet, desc="counting")
 
 
-def text_chunks(inputs, quiet: bool = True) -> Iterator[Chunk]:
-    """Chunks of lines from paths (files, directories, '-') or from an iterable of lines."""
-    if _is_paths(inputs):
-        return read_chunks(inputs, quiet=quiet, desc="counting")
-    return _line_chunks(inputs)
-
-
-def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = False,
+def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, skip_symbols: bool = False,
           bad_utf8: str = "error", quiet: bool = True, scratch=None, dask=None,
           dask_workers: int | None = None, pad: int = 0) -> tuple[Vocabulary, list[dict]]:
     """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw), counted
     here (spilling to ``scratch`` when given) or on a Dask cluster.  pad: that many copies of the pad
     word of glm.paperpad after each <s>."""
-    if not 1 <= order <= 16:
-        raise ValueError(f"order must be between 1 and 16, not {order}")
     symbols = "skip" if skip_symbols else "error"
     if dask is not None:
-        if pad:
-            raise ValueError("dask: paper padding is not supported")
         from .distributed import count_on_dask
-        if not _is_paths(inputs):
-            raise ValueError("dask: the inputs must be files (paths or directories)")
         vocab, (keys, counts, layout) = count_on_dask(inputs, order, dask, dask_workers, symbols,
                                                       bad_utf8, scratch)
     else:
         vocab = Vocabulary()
         pad_id = vocab.table.add_word(paperpad.WORD) if pad else None
         counter = NgramCounter(order, scratch=scratch)
-        for chunk in text_chunks(inputs, quiet):
+        for chunk in text_chunks(inputs, lines, quiet):
             ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
             counter.add(ids if not pad else paperpad.pad_stream(ids, pad_id, pad), len(vocab))
         keys, counts, layout = counter.merged(len(vocab))
@@ -91,95 +56,183 @@ def count(inputs, order: int, *, with_raw: bool = False, skip_symbols: bool = Fa
     return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, alloc)
 
 
-def train(inputs, order: int = 5, *, method: str = "mkn", tune=None, prune=(), discount_fallback=None,
-          interpolate_unigrams: bool = True, vocab_pad: int = 0, skip_symbols: bool = False,
-          bad_utf8: str = "error", quiet: bool = True, memory=None, tmpdir=None,
-          workers: int | None = None, dask=None, dask_workers: int | None = None, output=None,
-          padding: str = "kenlm") -> Model:
+@dataclass
+class _Plan:
+    """What ``train`` was asked, checked once before any work (every error names the argument)."""
+    inputs: list | None
+    order: int
+    method: str
+    generalized: bool        # the model is a GeneralizedModel (a GLM, a tuned MKN, paper padding)
+    paper: bool
+    opts: Options
+    tune: list | None
+    output: str | None
+
+    @classmethod
+    def check(cls, inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
+              vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers) -> "_Plan":
+        if (inputs is None) == (lines is None):
+            raise TypeError("train: give either inputs (paths of files) or lines= (an iterable of lines)"
+                            + (", not both" if inputs is not None else ""))
+        paths = expand_inputs(inputs) if inputs is not None else None
+        if isinstance(order, bool) or not isinstance(order, (int, np.integer)):
+            raise TypeError(f"order: expected an int, not {type(order).__name__}")
+        if not 1 <= order <= MAX_ORDER:
+            raise ValueError(f"order must be between 1 and {MAX_ORDER}, not {order}")
+        if bad_utf8 not in BAD_UTF8:
+            raise ValueError(f"bad_utf8 must be one of {', '.join(BAD_UTF8)}, not {bad_utf8!r}")
+        if padding not in ("kenlm", "paper"):
+            raise ValueError(f"padding must be 'kenlm' or 'paper', not {padding!r}")
+        for name, n in (("workers", workers), ("dask_workers", dask_workers)):
+            if n is not None:
+                check_count(name, n)
+        paper = padding == "paper"
+        if paper and (method not in ("glm", "glm-abs", "mkn") or tune or output is not None):
+            raise ValueError("paper padding is for untuned glm, glm-abs and mkn models that are not saved")
+        generalized = method != "mkn" or bool(tune) or paper
+        if generalized:
+            from .generalized import check
+            check(order, method)
+        tune = expand_inputs(tune, "tune") if tune is not None else None
+        if output is not None:
+            from .formats import check_output
+            output = os.fspath(output)
+            check_output(output, generalized, inputs=(paths or []) + (tune or []))
+        if discount_fallback is True:
+            discount_fallback = ()
+        opts = Options(tuple(int(t) for t in prune),
+                       None if discount_fallback in (None, False) else tuple(discount_fallback),
+                       bool(interpolate_unigrams), int(vocab_pad))
+        opts.check(order)
+        if generalized and any(opts.prune):
+            raise ValueError("pruning is supported for untuned MKN models only")
+        if tune and method.startswith("glmtk2014"):
+            raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
+        if dask is not None:
+            if paper:
+                raise ValueError("dask: paper padding is not supported")
+            if paths is None:
+                raise ValueError("dask: the inputs must be files (paths or directories), not lines")
+        return cls(paths, int(order), method, generalized, paper, opts, tune, output)
+
+
+def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = None, method: str = "mkn",
+          tune=None, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
+          vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error", quiet: bool = True,
+          memory=None, tmpdir=None, workers: int | None = None, dask=None, dask_workers: int | None = None,
+          output=None, padding: str = "kenlm") -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
-    inputs: a path, a directory, '-' (stdin), a list of paths, or any other iterable of lines (str or
-    bytes), one sentence per line.  method: 'mkn' (a back-off Model), 'glm' or 'glm-abs' (a
-    GeneralizedModel, see glm.generalized).  tune: held-out text (paths) to fit the child weights (GLM)
-    and discount scales on (glm.tune); the result is a GeneralizedModel, for 'mkn' too.  prune:
-    raw-count thresholds per order from unigrams on (lmplz's --prune; the last repeats; MKN only).
-    discount_fallback: None to fail when discounts are undefined, True for lmplz's default
-    (0.5, 1, 1.5) or up to three values.  interpolate_unigrams: mix unigrams with the uniform
-    distribution (lmplz's default).  vocab_pad: size of the uniform distribution at least this.
-    skip_symbols: drop literal <s> / </s> instead of failing.  bad_utf8: 'error' or 'replace'.
+    Parameters
+    ----------
+    inputs : str, os.PathLike or list of them
+        Files to read, one sentence per line: paths (plain or compressed text), directories (walked in
+        sorted order) or '-' (stdin).  Every one must exist (checked before any work).
+    order : int
+        The n-gram order, 1 to 16.
+    lines : iterable of str or bytes, optional
+        Lines of text to train on instead of files (give ``inputs`` or ``lines``, not both).
+    method : {'mkn', 'glm', 'glm-abs', 'glmtk2014', 'glmtk2014-mkn'}
+        'mkn' gives a back-off model; the others a ``GeneralizedModel`` (see docs/glm.md).
+    tune : path or list of paths, optional
+        Held-out text to fit the child weights (GLM) and discount scales on (``glm.tune``); the result
+        is a ``GeneralizedModel``, for 'mkn' too.
+    prune : sequence of int
+        Raw-count thresholds per order from unigrams on (lmplz's ``--prune``; the last repeats; MKN only).
+    discount_fallback : None, True or up to three floats
+        None to fail when discounts are undefined, True for lmplz's default (0.5, 1, 1.5).
+    interpolate_unigrams : bool
+        Mix unigrams with the uniform distribution (lmplz's default).
+    vocab_pad : int
+        Size of the uniform distribution at least this.
+    skip_symbols : bool
+        Drop literal <s> / </s> instead of failing.
+    bad_utf8 : {'error', 'replace'}
+        What invalid UTF-8 in the text does.
+    quiet : bool
+        No progress bars.
+    memory : str or int, optional
+        A memory budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a private directory in
+        ``tmpdir`` (default: the system's) and the large arrays are memory-mapped files there
+        (glm.spill); the directory is removed before returning, also on error or interruption.
+    tmpdir : path, optional
+        Where ``memory`` puts its files.
+    workers : int, optional
+        Threads for the compiled kernels (default: all cores).
+    dask : str or distributed.Client, optional
+        Count on a Dask cluster: 'local' (a LocalCluster of ``dask_workers`` processes, default 2), a
+        scheduler address or a Client (glm.distributed; files only).  The model is the same.
+    output : path, optional
+        Also save the model there (as ``Model.save``; the name is checked before counting, and may not
+        be one of the inputs).  An untuned GLM saved as .glmb is written while it is built (each finished
+        pattern table goes into the file and is mapped back from it).
+    padding : {'kenlm', 'paper'}
+        'kenlm' (one <s> per sentence, as lmplz) or 'paper', the conventions of the reference notes'
+        normalized en0008t figures (glm.paperpad), for the paper's protocol only (not saved, not tuned).
 
-    Scale (docs/scale.md): memory, a budget ('2G', '500M' or bytes; lmplz's -S): sorted runs spill to a
-    private directory in tmpdir (default: the system's) and the large arrays are memory-mapped files
-    there (glm.spill); the directory is removed before returning, also on error or Ctrl-C.  (For GLM
-    models the budget covers the counting, and each finished pattern table moves to a file-backed map
-    there: the tables being built are in memory.)  workers: threads
-    for the compiled kernels (default: all cores).  dask: count on a Dask cluster, 'local' (a
-    LocalCluster of dask_workers processes, default 2), a scheduler address or a distributed.Client
-    (glm.distributed; paths only).  The model is the same in every case.
+    Returns
+    -------
+    Model
+        A ``BackoffModel`` (MKN) or a ``GeneralizedModel``.
 
-    output: also save the model there (as Model.save; checked before counting).  An untuned GLM saved
-    as .glmb is written while it is built: each finished pattern table goes into the file at once and
-    is mapped back from it, so that the tables built so far leave the process's memory (and, under a
-    budget, the watcher trims them); the model returned maps its tables from that file.
-
-    padding: 'kenlm' (one <s> per sentence, as lmplz) or 'paper', the conventions of the reference
-    notes' normalized en0008t figures (glm.paperpad: n-1 <s>, and the tops of every length), for the
-    paper's protocol (glm.protocols) only: such a model is not saved, nor tuned.
+    Raises
+    ------
+    TypeError
+        Inputs that are not paths, lines that are not str or bytes, both or neither given.
+    CorpusError
+        A missing or unreadable input, bad text (the message names the file and line).
+    DiscountError
+        Discounts undefined for an order (too little text) and no fallback.
+    ValueError
+        Other invalid arguments (named in the message).
     """
-    if padding not in ("kenlm", "paper"):
-        raise ValueError(f"padding must be 'kenlm' or 'paper', not {padding!r}")
-    paper = padding == "paper"
-    if paper and (method not in ("glm", "glm-abs", "mkn") or tune or output is not None):
-        raise ValueError("paper padding is for untuned glm, glm-abs and mkn models that are not saved")
-    if output is not None:
-        from .formats import BINARY_SUFFIX, check_output
-        check_output(output, method != "mkn" or bool(tune))
-    if method != "mkn" or tune or paper:
-        from .generalized import check
-        check(order, method)
-    if discount_fallback is True:
-        discount_fallback = ()
-    opts = Options(tuple(int(t) for t in prune), None if discount_fallback in (None, False)
-                   else tuple(discount_fallback), interpolate_unigrams, int(vocab_pad))
-    opts.check(order)
-    if (method != "mkn" or tune) and any(opts.prune):
-        raise ValueError("pruning is supported for untuned MKN models only")
-    if tune and method.startswith("glmtk2014"):
-        raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
-    options = {"interpolate_unigrams": interpolate_unigrams, "vocab_pad": opts.vocab_pad}
+    plan = _Plan.check(inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
+                       vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers)
     with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
-        raw = any(opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or paper
-        vocab, levels = count(inputs, order, with_raw=raw,
-                              skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
-                              dask=dask, dask_workers=dask_workers, pad=order - 1 if paper else 0)
-        if method != "mkn" or tune or paper:
-            from .generalized import estimate as estimate_glm
-            from .model import GeneralizedModel
-            from .spill import park
-            streaming = (output is not None and os.fspath(output).endswith(BINARY_SUFFIX) and not tune
-                         and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
-            with (StreamingBinary(output, scratch) if streaming else nullcontext()) as writer:
-                parking = (writer.park if writer is not None else
-                           None if scratch is None else (lambda a: park(a, scratch)))
-                tables = estimate_glm(levels, order, method, opts, keep_stats=bool(tune), park=parking,
-                                      pad=vocab.id(paperpad.WORD) if paper else None)
-                model = GeneralizedModel(vocab, tables, meta=options)
-                if writer is not None:
-                    writer.finish(model)
-            if tune:
-                from .tune import tune as fit
-                model = fit(model, tune, quiet=quiet, bad_utf8=bad_utf8)
-                model.tables.stats = None
-            if output is not None and not streaming:
-                model.save(output, quiet=quiet)
-            return model
-        est = estimate(levels, order, opts, np.zeros if scratch is None else scratch.zeros)
+        raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
+        vocab, levels = count(plan.inputs, plan.order, lines=lines, with_raw=raw, skip_symbols=skip_symbols,
+                              bad_utf8=bad_utf8, quiet=quiet, scratch=scratch, dask=dask,
+                              dask_workers=dask_workers, pad=plan.order - 1 if plan.paper else 0)
+        if plan.generalized:
+            return _estimate_generalized(plan, vocab, levels, scratch, quiet, bad_utf8)
+        est = estimate(levels, plan.order, plan.opts, np.zeros if scratch is None else scratch.zeros)
     if est.unigram_keep is not None:
         words = vocab.table.words()
         vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
-    model = Model(vocab, est.levels, discounts=est.discounts, counts=est.counts,
-                  meta={"order": order, "smoothing": "modified Kneser-Ney", "prune": list(opts.prune),
-                        **options})
-    if output is not None:
+    model = BackoffModel(vocab, est.levels, discounts=est.discounts, counts=est.counts,
+                         meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
+                               "prune": list(plan.opts.prune), **_options(plan)})
+    if plan.output is not None:
+        model.save(plan.output, quiet=quiet)
+    return model
+
+
+def _options(plan: _Plan) -> dict:
+    return {"interpolate_unigrams": plan.opts.interpolate_unigrams, "vocab_pad": plan.opts.vocab_pad}
+
+
+def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_utf8: str):
+    """A GeneralizedModel from the counted levels, tuned when asked, written when asked (an untuned
+    .glmb while its tables are made)."""
+    from .formats import BINARY_SUFFIX
+    from .generalized import estimate as estimate_glm
+    from .model import GeneralizedModel
+    from .spill import park
+    output = plan.output
+    streaming = (output is not None and output.endswith(BINARY_SUFFIX) and not plan.tune
+                 and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
+    with (StreamingBinary(output, scratch) if streaming else nullcontext()) as writer:
+        parking = (writer.park if writer is not None else
+                   None if scratch is None else (lambda a: park(a, scratch)))
+        tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
+                              park=parking, pad=vocab.id(paperpad.WORD) if plan.paper else None)
+        model = GeneralizedModel(vocab, tables, meta=_options(plan))
+        if writer is not None:
+            writer.finish(model)
+    if plan.tune:
+        from .tune import tune as fit
+        model = fit(model, plan.tune, quiet=quiet, bad_utf8=bad_utf8)
+        model.tables.stats = None
+    if output is not None and not streaming:
         model.save(output, quiet=quiet)
     return model

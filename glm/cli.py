@@ -220,7 +220,7 @@ def _log(args, msg: str) -> None:
 
 def _build(args) -> None:
     from .build import train
-    from .counts import workers
+    from .threads import workers
     t0 = time.time()          # train() checks the output name before counting
     fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
     with workers(None if args.dask else args.workers):
@@ -229,13 +229,13 @@ def _build(args) -> None:
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
                       dask_workers=args.workers if args.dask else None, output=args.output)
-        for line in _describe(model):
+        for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
 
 
 def _score(args) -> None:
-    from .formats import load
+    from .model import load
     if args.per_doc:
         _score_per_doc(args)
         return
@@ -330,46 +330,15 @@ def _bucket(args) -> None:
     _log(args, " ".join(f"{k}={v}" for k, v in info["counts"].items()))
 
 
-def _describe(model, sep: str = ": ") -> list[str]:
-    """Lines of n-gram counts and discounts, per order (MKN) or per pattern (GLM)."""
-    from .model import GeneralizedModel
-    gap = "\t" if sep == "\t" else "  "
-    fmt = lambda d: f"{gap}D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""   # noqa: E731
-    if isinstance(model, GeneralizedModel):
-        from .formats.glmtext import format_weight
-        from .patterns import name
-        t = model.tables
-        lines = [f"pattern {name(m)}{sep}{t.sizes[m]}{fmt(t.discounts.get(m))}"
-                 + (f"{gap}weight={format_weight(model.weights[m], lambda x: f'{x:.4g}')}" if m in model.weights
-                    else "") for m in sorted(t.sizes)]
-        if t.compat is not None:          # the 2014 toolkit's tops of the shorter lengths
-            lines += [f"top {name(m)}{sep}(occurrences){fmt(d)}" for m, d in sorted(t.compat["discounts"].items())]
-            lines.append(f"normalized{sep}no (the 2014 toolkit's {model.method}; docs/glm.md §4.1)")
-        return lines
-    if not model.discounts:
-        return [f"{n}-grams{sep}{c}" for n, c in enumerate(model.counts, 1)] + [
-            f"discounts{sep}not stored (model read from ARPA)"]
-    return [f"{n}-grams{sep}{c}{fmt(d)}" for n, (c, d) in enumerate(zip(model.counts, model.discounts), 1)]
-
-
 def _info(args) -> None:
-    from .formats import load
-    from .model import GeneralizedModel
+    from .model import load
     model = load(args.model)
-    info = dict(order=model.order, ngrams=model.counts, vocabulary=len(model.vocab),
-                discounts=[list(d) for d in model.discounts] if model.discounts else None,
-                meta=model.meta)
-    if isinstance(model, GeneralizedModel):
-        from .patterns import name
-        from .tune import describe
-        info.update(method=model.method, **describe(model),
-                    patterns={name(m): size for m, size in sorted(model.tables.sizes.items())})
     if args.json:
-        print(json.dumps(info))
+        print(json.dumps(model.info()))
         return
     print(f"order\t{model.order}")
     print(f"vocabulary\t{len(model.vocab)}")
-    for line in _describe(model, sep="\t"):
+    for line in model.describe(sep="\t"):
         print(line)
 
 
@@ -389,7 +358,7 @@ def _paper_eval(args) -> None:
 
 
 def _convert(args) -> None:
-    from .formats import load
+    from .model import load
     load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet)
 
 

@@ -31,10 +31,27 @@ class CorpusError(ValueError):
     """Bad input text; the message names the file and the line."""
 
 
-def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> list[str]:
-    """Files to read, in order: directories are walked recursively in sorted order; '-' is stdin."""
+def _path_list(inputs, what: str) -> list:
+    """inputs as a list of paths; a TypeError for anything that is not a path or a list of them."""
     if isinstance(inputs, (str, os.PathLike)):
-        inputs = [inputs]
+        return [inputs]
+    if isinstance(inputs, (list, tuple)) and all(isinstance(x, (str, os.PathLike)) for x in inputs):
+        return list(inputs)
+    raise TypeError(f"{what}: expected a path (str or os.PathLike), '-' for stdin, or a list of paths, "
+                    f"not {_kind(inputs)}; to use lines of text, pass them as lines=...")
+
+
+def _kind(value) -> str:
+    if isinstance(value, (list, tuple)):
+        bad = next((x for x in value if not isinstance(x, (str, os.PathLike))), None)
+        return f"a {type(value).__name__} holding {type(bad).__name__}" if value else "an empty list"
+    return type(value).__name__
+
+
+def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike], what: str = "inputs") -> list[str]:
+    """Files to read, in order: directories are walked recursively in sorted order; '-' is stdin.
+    Every input is checked before any is read: a missing one is a CorpusError naming it."""
+    inputs = _path_list(inputs, what)
     out = []
     for item in inputs:
         item = os.fspath(item)
@@ -45,13 +62,39 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> li
             if not found:
                 raise CorpusError(f"{item}: directory holds no files")
             out.extend(found)
-        elif os.path.exists(item):
+        elif os.path.isfile(item) or (os.path.exists(item) and not os.path.isdir(item)):
+            if not os.access(item, os.R_OK):
+                raise CorpusError(f"{item}: permission denied (not readable)")
             out.append(item)
         else:
             raise CorpusError(f"{item}: no such file or directory")
     if not out:
-        raise CorpusError("no input given")
+        raise CorpusError(f"{what}: no input given")
     return out
+
+
+def line_chunks(lines: Iterable[str | bytes], chunk_bytes: int = 4 << 20) -> Iterator[Chunk]:
+    """Chunks of an iterable of lines of text (str or bytes; a line feed inside a line is a blank)."""
+    if isinstance(lines, (str, bytes, bytearray, os.PathLike)):
+        raise TypeError(f"lines: expected an iterable of lines (str or bytes), not one {type(lines).__name__}; "
+                        "to read files, pass their paths as inputs")
+    buf, size, first, count = [], 0, 1, 0
+    for line in lines:
+        if isinstance(line, str):
+            b = line.encode("utf-8", errors="surrogateescape")
+        elif isinstance(line, (bytes, bytearray, memoryview)):
+            b = bytes(line)
+        else:
+            raise TypeError(f"lines: line {count + 1} is a {type(line).__name__}, not str or bytes")
+        b = b.rstrip(b"\n").replace(b"\n", b" ") + b"\n"
+        buf.append(b)
+        size += len(b)
+        count += 1
+        if size >= chunk_bytes:
+            yield Chunk(b"".join(buf), "<lines>", first)
+            buf, size, first = [], 0, count + 1
+    if buf:
+        yield Chunk(b"".join(buf), "<lines>", first)
 
 
 def open_binary(path: str) -> BinaryIO:

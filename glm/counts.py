@@ -7,52 +7,13 @@ it go to disk and are merged from there, and the levels are memory-mapped files.
 """
 from __future__ import annotations
 
-import contextlib
-import os
-from concurrent.futures import ThreadPoolExecutor
-
 import numpy as np
 
 from . import _count
 from .spill import merge_runs
+from .threads import threads
 
 RUN_WINDOWS = 1 << 24
-_workers = None
-
-
-def threads() -> int:
-    """Threads for compiled kernels: the ``workers`` setting, else $GLM_THREADS, else the cores this
-    process may use."""
-    if _workers:
-        return _workers
-    if os.environ.get("GLM_THREADS", "").strip():
-        return max(1, int(os.environ["GLM_THREADS"]))
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
-@contextlib.contextmanager
-def workers(n: int | None):
-    """Within the block, compiled kernels use n threads (None: as ``threads()`` says)."""
-    global _workers
-    if n is not None and int(n) < 1:
-        raise ValueError(f"workers must be at least 1, not {n}")
-    saved, _workers = _workers, None if n is None else int(n)
-    try:
-        yield
-    finally:
-        _workers = saved
-
-
-def parallel(kernel, n: int, *args) -> None:
-    """Run kernel(*args, lo, hi) over [0, n) cut into one range per thread (kernels release the GIL)."""
-    k = threads() if n >= 1 << 16 else 1
-    bounds = [n * i // k for i in range(k + 1)]
-    if k == 1:
-        kernel(*args, 0, n)
-        return
-    with ThreadPoolExecutor(k) as ex:
-        for f in [ex.submit(kernel, *args, lo, hi) for lo, hi in zip(bounds, bounds[1:])]:
-            f.result()
 
 
 def key_layout(order: int, vocab_size: int):

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _count, _glm, _mkn, glmtk2014, paperpad
-from .counts import parallel, threads
+from .threads import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
@@ -83,9 +83,11 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
         if w is None or len(kids) == 1:
             out[mask] = [(c, 1.0 / len(kids)) for c in kids]
         elif np.ndim(w) == 0:
+            if not 0.0 <= w <= 1.0:
+                raise ValueError(f"pattern {name(mask)}: the parent's weight must be in [0, 1], not {w}")
             out[mask] = [(kids[0], w)] + [(c, (1.0 - w) / (len(kids) - 1)) for c in kids[1:]]
         else:
-            if len(w) != len(kids) or min(w) < 0 or abs(sum(w) - 1.0) > 1e-6:
+            if len(w) != len(kids) or not all(x >= 0 for x in w) or not abs(sum(w) - 1.0) <= 1e-6:
                 raise ValueError(f"pattern {name(mask)}: {len(kids)} child weights >= 0 summing to 1 "
                                  f"expected, not {list(w)}")
             out[mask] = list(zip(kids, w))

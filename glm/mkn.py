@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _count, _mkn
-from .counts import parallel
+from .threads import parallel
 from .discount import count_of_counts, discounts, fallback_triple
 from .vocab import BOS, UNK
 

@@ -14,10 +14,11 @@ from typing import Iterator, Sequence
 
 import numpy as np
 
+from . import formats
 from ._query import Trie, trie_hash
-from .corpus import read_chunks
-from .counts import threads
+from .corpus import expand_inputs, line_chunks, read_chunks
 from .spill import in_memory, release
+from .threads import threads
 from .vocab import Vocabulary
 
 
@@ -63,49 +64,72 @@ class LineScores:
 
 
 class Model:
-    """An n-gram back-off model (from ``glm.train`` or ``glm.load``)."""
+    """A language model ready for querying (from ``glm.train`` or ``glm.load``).
 
-    def __init__(self, vocab: Vocabulary, levels: list[dict], discounts=None, counts=None,
-                 meta: dict | None = None, child_index=None):
+    The queries are the same for every kind of model; each subclass stores its probabilities in its
+    own way and makes a compiled *scorer* for them (``_make_scorer``): ``BackoffModel`` (an ARPA-style
+    back-off trie: MKN models, ARPA files) and ``GeneralizedModel`` (a lattice of skip patterns).
+
+    Attributes
+    ----------
+    vocab : Vocabulary
+        The words of the model.
+    order : int
+        The n-gram order.
+    meta : dict
+        How the model was made (as stored in its file).
+    """
+
+    kind = ""            # the storage kind, as the file formats know it (glm.formats)
+
+    def __init__(self, vocab: Vocabulary, order: int, meta: dict | None = None):
         self.vocab = vocab
-        self.levels = levels
-        self.order = len(levels)
-        self.discounts = discounts
-        self.unpruned_counts = counts
+        self.order = order
         self.meta = dict(meta or {})
-        self._child_index, self._trie_built = child_index, None
         self._lock = threading.Lock()
+        self._scorer = None
 
     @property
-    def child_index(self) -> np.ndarray:
-        """Hash of the children of n-grams with many children (stored in binary files); made on first
-        use, so that a model built only to be written as ARPA never needs it."""
-        with self._lock:
-            if self._child_index is None:
-                self._child_index = trie_hash(self.levels)
-            return self._child_index
-
-    @property
-    def _trie(self) -> Trie:
-        if self._trie_built is None:
-            index = self.child_index
+    def _trie(self):
+        """The compiled scorer, made on first use (``score_stream``, ``logprob``)."""
+        if self._scorer is None:
+            scorer = self._make_scorer()
             with self._lock:
-                if self._trie_built is None:
-                    self._trie_built = Trie(self.levels, index)
-        return self._trie_built
+                if self._scorer is None:
+                    self._scorer = scorer
+        return self._scorer
+
+    def _make_scorer(self):
+        raise NotImplementedError
 
     # -- structure -------------------------------------------------------------------------------
     @property
     def counts(self) -> list[int]:
         """Number of n-grams of each order (as in an ARPA header)."""
-        return [len(self.levels[0]["logprob"])] + [len(lv["word"]) for lv in self.levels[1:]]
+        raise NotImplementedError
 
     def __repr__(self) -> str:
-        return f"<glm.Model order={self.order} ngrams={self.counts}>"
+        return f"<glm.{type(self).__name__} order={self.order} ngrams={self.counts}>"
+
+    def __contains__(self, word) -> bool:
+        """Whether ``word`` (str or bytes) is in the vocabulary, as ``word in kenlm.Model``."""
+        if not isinstance(word, (str, bytes)):
+            raise TypeError(f"expected a word (str or bytes), not {type(word).__name__}")
+        return word in self.vocab
+
+    def describe(self, sep: str = ": ") -> list[str]:
+        """Lines of n-gram counts and discounts (what ``glm info`` prints)."""
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """The model's structure as a dict (what ``glm info --json`` prints)."""
+        return dict(order=self.order, ngrams=self.counts, vocabulary=len(self.vocab), meta=self.meta)
 
     # -- queries ---------------------------------------------------------------------------------
     def logprob(self, word: str, context: Sequence[str] = ()) -> float:
         """log10 p(word | context); context is a tuple of words, oldest first (may start with <s>)."""
+        if isinstance(context, (str, bytes)):
+            raise TypeError("context: expected a sequence of words, oldest first, not one string")
         ids = [self.vocab.id(w) for w in context]
         return float(self._trie.logprob(self.vocab.id(word), ids)[0])
 
@@ -123,7 +147,7 @@ class Model:
 
     def score_lines(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> LineScores:
         """Per-line totals of many lines, computed in compiled code on all cores."""
-        lines = list(lines)
+        lines = _lines(lines)
         parts = _split(lines, threads())
         if len(parts) <= 1:
             res = [self._trie.score_stream(self._stream(lines), bos, eos)]
@@ -143,17 +167,17 @@ class Model:
 
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
         """log10 probability of one sentence."""
-        return float(self._trie.score_stream(self._stream([sentence]), bos, eos)[0][0])
+        return float(self._trie.score_stream(self._stream([_sentence(sentence)]), bos, eos)[0][0])
 
     def full_scores(self, sentence: str, bos: bool = True, eos: bool = True) -> Iterator[tuple]:
         """Per token (words, then </s> when eos): (log10 prob, matched n-gram length, OOV flag)."""
-        _, (lp, matched, oov) = self._trie.score_stream(self._stream([sentence]), bos, eos, True)
+        _, (lp, matched, oov) = self._trie.score_stream(self._stream([_sentence(sentence)]), bos, eos, True)
         return iter([(float(a), int(b), bool(c)) for a, b, c in zip(lp, matched, oov)])
 
     def token_scores(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True):
         """Per-token arrays for many lines: (line_starts, log10 prob, matched length, OOV flag);
         the tokens of line i are line_starts[i] .. line_starts[i+1]."""
-        stream = self._stream(list(lines))
+        stream = self._stream(_lines(lines))
         (lp_line, tok_line, _, _), (lp, matched, oov) = self._trie.score_stream(stream, bos, eos, True)
         starts = np.zeros(len(tok_line) + 1, dtype=np.int64)
         np.cumsum(tok_line, out=starts[1:])
@@ -161,25 +185,36 @@ class Model:
 
     def perplexity(self, sentence: str) -> float:
         """10^(-score / (words + 1)), as ``kenlm.Model.perplexity`` (words split as the model splits them)."""
-        lp, tokens, _, _ = self._trie.score_stream(self._stream([sentence]))
+        lp, tokens, _, _ = self._trie.score_stream(self._stream([_sentence(sentence)]))
         return 10.0 ** (-lp[0] / tokens[0])
 
-    def evaluate(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
-                 bad_utf8: str = "error") -> Evaluation:
-        """Corpus totals over files (paths, a directory, '-') read as one sentence per line."""
+    def evaluate(self, inputs=None, bos: bool = True, eos: bool = True, quiet: bool = True,
+                 bad_utf8: str = "error", *, lines=None) -> Evaluation:
+        """Corpus totals over files (paths, a directory, '-') or ``lines=`` (an iterable of lines), read
+        as one sentence per line."""
         total = Evaluation(0.0, 0, 0, 0.0, 0)
-        for res in self.score_chunks(inputs, bos, eos, quiet, bad_utf8):
+        for res in self.score_chunks(inputs, bos, eos, quiet, bad_utf8, lines=lines):
             total.add(res)
         return total
 
-    def score_chunks(self, inputs, bos: bool = True, eos: bool = True, quiet: bool = True,
-                     bad_utf8: str = "error") -> Iterator[LineScores]:
-        """Per-line scores of files, chunk after chunk, in input order (chunks scored on all cores)."""
+    def score_chunks(self, inputs=None, bos: bool = True, eos: bool = True, quiet: bool = True,
+                     bad_utf8: str = "error", *, lines=None) -> Iterator[LineScores]:
+        """Per-line scores of files (or ``lines=``), chunk after chunk, in input order (chunks scored on
+        all cores)."""
+        if (inputs is None) == (lines is None):
+            raise TypeError("give either inputs (paths of files) or lines= (an iterable of lines)"
+                            + (", not both" if inputs is not None else ""))
+        if bad_utf8 not in ("error", "replace"):
+            raise ValueError(f"bad_utf8 must be 'error' or 'replace', not {bad_utf8!r}")
+
         def work(chunk):
             stream = self.vocab.tokenize(chunk, symbols="unk", bad_utf8=bad_utf8)
             return self.score_ids(stream, bos, eos)
 
-        chunks = read_chunks(inputs, chunk_bytes=1 << 22, quiet=quiet, desc="scoring")
+        if lines is not None:
+            chunks = line_chunks(lines)
+        else:
+            chunks = read_chunks(expand_inputs(inputs), chunk_bytes=1 << 22, quiet=quiet, desc="scoring")
         with ThreadPoolExecutor(threads()) as ex:
             pending = []
             for chunk in chunks:
@@ -190,38 +225,60 @@ class Model:
                 yield fut.result()
 
     # -- files -----------------------------------------------------------------------------------
-    def binary_arrays(self) -> list[tuple[str, np.ndarray]]:
-        """The query arrays, as the binary format stores them (besides the vocabulary)."""
-        out = [("children.hash", self.child_index)]
-        for n, lv in enumerate(self.levels, 1):
-            for name in ("word", "logprob", "backoff", "starts"):
-                if name in lv:
-                    out.append((f"{n}.{name}", np.ascontiguousarray(lv[name])))
-        return out
-
-    def binary_header(self) -> dict:
-        return dict(discounts=[list(d) for d in (self.discounts or [])],
-                    unpruned_counts=list(self.unpruned_counts or []))
-
-    @classmethod
-    def from_binary(cls, vocab: Vocabulary, arrays: dict, header: dict) -> "Model":
-        if "children.hash" not in arrays:
-            raise ValueError("children.hash missing")
-        levels = [{name: arrays[f"{n}.{name}"] for name in ("word", "logprob", "backoff", "starts")
-                   if f"{n}.{name}" in arrays} for n in range(1, header["order"] + 1)]
-        return cls(vocab, levels, discounts=[tuple(d) for d in header["discounts"]] or None,
-                   counts=header["unpruned_counts"] or None, meta=header["meta"],
-                   child_index=arrays["children.hash"])
-
     def save(self, path, quiet: bool = True) -> None:
-        """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz) or .glmb (binary)."""
-        from .formats import save
-        save(self, path, quiet=quiet)
+        """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
+        .glmb (binary, both kinds)."""
+        formats.save(self, path, quiet=quiet)
+
+
+class BackoffModel(Model):
+    """An n-gram back-off model, as an ARPA file holds it: MKN models, ARPA files (KenLM's, SRILM's).
+
+    The levels form a suffix trie (``ext/_query.pyx``): level 1 indexed by word id; the children of an
+    n-gram g (in level n+1) are the n-grams x g, sorted by x, at starts[g] .. starts[g+1].
+    """
+
+    kind = "backoff"
+
+    def __init__(self, vocab: Vocabulary, levels: list[dict], discounts=None, counts=None,
+                 meta: dict | None = None, child_index=None):
+        super().__init__(vocab, len(levels), meta)
+        self.levels = levels
+        self.discounts = discounts
+        self.unpruned_counts = counts
+        self._child_index = child_index
+
+    @property
+    def child_index(self) -> np.ndarray:
+        """Hash of the children of n-grams with many children (stored in binary files); made on first
+        use, so that a model built only to be written as ARPA never needs it."""
+        with self._lock:
+            if self._child_index is None:
+                self._child_index = trie_hash(self.levels)
+            return self._child_index
+
+    def _make_scorer(self) -> Trie:
+        return Trie(self.levels, self.child_index)
+
+    @property
+    def counts(self) -> list[int]:
+        return [len(self.levels[0]["logprob"])] + [len(lv["word"]) for lv in self.levels[1:]]
+
+    def describe(self, sep: str = ": ") -> list[str]:
+        if not self.discounts:
+            return [f"{n}-grams{sep}{c}" for n, c in enumerate(self.counts, 1)] + [
+                f"discounts{sep}not stored (model read from ARPA)"]
+        return [f"{n}-grams{sep}{c}{_discounts(d, sep)}" for n, (c, d) in enumerate(zip(self.counts, self.discounts), 1)]
+
+    def info(self) -> dict:
+        return dict(super().info(), discounts=[list(d) for d in self.discounts] if self.discounts else None)
 
 
 class GeneralizedModel(Model):
     """A Generalized Language Model (or MKN computed over the pattern lattice): the same queries as
     Model, answered by recursive interpolation over skip patterns (glm.generalized)."""
+
+    kind = "generalized"
 
     def __init__(self, vocab: Vocabulary, tables, meta: dict | None = None, weights: dict | None = None,
                  hash_table=None):
@@ -229,19 +286,14 @@ class GeneralizedModel(Model):
         from ._glm import pattern_hash
         from .generalized import combination
         from .records import searched
-        self.vocab = vocab
+        super().__init__(vocab, tables.order, dict(meta or {}, order=tables.order, method=tables.method))
         self.tables = tables
-        self.order = tables.order
         self.method = tables.method
         # {mask: parent weight, or every child's weight (glm.generalized.combination)}
         self.weights = {int(m): float(w) if np.ndim(w) == 0 else tuple(map(float, w))
                         for m, w in (weights or {}).items()}
         kids = combination(self.order, self.method, self.weights)   # (checks them)
         self.discounts = None
-        self.unpruned_counts = None
-        self.meta = dict(meta or {}, order=self.order, method=self.method)
-        self._lock = threading.Lock()
-        self._scorer = None
         if hash_table is None:       # the hash read every table: drop the pages of file-backed ones
             small = searched([1, *kids])
             hash_table = pattern_hash(tables.tables, small), small
@@ -250,22 +302,18 @@ class GeneralizedModel(Model):
                     release(a)
         self.hash = hash_table
 
-    @property
-    def _trie(self):
-        """The scorer, made on first use, with the node records of the tables (glm.records: made once
-        for the tables, a copy of them in memory) and the children hash, read from memory too."""
+    def _make_scorer(self):
+        """The scorer, with the node records of the tables (glm.records: made once for the tables, a
+        copy of them in memory) and the children hash, read from memory too."""
         from ._glm import Scorer
         from .generalized import combination
         from .records import Records
-        with self._lock:
-            if self._scorer is None:
-                children = combination(self.order, self.method, self.weights)
-                if self.tables.records is None:
-                    self.tables.records = Records(self.tables.tables, [1, *children])
-                self.hash = in_memory(self.hash[0]), self.hash[1]
-                self._scorer = Scorer(self.order, self.tables.tables, children, self.tables.records,
-                                      *self.hash, self.tables.compat)
-            return self._scorer
+        children = combination(self.order, self.method, self.weights)
+        if self.tables.records is None:
+            self.tables.records = Records(self.tables.tables, [1, *children])
+        self.hash = in_memory(self.hash[0]), self.hash[1]
+        return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
+                      self.tables.compat)
 
     @property
     def counts(self) -> list[int]:
@@ -275,53 +323,69 @@ class GeneralizedModel(Model):
     def __repr__(self) -> str:
         return f"<glm.GeneralizedModel method={self.method} order={self.order} ngrams={self.counts}>"
 
-    def binary_arrays(self) -> list[tuple[str, np.ndarray]]:
-        out = [("patterns.hash", self.hash[0]), ("1.prob", self.tables.tables[1]["prob"])]
-        for mask, t in sorted(self.tables.tables.items()):
-            if mask > 1:
-                out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in ("word", "starts", "alpha", "gamma")]
-        for mask, t in sorted((self.tables.compat or {}).get("top", {}).items()):
-            out += [(f"top.{mask}.{k}", v) for k, v in sorted(t.items())]
-        return out
+    def describe(self, sep: str = ": ") -> list[str]:
+        """Lines per pattern: n-grams, discounts and weight."""
+        from .formats.glmtext import format_weight
+        from .patterns import name
+        gap = "\t" if sep == "\t" else "  "
+        t = self.tables
+        lines = [f"pattern {name(m)}{sep}{t.sizes[m]}{_discounts(t.discounts.get(m), sep)}"
+                 + (f"{gap}weight={format_weight(self.weights[m], lambda x: f'{x:.4g}')}" if m in self.weights
+                    else "") for m in sorted(t.sizes)]
+        if t.compat is not None:          # the 2014 toolkit's tops of the shorter lengths
+            lines += [f"top {name(m)}{sep}(occurrences){_discounts(d, sep)}"
+                      for m, d in sorted(t.compat["discounts"].items())]
+            lines.append(f"normalized{sep}no (the 2014 toolkit's {self.method}; docs/glm.md §4.1)")
+        return lines
 
-    def binary_header(self) -> dict:
-        out = dict(kind="glm", method=self.method, weights={str(k): v for k, v in self.weights.items()},
-                   discounts={str(k): list(v) for k, v in self.tables.discounts.items()},
-                   sizes={str(k): v for k, v in self.tables.sizes.items()},
-                   searched={str(k): v for k, v in self.hash[1].items()})
-        c = self.tables.compat
-        if c is not None:
-            out["compat"] = dict(extra=c["extra"], floor=c["floor"],
-                                 discounts={str(k): list(v) for k, v in c["discounts"].items()})
-        return out
-
-    @classmethod
-    def from_binary(cls, vocab: Vocabulary, arrays: dict, header: dict) -> "GeneralizedModel":
-        from .generalized import Tables
-        masks = sorted(int(k) for k in header["sizes"])
-        tables = {1: dict(prob=arrays["1.prob"])}
-        for mask in masks[1:]:
-            tables[mask] = {k: arrays[f"{mask}.{k}"] for k in ("word", "starts", "alpha", "gamma")}
-        compat = header.get("compat")
-        if compat is not None:
-            top = {}
-            for key, arr in arrays.items():
-                if key.startswith("top."):
-                    _, mask, k = key.split(".")
-                    top.setdefault(int(mask), {})[k] = arr
-            compat = dict(compat, top=top, discounts={int(k): tuple(v) for k, v in compat["discounts"].items()})
-        t = Tables(header["order"], header["method"], tables,
-                   {int(k): tuple(v) for k, v in header["discounts"].items()},
-                   {int(k): v for k, v in header["sizes"].items()}, compat=compat)
-        # (files written before the header had "searched": ranges of up to 32 searched in every pattern)
-        small = {int(k): v for k, v in header.get("searched", {str(m): 32 for m in masks[1:]}).items()}
-        return cls(vocab, t, header["meta"], {int(k): v for k, v in header["weights"].items()},
-                   hash_table=(arrays["patterns.hash"], small))
+    def info(self) -> dict:
+        from .patterns import name
+        return dict(super().info(), method=self.method,
+                    weights={name(m): w if np.ndim(w) == 0 else list(w) for m, w in sorted(self.weights.items())},
+                    discounts={name(m): list(d) for m, d in sorted(self.tables.discounts.items())},
+                    patterns={name(m): size for m, size in sorted(self.tables.sizes.items())})
 
     def with_weights(self, weights: dict) -> "GeneralizedModel":
         """The same tables combined with other child weights ({mask: parent weight, or every child's
         weight}, as glm.generalized.combination)."""
         return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self.hash)
+
+
+KINDS = {cls.kind: cls for cls in (BackoffModel, GeneralizedModel)}
+
+
+def load(path, quiet: bool = True) -> Model:
+    """Read a model file: ARPA or .glm text (plain or compressed) or glm's binary, recognized by its
+    first bytes.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    ModelFormatError
+        The file is not a model glm reads, or is damaged (the message names the file and the line,
+        section or array).
+    """
+    parts = formats.read(path, quiet=quiet)
+    return KINDS[parts.kind](**parts.args)
+
+
+def _discounts(d, sep: str) -> str:
+    gap = "\t" if sep == "\t" else "  "
+    return f"{gap}D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""
+
+
+def _sentence(sentence) -> str | bytes:
+    if not isinstance(sentence, (str, bytes)):
+        raise TypeError(f"expected a sentence (str or bytes), not {type(sentence).__name__}")
+    return sentence
+
+
+def _lines(lines) -> list:
+    """lines as a list; a TypeError for a single string (score() scores one sentence)."""
+    if isinstance(lines, (str, bytes)):
+        raise TypeError("expected a sequence of lines, not one string; use score() for one sentence")
+    return list(lines)
 
 
 def _split(lines: list, parts: int) -> list[list]:

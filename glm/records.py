@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .counts import threads
+from .threads import threads
 from .patterns import history, parent
 from .spill import release
 

@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from .counts import threads
+from .threads import threads
 from .generalized import combination, rediscount
 from .model import GeneralizedModel
 from .patterns import name
@@ -120,9 +120,3 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
     meta = dict(model.meta, tuned_on=[str(h) for h in heldout] if isinstance(heldout, (list, tuple))
                 else str(heldout), heldout_cross_entropy=cross_entropy(current[0], ids))
     return GeneralizedModel(model.vocab, tables, meta, wts, model.hash)
-
-
-def describe(model: GeneralizedModel) -> dict:
-    """The fitted parameters, by pattern name."""
-    return {"weights": {name(m): w if np.ndim(w) == 0 else list(w) for m, w in sorted(model.weights.items())},
-            "discounts": {name(m): list(d) for m, d in sorted(model.tables.discounts.items())}}

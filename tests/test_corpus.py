@@ -38,7 +38,7 @@ def arpa_bytes(model, tmp_path, name="model.arpa") -> bytes:
     return data
 
 
-def train(inputs, order=ORDER, **kw):
+def train(inputs=None, order=ORDER, **kw):
     kw.setdefault("discount_fallback", True)
     return glm.train(inputs, order, **kw)
 
@@ -246,7 +246,7 @@ def test_literal_boundary_symbol(tmp_path, lines, symbol):
     with pytest.raises(glm.CorpusError, match=re.escape(f"{gz}:42")):
         train([str(first), str(gz)])
     with pytest.raises(glm.CorpusError, match=r":42\b"):
-        train(bad)
+        train(lines=bad)
 
 
 @pytest.mark.parametrize("symbol", ["<s>", "</s>"])
@@ -290,7 +290,7 @@ def test_invalid_utf8(tmp_path, lines, bad):
     assert replaced in model.vocab
     assert "ok" in model.vocab
     # the other lines are read as usual
-    good = train(text_of(lines).decode().splitlines())
+    good = train(lines=text_of(lines).decode().splitlines())
     assert set(good.vocab) <= set(model.vocab)
 
 
@@ -324,8 +324,7 @@ def test_missing_file(tmp_path):
 
 
 def test_missing_file_in_a_list(tmp_path, lines):
-    """A list of paths (os.PathLike: unambiguous) with one missing must fail, not be read as text.
-    (A list of plain strings is ambiguous: see test_list_of_lines_holding_path_like_lines.)"""
+    """A list of paths with one missing fails naming it, before reading any (inputs are always paths)."""
     good = write_lines(tmp_path / "good.txt", lines)
     with pytest.raises(glm.CorpusError, match="nope.txt"):
         train([good, tmp_path / "nope.txt"])
@@ -343,12 +342,12 @@ def test_empty_directory(tmp_path):
 
 # ----------------------------------------------------------------------------- lines from Python
 def test_list_of_lines_equals_file(tmp_path, lines, expected):
-    assert arpa_bytes(train(lines), tmp_path) == expected
-    assert arpa_bytes(train(tuple(lines)), tmp_path) == expected
-    assert arpa_bytes(train(line for line in lines), tmp_path) == expected          # generator
-    assert arpa_bytes(train([line + "\n" for line in lines]), tmp_path) == expected  # with LF
-    assert arpa_bytes(train([line.encode() for line in lines]), tmp_path) == expected
-    assert arpa_bytes(train(iter(io.StringIO(text_of(lines).decode()))), tmp_path) == expected
+    assert arpa_bytes(train(lines=lines), tmp_path) == expected
+    assert arpa_bytes(train(lines=tuple(lines)), tmp_path) == expected
+    assert arpa_bytes(train(lines=(line for line in lines)), tmp_path) == expected          # generator
+    assert arpa_bytes(train(lines=[line + "\n" for line in lines]), tmp_path) == expected  # with LF
+    assert arpa_bytes(train(lines=[line.encode() for line in lines]), tmp_path) == expected
+    assert arpa_bytes(train(lines=iter(io.StringIO(text_of(lines).decode()))), tmp_path) == expected
 
 
 @pytest.mark.parametrize("odd", [".", "..", "-", "/", "<existing>"])
@@ -359,18 +358,39 @@ def test_list_of_lines_holding_path_like_lines(tmp_path, monkeypatch, lines, odd
     text[5] = tmp_path.name if odd == "<existing>" else odd      # "<existing>": a name in the cwd
     path = write_lines(tmp_path / "text.txt", text)
     monkeypatch.setattr(sys, "stdin", FakeStdin(b""))
-    with pytest.warns(UserWarning, match="Path objects"):     # says how to name files instead
-        from_list = train(text)
+    from_list = train(lines=text)
     assert arpa_bytes(from_list, tmp_path) == arpa_bytes(train(str(path)), tmp_path)
 
 
 def test_list_of_lines_real_text(tmp_path):
     lines = read_corpus_lines("brown/brown.txt.gz", 1600)      # line 1497 is "."
     path = write_lines(tmp_path / "brown.txt", lines)
-    with pytest.warns(UserWarning, match="Path objects"):
-        a = glm.train(lines, 4)
+    a = glm.train(lines=lines, order=4)
     b = glm.train(str(path), 4)
     assert arpa_bytes(a, tmp_path) == arpa_bytes(b, tmp_path)
+
+
+def test_inputs_are_paths_and_lines_are_text(tmp_path, lines):
+    """Positional inputs are always paths: text given there is a missing file, named, and nothing is
+    read; other types are TypeErrors saying what is expected."""
+    good = write_lines(tmp_path / "good.txt", lines)
+    with pytest.raises(glm.CorpusError, match="typo.txt.gz: no such file"):
+        train([str(good), str(tmp_path / "typo.txt.gz")])
+    with pytest.raises(glm.CorpusError, match="the cat sat: no such file"):
+        train(["the cat sat", "a dog ran"])
+    for bad in (b"/path", [1, 2], 3.5, {"a": 1}):
+        with pytest.raises(TypeError, match="lines="):
+            train(bad)
+    with pytest.raises(TypeError, match="not one str"):
+        train(lines="the cat sat")
+    with pytest.raises(TypeError, match="line 2 is a int"):
+        train(lines=["a b", 7])
+    with pytest.raises(TypeError, match="not both"):
+        train(str(good), lines=lines)
+    with pytest.raises(TypeError, match="give either"):
+        glm.train(order=3)
+    with pytest.raises(ValueError, match="bad_utf8"):
+        train(str(good), bad_utf8="x")
 
 
 # ------------------------------------------------------------------------------------ discounts
@@ -385,12 +405,12 @@ def test_discount_error_names_the_order(tmp_path, n_lines, order):
         build_mkn(sentences, order)
     bad_order = ref_info.value.order
     with pytest.raises(glm.DiscountError) as info:
-        glm.train(to_lines(sentences), order)
+        glm.train(lines=to_lines(sentences), order=order)
     msg = str(info.value)
     assert re.search(rf"\border {bad_order}\b", msg), msg
     assert not re.search(rf"\border (?!{bad_order}\b)\d+\b", msg), msg
     # with the fallback, the model is built; only the failing orders use it
-    model = glm.train(to_lines(sentences), order, discount_fallback=True)
+    model = glm.train(lines=to_lines(sentences), order=order, discount_fallback=True)
     ref = build_mkn(sentences, order, discount_fallback=(0.5, 1.0, 1.5))
     for n, used in enumerate(ref.discount_fallback_used, 1):
         if used:
@@ -402,9 +422,9 @@ def test_discount_error_names_the_order(tmp_path, n_lines, order):
 
 def test_discount_error_on_tiny_text():
     with pytest.raises(glm.DiscountError, match=r"\border 1\b"):
-        glm.train(["a b c", "a b"], 2)
+        glm.train(lines=["a b c", "a b"], order=2)
     assert isinstance(glm.DiscountError("x"), ValueError)
-    model = glm.train(["a b c", "a b"], 2, discount_fallback=True)
+    model = glm.train(lines=["a b c", "a b"], order=2, discount_fallback=True)
     assert [tuple(d) for d in model.discounts] == [(0.5, 1.0, 1.5)] * 2
     assert np.isfinite(model.score("a b c"))
 

@@ -42,7 +42,7 @@ def shakespeare():
 @pytest.fixture(scope="module")
 def model_files(shakespeare, tmp_path_factory):
     d = tmp_path_factory.mktemp("model")
-    model = glm.train(shakespeare, 3)
+    model = glm.train(lines=shakespeare, order=3)
     model.save(d / "m.arpa")
     model.save(d / "m.glmb")
     return d / "m.arpa", d / "m.glmb"
@@ -180,7 +180,7 @@ def test_generalized_model_scores_documents(tmp_path, shakespeare, shakespeare_f
     """A GLM model (GeneralizedModel) scores documents as the sums of its own per-line scores, the same
     with 1 and 2 workers: forked workers take the model over, spawned ones map a temporary binary file."""
     import glm.curation.scoring as scoring
-    model = glm.train(shakespeare[:4000], 3, method="glm")
+    model = glm.train(lines=shakespeare[:4000], order=3, method="glm")
     fmt = DocFormat(unit="paragraph")
     one = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=1))
     two = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=2))
@@ -390,7 +390,7 @@ def test_prune_with_reference_fraction_keeps_fields_order_and_band(tmp_path, sha
     assert info["counts"] == json.loads((tmp_path / "m.json").read_text())["counts"]
     assert info["counts"]["reference"] == ref.sum() and info["seed"] == 7
     # the band: under a model trained on the reference documents, every kept one is above every rejected one
-    model = glm.train([ln for p, r in zip(paragraphs(shakespeare), ref) if r for ln in p], 3, discount_fallback=True,
+    model = glm.train(lines=[ln for p, r in zip(paragraphs(shakespeare), ref) if r for ln in p], order=3, discount_fallback=True,
                       skip_symbols=True)
     ppl = {json.loads(ln)["id"]: s for ln, s in zip(lines, score_texts(model, read_documents(src, fmt)).perplexity)}
     assert min(ppl[json.loads(ln)["id"]] for ln in kept) >= max(ppl[json.loads(ln)["id"]] for ln in rej)

@@ -29,7 +29,7 @@ def sentences():
 
 @pytest.fixture(scope="module")
 def model(sentences):
-    return glm.train(to_lines(sentences), 4, discount_fallback=True)
+    return glm.train(lines=to_lines(sentences), order=4, discount_fallback=True)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +91,7 @@ def test_compressed_arpa_files_hold_the_same_text(tmp_path, model):
 
 def test_arpa_round_trip_real_text(tmp_path):
     lines = read_corpus_lines("brown/brown.txt.gz", 2000)
-    model = glm.train(iter(lines), 5)
+    model = glm.train(lines=iter(lines), order=5)
     path = tmp_path / "brown.arpa.gz"
     model.save(path)
     loaded = glm.load(path)
@@ -107,7 +107,7 @@ def test_arpa_round_trip_real_text(tmp_path):
 
 @pytest.mark.parametrize("order", [1, 2, 5])
 def test_binary_round_trip(tmp_path, sentences, test_lines, order):
-    model = glm.train(to_lines(sentences), order, discount_fallback=True, prune=(0, 0, 1))
+    model = glm.train(lines=to_lines(sentences), order=order, discount_fallback=True, prune=(0, 0, 1))
     path = tmp_path / "model.glmb"
     model.save(path)
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
@@ -147,7 +147,7 @@ def test_binary_of_loaded_arpa(tmp_path, model, test_lines):
 
 def test_written_arpa_equals_reference(tmp_path, sentences):
     ref = build_mkn(sentences, 3, discount_fallback=(0.5, 1.0, 1.5), prune=(0, 1, 1))
-    model = glm.train(to_lines(sentences), 3, discount_fallback=True, prune=(0, 1, 1))
+    model = glm.train(lines=to_lines(sentences), order=3, discount_fallback=True, prune=(0, 1, 1))
     for suffix in (".arpa", ".arpa.xz"):
         model.save(tmp_path / ("m" + suffix))
         assert_matches_reference(parse_arpa(tmp_path / ("m" + suffix)), ref)
@@ -210,7 +210,7 @@ def test_tiny_numbers_survive_load_and_save(tmp_path):
 @pytest.fixture()
 def small_arpa(tmp_path):
     """A glm-written order-3 ARPA file as a list of lines (without LF)."""
-    model = glm.train(to_lines(random_corpus(9, vocab_size=8, n_sentences=60)), 3,
+    model = glm.train(lines=to_lines(random_corpus(9, vocab_size=8, n_sentences=60)), order=3,
                       discount_fallback=True)
     model.save(tmp_path / "good.arpa")
     return (tmp_path / "good.arpa").read_text(encoding="utf-8").split("\n")
@@ -586,7 +586,7 @@ def test_file_without_some_suffixes_scores_by_backoff(tmp_path):
     the probability back-off gives them, so every score is the one the file defines."""
     rng = random.Random(5)
     sentences = random_corpus(11, vocab_size=12, n_sentences=300)
-    model = glm.train(to_lines(sentences), 4, discount_fallback=True)
+    model = glm.train(lines=to_lines(sentences), order=4, discount_fallback=True)
     full = tmp_path / "full.arpa"
     model.save(full)
     arpa = parse_arpa(full)

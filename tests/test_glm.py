@@ -20,7 +20,7 @@ EXAMPLE = ["the cat sat", "the dog sat", "a cat ran", "the cat ran"]
 
 
 def build(lines, order, method="glm", fixed=None, fallback=None):
-    vocab, levels = count(lines, order, with_raw=method == "glm-abs")
+    vocab, levels = count(lines=lines, order=order, with_raw=method == "glm-abs")
     return GeneralizedModel(vocab, estimate(levels, order, method, Options(discount_fallback=fallback),
                                             fixed_discounts=fixed))
 
@@ -99,7 +99,7 @@ def test_matches_reference(seed, method):
 def test_estimated_discounts_of_gapped_patterns():
     """Gapped patterns: discounts from the count-of-counts of the distinct-filler statistic."""
     sents = random_corpus(7, vocab_size=400, n_sentences=1500)
-    vocab, levels = count([" ".join(s) for s in sents], 4)
+    vocab, levels = count(lines=[" ".join(s) for s in sents], order=4)
     t = estimate(levels, 4, "glm")
     ref = ReferenceGLM(sents, 4, "glm")
     for mask, d in t.discounts.items():
@@ -112,8 +112,8 @@ def test_mkn_special_case_equals_mkn_model():
     sents = random_corpus(3, vocab_size=500, n_sentences=3000)
     lines = [" ".join(s) for s in sents]
     for order in (2, 3, 5):
-        mkn = glm.train(lines, order, discount_fallback=True)
-        lat = glm.train(lines, order, method="glm", discount_fallback=True)
+        mkn = glm.train(lines=lines, order=order, discount_fallback=True)
+        lat = glm.train(lines=lines, order=order, method="glm", discount_fallback=True)
         lat_mkn = build(lines, order, "mkn", fallback=())
         test = lines[::7] + ["w1 w2 never-seen w3", ""]
         np.testing.assert_allclose(lat_mkn.score_many(test), mkn.score_many(test), rtol=0, atol=2e-5)
@@ -127,7 +127,7 @@ def test_mkn_special_case_equals_mkn_model():
 def test_file_round_trip(tmp_path, suffix):
     sents = random_corpus(5, vocab_size=25, n_sentences=200)
     lines = [" ".join(s) for s in sents]
-    m = glm.train(lines, 4, method="glm", discount_fallback=True)
+    m = glm.train(lines=lines, order=4, method="glm", discount_fallback=True)
     m = m.with_weights({parse("111"): 0.7, parse("1111"): (0.5, 0.3, 0.2), parse("1011"): (0.1, 0.9)})
     path = tmp_path / f"model{suffix}"
     m.save(path)
@@ -148,7 +148,7 @@ def test_searched_or_hashed_ranges_score_the_same(tmp_path):
     from glm._glm import pattern_hash
     sents = random_corpus(11, vocab_size=60, n_sentences=600)
     lines = [" ".join(s) for s in sents]
-    m = glm.train(lines, 5, method="glm", discount_fallback=True)
+    m = glm.train(lines=lines, order=5, method="glm", discount_fallback=True)
     sizes = [np.diff(np.asarray(t["starts"])).max() for k, t in m.tables.tables.items() if k > 1]
     assert max(sizes) > 32                      # (some ranges are hashed under every rule)
     test = lines[:60] + ["w1 w2 w3 w4", "never seen words here"]
@@ -174,7 +174,7 @@ def test_searched_or_hashed_ranges_score_the_same(tmp_path):
 def test_score_ids_refuses_a_stream_cut_inside_a_line(method):
     """score_ids takes whole lines (a padded stream ends with </s>); a cut stream is an error, not a
     write past the per-line results."""
-    m = glm.train(EXAMPLE, 3, method=method, discount_fallback=True)
+    m = glm.train(lines=EXAMPLE, order=3, method=method, discount_fallback=True)
     ids = m.vocab.tokenize_text("\n".join(EXAMPLE))
     assert m.score_ids(ids).tokens.sum() > 0
     with pytest.raises(ValueError, match="must end with </s>"):
@@ -184,7 +184,7 @@ def test_score_ids_refuses_a_stream_cut_inside_a_line(method):
 def test_child_weights(tmp_path):
     """A pattern's weights: the parent's (the others share the rest) or every child's, checked; a .glm
     file with weights that do not fit its patterns is an error naming the line."""
-    m = glm.train(EXAMPLE * 3, 3, method="glm", discount_fallback=True)
+    m = glm.train(lines=EXAMPLE * 3, order=3, method="glm", discount_fallback=True)
     ctx = ["the", "cat"]
     same = m.with_weights({parse("111"): 0.6}), m.with_weights({parse("111"): (0.6, 0.4)})
     assert p(same[0], "sat", ctx) == p(same[1], "sat", ctx)
@@ -208,7 +208,7 @@ def test_glm_refuses_arpa_and_pruning(tmp_path):
     with pytest.raises(ValueError, match="GLM model"):
         m.save(tmp_path / "m.arpa")
     with pytest.raises(ValueError, match="pruning"):
-        glm.train(EXAMPLE, 3, method="glm", prune=[0, 1])
+        glm.train(lines=EXAMPLE, order=3, method="glm", prune=[0, 1])
 
 
 def test_bad_glm_file(tmp_path):
@@ -241,7 +241,7 @@ def test_glm_build_same_under_memory_budget_workers_and_parking(tmp_path, monkey
     (train(output=...glmb)) -- here all of them -- the model holds the same arrays."""
     from pathlib import Path
     from glm import spill
-    from glm.formats.binary import read_binary
+    from glm.formats.binary import arrays_of, header_of
     train = Path(__file__).resolve().parents[1] / "data" / "shakespeare-train.txt.gz"
     outs = []
     for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1)]):
@@ -249,31 +249,31 @@ def test_glm_build_same_under_memory_budget_workers_and_parking(tmp_path, monkey
         outs.append((tmp_path / f"m{i}.glmb").read_bytes())
     assert outs[0] == outs[1] == outs[2]
     monkeypatch.setattr(spill, "PARK_BYTES", 0)
-    want = read_binary(tmp_path / "m0.glmb")
+    want = glm.load(tmp_path / "m0.glmb")
     for kw in (dict(memory="1G", tmpdir=tmp_path), dict(output=tmp_path / "s.glmb"),
                dict(memory="1G", tmpdir=tmp_path, output=tmp_path / "t.glmb")):
         model = glm.train([train], 4, method=method, **kw)
         assert all(not t["alpha"].flags.writeable for m, t in model.tables.tables.items() if m > 1)
-        got = [model] + ([read_binary(kw["output"])] if "output" in kw else [])
+        got = [model] + ([glm.load(kw["output"])] if "output" in kw else [])
         for m in got:
-            assert dict(m.binary_arrays()).keys() == dict(want.binary_arrays()).keys()
-            for (name, a), (_, b) in zip(sorted(m.binary_arrays(), key=lambda x: x[0]),
-                                         sorted(want.binary_arrays(), key=lambda x: x[0])):
+            assert dict(arrays_of(m)).keys() == dict(arrays_of(want)).keys()
+            for (name, a), (_, b) in zip(sorted(arrays_of(m), key=lambda x: x[0]),
+                                         sorted(arrays_of(want), key=lambda x: x[0])):
                 assert np.array_equal(a, b, equal_nan=True), name
-            assert m.binary_header() == want.binary_header()
+            assert header_of(m) == header_of(want)
     assert not list(tmp_path.glob("glm-*")) and not list(tmp_path.glob(".*.tmp"))
 
 
 def test_glm_order_limits_fail_before_counting():
     with pytest.raises(ValueError, match="orders 1 to 8"):
-        glm.train(iter(()), 9, method="glm")          # an empty iterator: it fails before reading
+        glm.train(lines=iter(()), order=9, method="glm")          # an empty iterator: it fails before reading
     with pytest.raises(ValueError, match="unknown method"):
-        glm.train(EXAMPLE, 3, method="kn")
+        glm.train(lines=EXAMPLE, order=3, method="kn")
 
 
 def test_failed_streaming_build_leaves_no_file(tmp_path):
     """A GLM written while it is built (train(output=...glmb)) that fails leaves no file behind."""
     from glm.discount import DiscountError
     with pytest.raises(DiscountError):
-        glm.train(["a b c", "a b d"], 4, method="glm", output=tmp_path / "m.glmb")
+        glm.train(lines=["a b c", "a b d"], order=4, method="glm", output=tmp_path / "m.glmb")
     assert not list(tmp_path.iterdir())

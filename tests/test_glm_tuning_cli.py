@@ -54,7 +54,7 @@ def test_tuning_lowers_heldout_entropy_and_stays_normalized(corpus, method):
 def test_paper_protocol_is_the_chain_rule(tmp_path):
     sents = random_corpus(4, vocab_size=15, n_sentences=80)
     fixed = (0.5, 1.0, 1.5)
-    vocab, levels = count([" ".join(s) for s in sents], 3)
+    vocab, levels = count(lines=[" ".join(s) for s in sents], order=3)
     model = GeneralizedModel(vocab, estimate(levels, 3, "glm", fixed_discounts=fixed))
     ref = ReferenceGLM(sents, 3, "glm", discounts=fixed)
     seqs = [s[:5] for s in sents[:30] if len(s) >= 5] + [["<s>", "w1", "w2", "oov", "w3"], ["w1", "w2", "w3", "w4", "</s>"]]

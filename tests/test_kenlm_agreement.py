@@ -99,7 +99,7 @@ def assert_evaluation_agrees(model, klm, lines, path):
 @pytest.mark.parametrize("seed", [201, 202, 203])
 def test_random_corpora(tmp_path, seed, order):
     sentences = random_corpus(seed, unk_prob=0.02 if seed == 203 else 0.0)
-    model = glm.train(to_lines(sentences), order, discount_fallback=True)
+    model = glm.train(lines=to_lines(sentences), order=order, discount_fallback=True)
     path = tmp_path / "m.arpa"
     model.save(path)
     klm = kenlm.Model(str(path))
@@ -113,7 +113,7 @@ def test_random_corpora(tmp_path, seed, order):
 @pytest.mark.parametrize("order,prune", [(3, (0, 1, 1)), (4, (0, 1, 2))])
 def test_random_pruned(tmp_path, order, prune):
     sentences = random_corpus(211, n_sentences=400)
-    model = glm.train(to_lines(sentences), order, discount_fallback=True, prune=prune)
+    model = glm.train(lines=to_lines(sentences), order=order, discount_fallback=True, prune=prune)
     model.save(tmp_path / "m.arpa.gz")            # KenLM reads gzip'd ARPA too
     klm = kenlm.Model(str(tmp_path / "m.arpa.gz"))
     assert_agree(model, klm, probe_sentences(sentences, 211), order)
@@ -121,7 +121,7 @@ def test_random_pruned(tmp_path, order, prune):
 
 def test_binary_model_scores_like_kenlm(tmp_path):
     sentences = random_corpus(221)
-    model = glm.train(to_lines(sentences), 4, discount_fallback=True)
+    model = glm.train(lines=to_lines(sentences), order=4, discount_fallback=True)
     model.save(tmp_path / "m.arpa")
     model.save(tmp_path / "m.glmb")
     assert_agree(glm.load(tmp_path / "m.glmb"), kenlm.Model(str(tmp_path / "m.arpa")),
@@ -168,7 +168,7 @@ def run_lmplz(tmp_path, lines, order, args=()):
 def compare_with_lmplz(tmp_path, lines, order, lmplz_args=(), **glm_kw):
     arpa_path = run_lmplz(tmp_path, lines, order, lmplz_args)
     theirs = glm.load(arpa_path)
-    mine = glm.train(iter(lines), order, **glm_kw)
+    mine = glm.train(lines=iter(lines), order=order, **glm_kw)
     mine.save(tmp_path / "glm.arpa")
     a, b = parse_arpa(tmp_path / "glm.arpa"), parse_arpa(arpa_path)
     assert a.counts == b.counts
@@ -228,14 +228,14 @@ def test_lmplz_verbose_header_and_compressed(tmp_path):
     gz = tmp_path / "lmplz.arpa.gz"
     gz.write_bytes(gzip.compress(arpa.read_bytes()))
     a, b = glm.load(arpa), glm.load(gz)
-    mine = glm.train(lines, 3, discount_fallback=True)
+    mine = glm.train(lines=lines, order=3, discount_fallback=True)
     np.testing.assert_allclose(a.score_many(lines), mine.score_many(lines), atol=1e-4, rtol=0)
     assert a.score_many(lines).tobytes() == b.score_many(lines).tobytes()
 
 
 @pytest.mark.skipif(shutil.which("build_binary") is None, reason="KenLM's build_binary is not on PATH")
 def test_kenlm_binary_is_refused_clearly(tmp_path):
-    model = glm.train(to_lines(random_corpus(236)), 3, discount_fallback=True)
+    model = glm.train(lines=to_lines(random_corpus(236)), order=3, discount_fallback=True)
     model.save(tmp_path / "m.arpa")
     proc = subprocess.run([shutil.which("build_binary"), str(tmp_path / "m.arpa"), str(tmp_path / "m.klm")],
                           capture_output=True, text=True)

@@ -35,7 +35,7 @@ def reference_and_glm_options(sentences, order, **kw):
         return build_mkn(sentences, order, **ref_kw), glm_kw
     except RefDiscountError as exc:
         with pytest.raises(glm.DiscountError, match=rf"\border {exc.order}\b"):
-            glm.train(to_lines(sentences), order, **glm_kw)
+            glm.train(lines=to_lines(sentences), order=order, **glm_kw)
         ref_kw["discount_fallback"] = DEFAULT_FALLBACK
         glm_kw["discount_fallback"] = True
         return build_mkn(sentences, order, **ref_kw), glm_kw
@@ -80,7 +80,7 @@ def check_model(model, ref, tmp_path, sentences, query_sample=2000, seed=0, name
 def run(tmp_path, sentences, order, query_sample=2000, **kw):
     ref, glm_kw = reference_and_glm_options(sentences, order, **kw)
     # a generator of lines: (a list of lines is also accepted, see test_corpus.py)
-    model = glm.train(iter(to_lines(sentences)), order, **glm_kw)
+    model = glm.train(lines=iter(to_lines(sentences)), order=order, **glm_kw)
     check_model(model, ref, tmp_path, sentences, query_sample)
     return model, ref
 
@@ -97,7 +97,7 @@ def test_random_unpruned(tmp_path, seed, order):
 @pytest.mark.parametrize("seed", [11, 12])
 def test_random_pruned(tmp_path, seed, order, prune):
     model, ref = run(tmp_path, random_corpus(seed, n_sentences=300), order, prune=prune)
-    unpruned = glm.train(to_lines(random_corpus(seed, n_sentences=300)), order, discount_fallback=True)
+    unpruned = glm.train(lines=to_lines(random_corpus(seed, n_sentences=300)), order=order, discount_fallback=True)
     # pruning happens after counting: discounts and unpruned counts do not depend on it
     assert model.discounts == unpruned.discounts
 
@@ -145,7 +145,7 @@ def test_fallback_only_where_needed(tmp_path):
     sentences = [split_line(line) for line in read_corpus_lines("brown/brown.txt.gz", 20)]
     ref = build_mkn(sentences, 4, discount_fallback=DEFAULT_FALLBACK)
     assert ref.discount_fallback_used == [False, False, False, True]
-    model = glm.train(to_lines(sentences), 4, discount_fallback=True)
+    model = glm.train(lines=to_lines(sentences), order=4, discount_fallback=True)
     check_model(model, ref, tmp_path, sentences)
 
 
@@ -190,7 +190,7 @@ def test_real_text_unigram_pruning(tmp_path, order, prune):
 @pytest.mark.parametrize("prune", [(0, 2, 1), (1, 0), (0, -1), (2, 1, 1)])
 def test_bad_thresholds_are_refused(prune):
     with pytest.raises(ValueError):
-        glm.train(["a b c", "a b"], 3, prune=prune, discount_fallback=True)
+        glm.train(lines=["a b c", "a b"], order=3, prune=prune, discount_fallback=True)
 
 
 # -------------------------------------------------------------------------------------- real text

@@ -36,9 +36,9 @@ def assert_normalized(model, sentences, seed, per_length=6, max_seen=40):
 
 def train(sentences, order, **kw):
     try:
-        return glm.train(to_lines(sentences), order, **kw)
+        return glm.train(lines=to_lines(sentences), order=order, **kw)
     except glm.DiscountError:
-        return glm.train(to_lines(sentences), order, discount_fallback=True, **kw)
+        return glm.train(lines=to_lines(sentences), order=order, discount_fallback=True, **kw)
 
 
 @pytest.mark.parametrize("order", [1, 2, 3, 4, 5, 6])
@@ -116,7 +116,7 @@ def vector_sums(model, ctxs, words):
 
 @pytest.mark.parametrize("order,prune", [(3, ()), (5, ()), (4, (0, 1, 2))])
 def test_brown(brown, order, prune):
-    model = glm.train(iter(to_lines(brown)), order, prune=prune)
+    model = glm.train(lines=iter(to_lines(brown)), order=order, prune=prune)
     rng = random.Random(order)
     vocab = list(model.vocab)
     words = [w for w in vocab if w != "<s>"]

@@ -26,8 +26,9 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from ..counts import threads
-from ..formats import BINARY_SUFFIX, load
+from ..threads import count, threads
+from ..formats import BINARY_SUFFIX
+from ..model import load
 from ..formats.binary import MAGIC
 from .documents import DocFormat, Document, document_chunks, parse_chunk
 
@@ -173,7 +174,7 @@ def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bo
     process (workers == 1) or in worker processes, forked with the model (loaded here, its scorer made,
     so that its pages are shared), or else started to map the model's binary file."""
     global _INHERITED
-    workers = threads() if workers is None else max(1, int(workers))
+    workers = threads() if workers is None else count("--workers", workers)
     chunks = document_chunks(inputs, fmt, quiet=quiet, desc="scoring")
     if workers == 1:
         if isinstance(model, (str, os.PathLike)):

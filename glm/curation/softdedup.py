@@ -118,14 +118,13 @@ def train_on_documents(inputs, fmt: DocFormat, order: int, quiet: bool = True, k
     """A modified Kneser-Ney model of the documents' lines (lines of documents i with keep[i] when
     keep is given).  Discounts that the counts leave undefined fall back to lmplz's defaults; literal
     <s> / </s> are dropped from the training text (scoring reads them as <unk>)."""
+    options = dict(order=order, discount_fallback=True, skip_symbols=True, bad_utf8=fmt.bad_utf8, quiet=quiet)
     if keep is None and fmt.fmt == "text" and fmt.unit == "line":
-        text = input_paths(inputs)          # every line is a document: the files are the training text
-    else:
-        docs = read_documents(inputs, fmt, quiet=quiet)
-        if keep is not None:
-            docs = (d for i, d in enumerate(docs) if keep[i])
-        text = document_lines(docs)
-    return train(text, order, discount_fallback=True, skip_symbols=True, bad_utf8=fmt.bad_utf8, quiet=quiet)
+        return train(input_paths(inputs), **options)   # every line is a document: the files are the text
+    docs = read_documents(inputs, fmt, quiet=quiet)
+    if keep is not None:
+        docs = (d for i, d in enumerate(docs) if keep[i])
+    return train(lines=document_lines(docs), **options)
 
 
 def softdedup(inputs, fmt: DocFormat = DocFormat(), *, order: int = 4, model=None, mode: str = "geomean",

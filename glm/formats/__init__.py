@@ -9,16 +9,19 @@ import contextlib
 import lzma
 import os
 import tempfile
+from typing import NamedTuple
 
 BINARY_SUFFIX = ".glmb"
 ARPA_SUFFIXES = (".arpa", ".arpa.gz", ".arpa.bz2", ".arpa.xz", ".arpa.zst")
 GLM_SUFFIXES = (".glm", ".glm.gz", ".glm.bz2", ".glm.xz", ".glm.zst")
 
 
-def check_output(path, generalized: bool = False) -> None:
-    """Fail early (before hours of work) on an output name or directory that cannot be written.
-    generalized: the model is a GLM, written as .glm text (plain or compressed) or binary."""
+def check_output(path, generalized: bool = False, inputs=()) -> None:
+    """Fail early (before hours of work) on an output name or directory that cannot be written, or that
+    is one of ``inputs``.  generalized: the model is a GLM, written as .glm text (plain or compressed)
+    or binary."""
     path = os.fspath(path)
+    refuse_overwrite(path, inputs)
     text = GLM_SUFFIXES if generalized else ARPA_SUFFIXES
     if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(text)):
         kind = "a GLM model" if generalized else "an MKN model"
@@ -29,6 +32,18 @@ def check_output(path, generalized: bool = False) -> None:
         raise ValueError(f"{path}: directory {directory} does not exist")
     if not os.access(directory, os.W_OK):
         raise ValueError(f"{path}: directory {directory} is not writable")
+
+
+def refuse_overwrite(output, inputs, what: str = "output") -> None:
+    """A ValueError when ``output`` is the same file as one of ``inputs`` (after symlinks, by device and
+    inode): writing it would destroy the input."""
+    if output is None or output == "-" or not os.path.exists(output):
+        return
+    for item in inputs:
+        item = os.fspath(item)
+        if item != "-" and os.path.exists(item) and os.path.samefile(output, item):
+            raise ValueError(f"{output}: the {what} is the same file as the input {item}; "
+                             "choose another name (nothing was written)")
 
 
 class ModelFormatError(ValueError):
@@ -58,17 +73,24 @@ def atomic_output(path):
         raise
 
 
+class Parts(NamedTuple):
+    """What a reader found: the storage kind of the model (``glm.model.Model.kind``) and the arguments
+    of its class."""
+    kind: str
+    args: dict
+
+
 def save(model, path, quiet: bool = True) -> None:
-    from ..model import GeneralizedModel
+    """Write ``model`` (a ``glm.Model``) in the format its name asks for."""
     path = os.fspath(path)
-    generalized = isinstance(model, GeneralizedModel)
+    generalized = model.kind == "generalized"
     if generalized and "pad" in (model.tables.compat or {}):
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     check_output(path, generalized)
     if path.endswith(BINARY_SUFFIX):
         from .binary import write_binary
         write_binary(model, path)
-    elif isinstance(model, GeneralizedModel):
+    elif generalized:
         from .glmtext import write_glm
         write_glm(model, path)
     else:
@@ -76,8 +98,9 @@ def save(model, path, quiet: bool = True) -> None:
         write_arpa(model, path, quiet=quiet)
 
 
-def load(path, quiet: bool = True):
-    """Read a model file, ARPA or .glm (plain or compressed) or binary, recognized by its first bytes."""
+def read(path, quiet: bool = True) -> Parts:
+    """Read a model file, ARPA or .glm (plain or compressed) or binary, recognized by its first bytes
+    (``glm.load`` makes the model of what it finds)."""
     from ..corpus import open_binary
     from .binary import MAGIC, read_binary
     path = os.fspath(path)

@@ -17,10 +17,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .. import _arpa, _count
-from ..counts import threads
+from ..threads import threads
 from ..progress import progress
 from ..vocab import Vocabulary
-from . import ModelFormatError, atomic_output
+from . import ModelFormatError, Parts, atomic_output
 
 CHUNK = 1 << 19
 
@@ -123,8 +123,7 @@ _WHY = {1: "bad number", 2: "wrong number of fields", 3: "word not among the uni
 
 
 def read_arpa(stream, path: str, quiet: bool = True):
-    """Read an ARPA file into a Model."""
-    from ..model import Model
+    """Read an ARPA file: the parts of a back-off model."""
     src = _Lines(stream, path)
     while True:
         line = src.readline()
@@ -182,7 +181,8 @@ def read_arpa(stream, path: str, quiet: bool = True):
             tail = src.readline()
         if tail is None or tail.strip() != b"\\end\\":
             raise src.error("missing \\end\\")
-    return Model(vocab, _levels_from_sections(sections, len(vocab), path), meta={"source": "arpa"})
+    return Parts("backoff", dict(vocab=vocab, levels=_levels_from_sections(sections, len(vocab), path),
+                                 meta={"source": "arpa"}))
 
 
 def _rows(a: np.ndarray) -> np.ndarray:

@@ -13,20 +13,103 @@ import mmap
 import numpy as np
 
 from ..spill import release
-from . import ModelFormatError, atomic_output
+from . import ModelFormatError, Parts, atomic_output
 
 MAGIC = b"GLMBIN01"
 ALIGN = 64
 CHUNK = 64 << 20
 
 
-def _arrays(model) -> list[tuple[str, np.ndarray]]:
+LEVEL_ARRAYS = ("word", "logprob", "backoff", "starts")      # a back-off model's, per order
+TABLE_ARRAYS = ("word", "starts", "alpha", "gamma")          # a GLM pattern table's (masks > 1)
+
+
+# -- the schema: which arrays and header fields each kind of model stores ----------------------------
+def _backoff_arrays(model) -> list[tuple[str, np.ndarray]]:
+    out = [("children.hash", model.child_index)]
+    for n, lv in enumerate(model.levels, 1):
+        out += [(f"{n}.{name}", np.ascontiguousarray(lv[name])) for name in LEVEL_ARRAYS if name in lv]
+    return out
+
+
+def _backoff_header(model) -> dict:
+    return dict(discounts=[list(d) for d in (model.discounts or [])],
+                unpruned_counts=list(model.unpruned_counts or []))
+
+
+def _backoff_parts(vocab, arrays: dict, header: dict) -> Parts:
+    if "children.hash" not in arrays:
+        raise ValueError("children.hash missing")
+    levels = [{name: arrays[f"{n}.{name}"] for name in LEVEL_ARRAYS if f"{n}.{name}" in arrays}
+              for n in range(1, header["order"] + 1)]
+    return Parts("backoff", dict(vocab=vocab, levels=levels,
+                                 discounts=[tuple(d) for d in header["discounts"]] or None,
+                                 counts=header["unpruned_counts"] or None, meta=header["meta"],
+                                 child_index=arrays["children.hash"]))
+
+
+def _glm_arrays(model) -> list[tuple[str, np.ndarray]]:
+    tables = model.tables.tables
+    out = [("patterns.hash", model.hash[0]), ("1.prob", tables[1]["prob"])]
+    for mask, t in sorted(tables.items()):
+        if mask > 1:
+            out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in TABLE_ARRAYS]
+    for mask, t in sorted((model.tables.compat or {}).get("top", {}).items()):
+        out += [(f"top.{mask}.{k}", v) for k, v in sorted(t.items())]
+    return out
+
+
+def _glm_header(model) -> dict:
+    t = model.tables
+    out = dict(kind="glm", method=model.method, weights={str(k): v for k, v in model.weights.items()},
+               discounts={str(k): list(v) for k, v in t.discounts.items()},
+               sizes={str(k): v for k, v in t.sizes.items()},
+               searched={str(k): v for k, v in model.hash[1].items()})
+    c = t.compat
+    if c is not None:
+        out["compat"] = dict(extra=c["extra"], floor=c["floor"],
+                             discounts={str(k): list(v) for k, v in c["discounts"].items()})
+    return out
+
+
+def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
+    from ..generalized import Tables
+    masks = sorted(int(k) for k in header["sizes"])
+    tables = {1: dict(prob=arrays["1.prob"])}
+    for mask in masks[1:]:
+        tables[mask] = {k: arrays[f"{mask}.{k}"] for k in TABLE_ARRAYS}
+    compat = header.get("compat")
+    if compat is not None:
+        top = {}
+        for key, arr in arrays.items():
+            if key.startswith("top."):
+                _, mask, k = key.split(".")
+                top.setdefault(int(mask), {})[k] = arr
+        compat = dict(compat, top=top, discounts={int(k): tuple(v) for k, v in compat["discounts"].items()})
+    t = Tables(header["order"], header["method"], tables,
+               {int(k): tuple(v) for k, v in header["discounts"].items()},
+               {int(k): v for k, v in header["sizes"].items()}, compat=compat)
+    # (files written before the header had "searched": ranges of up to 32 searched in every pattern)
+    small = {int(k): v for k, v in header.get("searched", {str(m): 32 for m in masks[1:]}).items()}
+    return Parts("generalized", dict(vocab=vocab, tables=t, meta=header["meta"],
+                                     weights={int(k): v for k, v in header["weights"].items()},
+                                     hash_table=(arrays["patterns.hash"], small)))
+
+
+def arrays_of(model) -> list[tuple[str, np.ndarray]]:
+    """(name, array) of everything ``model`` stores, in file order."""
     blob, offsets, table = model.vocab.table.arrays()
-    return [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)] + model.binary_arrays()
+    own = _glm_arrays(model) if model.kind == "generalized" else _backoff_arrays(model)
+    return [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)] + own
+
+
+def header_of(model) -> dict:
+    """The header fields of ``model``'s kind (besides format, order, arrays and meta)."""
+    return _glm_header(model) if model.kind == "generalized" else _backoff_header(model)
 
 
 def _header(model, entries: list) -> bytes:
-    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta, **model.binary_header())
+    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta, **header_of(model))
     return json.dumps(header).encode("utf-8")
 
 
@@ -38,7 +121,7 @@ def _write_array(f, arr: np.ndarray) -> None:
 
 
 def write_binary(model, path) -> None:
-    arrays = _arrays(model)
+    arrays = arrays_of(model)
     entries, offset = [], 0
     for name, arr in arrays:
         entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
@@ -97,7 +180,7 @@ class StreamingBinary:
 
     def finish(self, model) -> None:
         entries = []
-        for name, arr in _arrays(model):
+        for name, arr in arrays_of(model):
             offset = self.parked.get((arr.__array_interface__["data"][0], arr.nbytes)) if arr.nbytes else None
             if offset is None:
                 offset = self._append(arr, ALIGN)
@@ -109,9 +192,9 @@ class StreamingBinary:
         self._f.write(MAGIC + self.RESERVE.to_bytes(8, "little") + text + b" " * (self.RESERVE - len(text)))
 
 
-def read_binary(path):
+def read_binary(path) -> Parts:
+    """The parts of the model in a glm binary file, its arrays mapped read-only."""
     from .._vocab import VocabTable
-    from ..model import GeneralizedModel, Model
     from ..vocab import Vocabulary
     with open(path, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
@@ -136,9 +219,9 @@ def read_binary(path):
                                           offset=start + e["offset"]).reshape(e["shape"])
     vocab = Vocabulary(VocabTable.from_arrays(arrays["vocab.blob"], arrays["vocab.offsets"],
                                               arrays["vocab.table"]))
-    cls = GeneralizedModel if header.get("kind") == "glm" else Model
+    parts = _glm_parts if header.get("kind") == "glm" else _backoff_parts
     try:
-        return cls.from_binary(vocab, arrays, header)
+        return parts(vocab, arrays, header)
     except (KeyError, ValueError) as exc:
         raise ModelFormatError(f"{path}: a glm binary of another format version ({exc}); rebuild it or "
                                "convert it from the ARPA file") from None

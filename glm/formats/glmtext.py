@@ -34,7 +34,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..patterns import history, name, parse, patterns, span
-from . import ModelFormatError, atomic_output
+from . import ModelFormatError, Parts, atomic_output
 from .arpa import _open_out
 
 
@@ -105,8 +105,7 @@ def _terms(w, section: str, tables: dict, words: np.ndarray, m: int, t: dict) ->
 
 def read_glm(stream, path: str):
     """Read a .glm file (``stream`` yields bytes lines)."""
-    from ..generalized import Tables
-    from ..model import GeneralizedModel
+    from ..generalized import Tables, combination
     from ..vocab import Vocabulary
 
     lines = (ln.decode("utf-8").rstrip("\r\n") for ln in stream)
@@ -270,8 +269,10 @@ def read_glm(stream, path: str):
             alpha = np.zeros(len(texts), dtype=np.float32)
             alpha[locate(m, ids_of(m, texts, first), first)] = values
             compat["top"][m] = dict(alpha=alpha, gamma=gammas(m, f"top {name(m)}"))
-    t = Tables(order, method, tables, discounts, sizes, compat=compat)
     try:
-        return GeneralizedModel(vocab, t, {"order": order, "method": method}, weights)
+        combination(order, method, weights)
     except ValueError as e:             # (weights that do not fit the patterns)
         raise ModelFormatError(f"{path}:{weights_line}: {e}") from None
+    t = Tables(order, method, tables, discounts, sizes, compat=compat)
+    return Parts("generalized", dict(vocab=vocab, tables=t, meta={"order": order, "method": method},
+                                     weights=weights))
