@@ -671,17 +671,36 @@ cdef class Scorer:
                     c += 1
         return c
 
+    def key_filter(self, int n, int bits):
+        """Probing: a bitmap of 2^bits bits with the bits of the order-n table's keys set (bit: the key's
+        top bits), which rules out most candidates without reading the table."""
+        cdef const Table* T = &self.table[n]
+        cdef uint64_t i, k
+        cdef int shift = 64 - bits
+        out = np.zeros(max(1, (1 << bits) // 64), dtype=np.uint64)
+        cdef uint64_t[::1] F = out
+        with nogil:
+            for i in range(T.buckets):
+                k = load64(T.base + i * T.stride)
+                if k != 0:
+                    k >>= shift
+                    F[k >> 6] |= 1ULL << (k & 63)
+        return out
+
     def probing_join(self, int n, const uint64_t[::1] suffix_key, const uint32_t[::1] prefix_first,
                      const int64_t[::1] prefix_group, const int64_t[::1] group_start,
-                     const int64_t[::1] group_suffix, int64_t lo, int64_t hi, int64_t capacity=1 << 20):
+                     const int64_t[::1] group_suffix, const uint64_t[::1] key_filter, int bits,
+                     int64_t lo, int64_t hi, int64_t capacity=1 << 20):
         """Probing: the n-grams x m y among the candidates made of a prefix x m and a suffix m y (both of
         order n-1) sharing the middle m, looked up by the key of m y extended by x.  Prefixes lo..hi-1;
         prefix p's first word is prefix_first[p] and its middle is group prefix_group[p] (-1: none),
         whose suffixes are group_suffix[group_start[g]:group_start[g+1]] (indices into suffix_key).
-        Returns (prefix, suffix, bucket) int64 arrays of the n-grams found and the number of probes."""
+        key_filter: key_filter(n, bits); only candidates that pass it are looked up.
+        Returns (prefix, suffix, bucket) int64 arrays of the n-grams found and the number of lookups."""
         cdef const Table* T = &self.table[n]
         cdef int64_t p, g, j, s, b, found = 0, j0
-        cdef uint64_t probes = 0
+        cdef uint64_t probes = 0, key, top
+        cdef int shift = 64 - bits
         parts = []
         out = np.empty((3, capacity), dtype=np.int64)
         cdef int64_t[:, ::1] O = out
@@ -698,14 +717,18 @@ cdef class Scorer:
                                 j0 = j
                                 break
                             s = group_suffix[j]
-                            b = probe(T, combine(suffix_key[s], prefix_first[p]))
+                            key = combine(suffix_key[s], prefix_first[p])
+                            top = key >> shift
+                            j += 1
+                            if not (key_filter[top >> 6] >> (top & 63)) & 1:
+                                continue
+                            b = probe(T, key)
                             probes += 1
                             if b >= 0:
                                 O[0, found] = p
                                 O[1, found] = s
                                 O[2, found] = b
                                 found += 1
-                            j += 1
                         if j0 >= 0:
                             break
                     p += 1

@@ -200,8 +200,9 @@ def test_dump_to_glmb(tmp_path):
 
 def test_probing_dump_cost_is_reported():
     model = glm.load(DATA / "mk3.probing").to_model()
-    probes = model.meta["dump_probes"]
-    assert set(probes) == {"2", "3"} and all(v > 0 for v in probes.values())
+    cost = model.meta["dump_candidates"]           # {order: [candidates, table lookups]}
+    assert set(cost) == {"2", "3"}
+    assert all(candidates >= lookups >= count for (candidates, lookups), count in zip(cost.values(), model.counts[1:]))
 
 
 # ------------------------------------------------------------------------------------------- errors

@@ -245,8 +245,9 @@ def _bins(f: _File, layout: dict) -> list | None:
     return out
 
 
-def _words(f: _File, h: dict, layout: dict) -> tuple[list[bytes], np.ndarray, bytes]:
-    """The words stored after the tables, in KenLM id order, checked against KenLM's vocabulary."""
+def _words(f: _File, h: dict, layout: dict) -> tuple[bytes, np.ndarray]:
+    """The words stored after the tables (NUL-terminated, in KenLM id order) and their offsets,
+    checked against KenLM's vocabulary."""
     from .. import _kenlm
     if not h["has_vocab"]:
         raise f.error("a KenLM binary without its words (built with build_binary -v); glm needs them to map "
@@ -256,40 +257,32 @@ def _words(f: _File, h: dict, layout: dict) -> tuple[list[bytes], np.ndarray, by
     if not data.startswith(b"<unk>\0"):
         raise f.error("damaged or truncated KenLM binary: the word list after the tables does not start "
                       "with <unk>")
-    words = data.split(b"\0")
-    if words[-1] != b"" or len(words) - 1 != bound:
-        raise f.error(f"damaged or truncated KenLM binary: the word list after the tables holds "
-                      f"{len(words) - 1} words, the vocabulary {bound}")
-    words.pop()
     ends = np.flatnonzero(np.frombuffer(data, np.uint8) == 0)
+    if len(ends) != bound or ends[-1] != len(data) - 1:
+        raise f.error(f"damaged or truncated KenLM binary: the word list after the tables holds "
+                      f"{len(ends)} words, the vocabulary {bound}")
     offsets = np.zeros(bound + 1, dtype=np.uint64)
     offsets[1:] = ends + 1
     bad = _kenlm.check_words(data, offsets, f.mm, layout["kind"] == "probing",
                              layout["vocab"]["table_offset"], layout["vocab"]["buckets"])
     if bad >= 0:
-        raise f.error(f"damaged KenLM binary: word {bad} ({words[bad][:40]!r}) is not where KenLM's "
-                      "vocabulary puts it")
-    return words
+        word = data[offsets[bad]:offsets[bad + 1] - 1]
+        raise f.error(f"damaged KenLM binary: word {bad} ({word[:40]!r}) is not where KenLM's vocabulary puts it")
+    return data, offsets
 
 
-def _vocabulary(f: _File, words: list[bytes]):
-    """glm's vocabulary (<unk>, <s>, </s>, then KenLM's other words in KenLM's order) and the map from
-    its ids to KenLM's; KenLM's ids of <s> and </s> (0 when absent)."""
+def _vocabulary(f: _File, data: bytes, offsets: np.ndarray):
+    """glm's vocabulary (<unk>, <s>, </s>, then KenLM's other words in KenLM's order), the map from its
+    ids to KenLM's and KenLM's ids of <s> and </s> (0 when the model lacks them)."""
+    from .._vocab import VocabTable
     from ..vocab import Vocabulary
-    specials = {}
-    for w in (b"<s>", b"</s>"):
-        try:
-            specials[w] = words.index(w)
-        except ValueError:
-            specials[w] = 0
-    vocab = Vocabulary.from_words(words)
-    bos, eos = specials[b"<s>"], specials[b"</s>"]
-    others = np.arange(1, len(words), dtype=np.uint32)
-    others = others[(others != bos) & (others != eos)]
-    if len(vocab) != 3 + len(others):
+    table = VocabTable.new()
+    ids = table.add_words(data, offsets)
+    if np.bincount(ids).max(initial=0) > 1:
         raise f.error("damaged KenLM binary: a word is listed twice in the word list")
-    perm = np.concatenate([np.array([0, bos, eos], dtype=np.uint32), others])
-    return vocab, perm, bos, eos
+    perm = np.zeros(table.size, dtype=np.uint32)
+    perm[ids] = np.arange(len(ids), dtype=np.uint32)
+    return Vocabulary(table), perm, int(perm[1]), int(perm[2])
 
 
 def read_kenlm(path) -> "KenLMModel":
@@ -307,8 +300,7 @@ def read_kenlm(path) -> "KenLMModel":
     h = _header(f)
     layout = _trie_layout(f, h) if h["model_type"] >= 2 else _probing_layout(f, h)
     bins = _bins(f, layout)
-    words = _words(f, h, layout)
-    vocab, perm, bos, eos = _vocabulary(f, words)
+    vocab, perm, bos, eos = _vocabulary(f, *_words(f, h, layout))
     layout.update(order=h["order"], counts=h["counts"], bos=bos, eos=eos)
     scorer = _kenlm.Scorer(mm, layout, perm, bins, path)
     meta = dict(source="kenlm", kenlm_type=KINDS[h["model_type"]])
@@ -426,7 +418,7 @@ def _probing_sections(scorer, order: int, path: str, quiet: bool) -> tuple[list,
         else:
             p_middle, s_middle = suf.astype(np.int64), pre.astype(np.int64)
             groups = len(sections[-2][0])
-        suffixes = np.flatnonzero(left)
+        suffixes = np.flatnonzero(left).astype(np.int64)
         suffixes = suffixes[np.argsort(s_middle[suffixes], kind="stable")]
         group_start = np.zeros(groups + 1, dtype=np.int64)
         np.cumsum(np.bincount(s_middle[suffixes], minlength=groups), out=group_start[1:])
@@ -441,22 +433,24 @@ def _probing_sections(scorer, order: int, path: str, quiet: bool) -> tuple[list,
         bounds = np.unique(np.concatenate([[0], bounds, [count]]))
         first = np.ascontiguousarray(rows[:, 0])
         suffix_keys = np.ascontiguousarray(keys)
+        filled = scorer.occupied(n)
+        bits = int(min(33, max(16, (16 * filled).bit_length())))      # about 16 bits per key, at most 1 GB
+        key_filter = scorer.key_filter(n, bits)
         with progress(total=total, desc=f"finding {n}-grams", unit="probe", quiet=quiet) as bar, \
                 ThreadPoolExecutor(threads()) as ex:
             def work(lo_hi):
-                res = scorer.probing_join(n, suffix_keys, first, prefix_group, group_start,
-                                          suffixes.astype(np.int64), int(lo_hi[0]), int(lo_hi[1]))
+                res = scorer.probing_join(n, suffix_keys, first, prefix_group, group_start, suffixes,
+                                          key_filter, bits, int(lo_hi[0]), int(lo_hi[1]))
                 bar.update(int(candidates[lo_hi[0]:lo_hi[1]].sum()))
                 return res
             parts = list(ex.map(work, zip(bounds[:-1], bounds[1:])))
         p = np.concatenate([r[0] for r in parts])
         s = np.concatenate([r[1] for r in parts])
         b = np.concatenate([r[2] for r in parts])
-        cost[n] = sum(int(r[3]) for r in parts)
-        if len(np.unique(b)) != len(b):
+        cost[n] = (total, sum(int(r[3]) for r in parts))
+        if len(b) > 1 and not np.diff(np.sort(b)).all():
             raise ModelFormatError(f"{path}: two different {n}-grams have the same hash in this KenLM binary; "
                                    "it cannot be dumped (score it instead)")
-        filled = scorer.occupied(n)
         if filled != len(b):
             raise ModelFormatError(f"{path}: damaged KenLM binary: {filled} filled buckets in the {n}-gram "
                                    f"table, {len(b)} found as n-grams of the stored words")
@@ -489,7 +483,7 @@ def to_model(kmodel, quiet: bool = True) -> Model:
                              (np.asarray(backoff, dtype=np.float32) + np.float32(0.0))))
     meta = dict(kmodel.meta, source="kenlm binary", kenlm_path=path)
     if cost:
-        meta["dump_probes"] = {str(k): v for k, v in cost.items()}
+        meta["dump_candidates"] = {str(k): list(v) for k, v in cost.items()}
     try:
         levels = _levels_from_sections(glm_sections, len(kmodel.vocab), path)
     except ModelFormatError as exc:
