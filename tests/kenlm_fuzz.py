@@ -31,17 +31,20 @@ LINES = ["w1 w2 w3", "w0 w1 w0 w1 w2", "", "zz w5 w1", "w3 w3 w3 w3 w3 w3 w3", "
          "w2 w7 w9 w1 w0 w4 w4 w2 w1", "a b c d e f g"]
 for path in sys.argv[1:]:
     print("start\t" + path, flush=True)
+    stage = "load"
     try:
         m = glm.load(path)
+        stage = "score"
         vals = [float(x) for x in m.score_many(LINES)]
         for line in LINES:
             vals.append(m.score(line, bos=False, eos=False))
             vals += [t[0] for t in m.full_scores(line)]
         vals.append(m.logprob("w1", ("<s>", "w0")))
+        stage = "dump"
         m.to_model()
         out = "sane" if all(math.isfinite(v) and v <= 0 for v in vals) else "insane"
     except glm.ModelFormatError:
-        out = "error"
+        out = "error\t" + stage
     except Exception:
         out = "exception\t" + traceback.format_exc().replace("\n", " | ")[-400:]
     print("done\t" + path + "\t" + out, flush=True)
@@ -160,13 +163,16 @@ def fuzz(sources: list[Path], cases: int, seed: int, workdir: str) -> tuple[dict
     for p in paths:
         outcome = results[p].split("\t")[0]
         table[origin[p][0]][outcome] += 1
+        if outcome == "error":          # where the error was raised: at load, scoring or dumping
+            table[origin[p][0]]["error at " + results[p].split("\t")[1]] += 1
         if outcome not in ("error", "sane"):
             failures.append((p, origin[p], results[p]))
     return table, failures
 
 
 def format_table(table: dict) -> str:
-    rows = [["binary", *OUTCOMES]] + [[name, *(str(c[o]) for o in OUTCOMES)] for name, c in table.items()]
+    columns = [*OUTCOMES, "error at load", "error at score", "error at dump"]
+    rows = [["binary", *columns]] + [[name, *(str(c[o]) for o in columns)] for name, c in table.items()]
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join("  ".join(x.rjust(w) if i else x.ljust(w) for i, (x, w) in enumerate(zip(r, widths)))
                      for r in rows)

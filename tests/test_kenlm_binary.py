@@ -205,6 +205,26 @@ def test_probing_dump_cost_is_reported():
     assert all(candidates >= lookups >= count for (candidates, lookups), count in zip(cost.values(), model.counts[1:]))
 
 
+def test_workers_map_the_binary_itself():
+    """Scoring in worker processes that are not forked maps the KenLM file itself (no .glmb copy)."""
+    from glm.curation.scoring import binary_model
+    model = glm.load(DATA / "mk3.probing")
+    for m in (model, DATA / "mk3.probing"):
+        with binary_model(m) as path:
+            assert Path(path) == DATA / "mk3.probing"
+
+
+def test_info_and_evaluate(tmp_path, capsys):
+    assert cli(["info", str(DATA / "mk4.q8a22.trie"), "--json"]) == 0
+    assert '"kenlm_type": "trie, quantized, compressed pointers"' in capsys.readouterr().out
+    lines = probe_lines("mk4.trie", 20)
+    (tmp_path / "t.txt").write_text("\n".join(lines) + "\n")
+    klm = kenlm.Model(str(DATA / "mk4.trie"))
+    ev = glm.load(DATA / "mk4.trie").evaluate(str(tmp_path / "t.txt"))
+    assert ev.tokens == sum(len(line.split()) + 1 for line in lines)
+    assert ev.log10_prob == pytest.approx(sum(klm.score(line) for line in lines), rel=1e-6)
+
+
 # ------------------------------------------------------------------------------------------- errors
 def damaged(tmp_path, name, edit) -> Path:
     data = bytearray((DATA / name).read_bytes())
