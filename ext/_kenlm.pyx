@@ -78,10 +78,6 @@ def word_hash(bytes word):
     return murmur64a(word, len(word), 0)
 
 
-def combine_keys(uint64_t current, uint64_t word):
-    return combine(current, word)
-
-
 # ------------------------------------------------------------------------------------------ bit reads
 cdef inline uint64_t read_bits(const uint8_t* base, uint64_t bit, uint64_t mask) noexcept nogil:
     """An unsigned field of up to 57 bits starting at bit offset `bit` (little-endian packing)."""

@@ -88,7 +88,8 @@ def mutate(data: bytes, rng: random.Random) -> tuple[bytes, str]:
             data[100] = rng.choice([0, 2, 255])
         elif field == "count":
             k = rng.randrange(max(1, data[88]))
-            data[108 + 8 * k:116 + 8 * k] = struct.pack("<Q", rng.choice([0, 1, 2, 255, 1 << 20, 1 << 40, (1 << 64) - 1]))
+            value = rng.choice([0, 1, 2, 255, 1 << 20, 1 << 40, (1 << 64) - 1])
+            data[108 + 8 * k:116 + 8 * k] = struct.pack("<Q", value)
         elif field in ("quant", "bhiksha", "bound") and head + 8 < len(data):
             # bytes right after the header and at the start of the tables (quantization, pointer
             # compression and vocabulary headers sit there)

@@ -160,6 +160,34 @@ def test_step_chains_like_kenlm_state(pair):
                 kstate, kout = kout, kstate
 
 
+def test_step_capsule_callable_from_c():
+    """The capsule's function, called through ctypes as a C caller would, chains like BaseScore."""
+    import ctypes
+    model = glm.load(DATA / "mk4.q8a22.trie")
+    klm = kenlm.Model(str(DATA / "mk4.q8a22.trie"))
+    get = ctypes.pythonapi.PyCapsule_GetPointer
+    get.restype, get.argtypes = ctypes.c_void_p, [ctypes.py_object, ctypes.c_char_p]
+    Step = ctypes.CFUNCTYPE(ctypes.c_float, ctypes.c_void_p, ctypes.POINTER(ctypes.c_uint32),
+                            ctypes.POINTER(ctypes.c_float), ctypes.c_int, ctypes.c_uint32,
+                            ctypes.POINTER(ctypes.c_uint32), ctypes.POINTER(ctypes.c_float),
+                            ctypes.POINTER(ctypes.c_int), ctypes.POINTER(ctypes.c_int))
+    step = Step(get(model._trie.step_capsule(), b"glm.step"))
+    U, F = ctypes.c_uint32 * 16, ctypes.c_float * 16
+    for line in probe_lines("mk4.trie", 10)[:40]:
+        words, bos = U(1), F(*model._trie.begin_sentence()[1])
+        length = ctypes.c_int(1)
+        kstate, kout = kenlm.State(), kenlm.State()
+        klm.BeginSentenceWrite(kstate)
+        for w in line.split() + ["</s>"]:
+            out_words, out_bo, out_len, matched = U(), F(), ctypes.c_int(), ctypes.c_int()
+            p = step(id(model._trie), words, bos, length, model.vocab.id(w), out_words, out_bo,
+                     ctypes.byref(out_len), ctypes.byref(matched))
+            ret = klm.BaseFullScore(kstate, w, kout)
+            assert p == pytest.approx(ret.log_prob, rel=4 * ULP, abs=0) and matched.value == ret.ngram_length
+            words, bos, length = out_words, out_bo, out_len
+            kstate, kout = kout, kstate
+
+
 def load_arpa_scores(klm, lines):
     return np.array([klm.score(line) for line in lines])
 
