@@ -248,6 +248,27 @@ cdef class VocabTable:
             i = self.insert(p, len(w), h)
         return i
 
+    def add_words(self, const uint8_t[::1] blob, const uint64_t[::1] offsets):
+        """Add many words at once: word i is blob[offsets[i]:offsets[i+1]-1] (each followed by one
+        separator byte, e.g. NUL).  Returns the id of each word (uint32 array)."""
+        cdef uint64_t n = offsets.shape[0] - 1 if offsets.shape[0] else 0, i, length
+        cdef const uint8_t* p
+        cdef uint64_t h
+        cdef uint32_t w
+        ids = np.empty(n, dtype=np.uint32)
+        cdef uint32_t[::1] out = ids
+        if n and not self.owned:
+            raise ValueError("this vocabulary is read-only")
+        for i in range(n):
+            p = &blob[0] + offsets[i]
+            length = offsets[i + 1] - offsets[i] - 1
+            h = hash_bytes(p, length)
+            w = self.find(p, length, h)
+            if w == EMPTY:
+                w = self.insert(p, length, h)
+            out[i] = w
+        return ids
+
     def lookup(self, bytes w):
         """Id of w, or 0 (<unk>) when absent."""
         cdef const uint8_t* p = w

@@ -10,9 +10,9 @@ from .build import train
 from .corpus import CorpusError
 from .discount import DiscountError
 from .formats import ModelFormatError
-from .model import BackoffModel, Evaluation, GeneralizedModel, Model, load
+from .model import BackoffModel, Evaluation, GeneralizedModel, KenLMModel, Model, load
 from .vocab import Vocabulary
 
-__all__ = ["train", "load", "Model", "BackoffModel", "GeneralizedModel", "Evaluation", "Vocabulary", "CorpusError",
+__all__ = ["train", "load", "Model", "BackoffModel", "GeneralizedModel", "KenLMModel", "Evaluation", "Vocabulary", "CorpusError",
            "DiscountError", "ModelFormatError"]
 __version__ = "0.1.0"

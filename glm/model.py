@@ -351,7 +351,47 @@ class GeneralizedModel(Model):
         return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self.hash)
 
 
-KINDS = {cls.kind: cls for cls in (BackoffModel, GeneralizedModel)}
+class KenLMModel(Model):
+    """A KenLM binary (``build_binary``'s probing or trie, quantized or not), scored from the mapped
+    file by KenLM's rules (``glm.formats.kenlm``, ``ext/_kenlm.pyx``).  ``save`` writes its n-grams
+    and values as ARPA or .glmb (``to_model``)."""
+
+    kind = "kenlm"
+
+    def __init__(self, path: str, vocab: Vocabulary, scorer, counts: list[int], meta: dict, layout: dict,
+                 perm: np.ndarray):
+        super().__init__(vocab, scorer.order, meta)
+        self.path = path
+        self.layout = layout
+        self.perm = perm
+        self.discounts = None
+        self._scorer = scorer
+        self._counts = list(counts)
+
+    @property
+    def counts(self) -> list[int]:
+        """Number of n-grams of each order, as the binary's header says."""
+        return list(self._counts)
+
+    def __repr__(self) -> str:
+        return (f"<glm.KenLMModel {self.meta['kenlm_type']} order={self.order} ngrams={self.counts} "
+                f"path={self.path!r}>")
+
+    def describe(self, sep: str = ": ") -> list[str]:
+        return [f"{n}-grams{sep}{c}" for n, c in enumerate(self.counts, 1)] + [
+            f"kenlm binary{sep}{self.meta['kenlm_type']}"]
+
+    def to_model(self, quiet: bool = True) -> BackoffModel:
+        """A BackoffModel with this binary's n-grams and values (dequantized when quantized)."""
+        from .formats.kenlm import dump
+        return BackoffModel(**dump(self, quiet).args)
+
+    def save(self, path, quiet: bool = True) -> None:
+        """Write the n-grams as ARPA (.arpa, .arpa.gz, ...) or glm's binary (.glmb)."""
+        self.to_model(quiet).save(path, quiet=quiet)
+
+
+KINDS = {cls.kind: cls for cls in (BackoffModel, GeneralizedModel, KenLMModel)}
 
 
 def load(path, quiet: bool = True) -> Model:

@@ -147,14 +147,19 @@ def _in_worker(fn, chunk, fmt, *args):
 
 
 def _is_binary(path) -> bool:
+    """glm's binary format or a KenLM binary: a file the workers map rather than parse."""
+    from ..formats.kenlm import is_kenlm_binary
     with open(path, "rb") as f:
-        return f.read(len(MAGIC)) == MAGIC
+        head = f.read(64)
+    return head.startswith(MAGIC) or is_kenlm_binary(head)
 
 
 @contextmanager
 def binary_model(model, quiet: bool = True):
-    """A path of the model in glm's binary format: the file itself, or a temporary copy (removed at
-    the end) of an ARPA file or of a Model in memory."""
+    """A path of the model as a binary file: the file itself (glm's or KenLM's binary), or a temporary
+    .glmb copy (removed at the end) of an ARPA file or of a Model in memory."""
+    if getattr(model, "kind", "") == "kenlm":      # a KenLM binary: its own file
+        model = model.path
     if isinstance(model, (str, os.PathLike)) and _is_binary(model):
         yield os.fspath(model)
         return

@@ -1,4 +1,4 @@
-"""Model files: ARPA text (plain or compressed) and glm's memory-mapped binary format.
+"""Model files: ARPA text (plain or compressed), glm's memory-mapped binary format and KenLM's binaries.
 
 Every writer goes through ``atomic_output``: the file is written under a temporary name in the same
 directory and renamed at the end, so an interrupted write never leaves a partial model behind.
@@ -99,20 +99,21 @@ def save(model, path, quiet: bool = True) -> None:
 
 
 def read(path, quiet: bool = True) -> Parts:
-    """Read a model file, ARPA or .glm (plain or compressed) or binary, recognized by its first bytes
-    (``glm.load`` makes the model of what it finds)."""
+    """Read a model file, ARPA or .glm (plain or compressed), glm's binary or a KenLM binary
+    (``build_binary``'s probing or trie), recognized by its first bytes (``glm.load`` makes the model
+    of what it finds)."""
     from ..corpus import open_binary
     from .binary import MAGIC, read_binary
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     with open(path, "rb") as f:
-        head = f.read(len(MAGIC))
-    if head == MAGIC:
+        head = f.read(64)
+    if head[:len(MAGIC)] == MAGIC:
         return read_binary(path)
-    if head.startswith(b"mmap lm ") or head.startswith(b"mmap lm"):
-        raise ModelFormatError(f"{path}: a KenLM binary file; glm reads ARPA files and its own "
-                               f"{BINARY_SUFFIX} files (convert with glm build ... or from the ARPA)")
+    from .kenlm import is_kenlm_binary, read_kenlm
+    if is_kenlm_binary(head):
+        return read_kenlm(path)
     from .arpa import read_arpa
     from .glmtext import read_glm
     try:
