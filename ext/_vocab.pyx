@@ -170,6 +170,22 @@ cdef class VocabTable:
         cdef const uint8_t[::1] b = blob
         cdef const uint64_t[::1] o = offsets
         cdef const uint32_t[::1] t = table
+        cdef uint64_t i, bad = 0
+        # checked here (O(words)), as every lookup relies on them: the words' offsets rise from 0 to the
+        # end of the blob, and the table has a power of two of slots
+        if o.shape[0] < 4 or o.shape[0] - 1 >= EMPTY:
+            raise ValueError(f"vocab.offsets: {o.shape[0]} entries for at least <unk>, <s>, </s> and "
+                             "below 2^32 words")
+        if t.shape[0] == 0 or t.shape[0] & (t.shape[0] - 1) or t.shape[0] < <size_t>o.shape[0]:
+            raise ValueError(f"vocab.table: {t.shape[0]} slots, not a power of two above the words")
+        with nogil:
+            for i in range(1, <uint64_t>o.shape[0]):
+                if o[i] < o[i - 1]:
+                    bad = i
+                    break
+        if o[0] != 0 or bad or o[o.shape[0] - 1] != <uint64_t>b.shape[0]:
+            raise ValueError(f"vocab.offsets: the offsets do not rise from 0 to the blob's "
+                             f"{b.shape[0]} bytes" + (f" (at entry {bad})" if bad else ""))
         v.owned = False
         v._keep = (blob, offsets, table)
         v.blob = <uint8_t*>&b[0] if b.shape[0] else NULL
@@ -192,16 +208,20 @@ cdef class VocabTable:
         return blob, offsets, table
 
     cdef inline uint32_t find(self, const uint8_t* p, size_t n, uint64_t h) noexcept nogil:
-        cdef uint64_t slot = h & self.mask
+        # (a table from a damaged file may hold ids beyond the words, or no EMPTY slot: such slots are
+        # skipped, and the search stops after one turn; the offsets are checked when it is loaded)
+        cdef uint64_t slot = h & self.mask, probes = 0
         cdef uint32_t i
-        while True:
+        while probes <= self.mask:
             i = self.table[slot]
             if i == EMPTY:
                 return EMPTY
-            if (self.offsets[i + 1] - self.offsets[i] == n
+            if (i < self.size and self.offsets[i + 1] - self.offsets[i] == n
                     and memcmp(self.blob + self.offsets[i], p, n) == 0):
                 return i
             slot = (slot + 1) & self.mask
+            probes += 1
+        return EMPTY
 
     cdef void grow_table(self) noexcept nogil:
         cdef uint64_t newmask = self.mask * 2 + 1, i, slot
@@ -307,7 +327,7 @@ cdef class VocabTable:
                 for b in range(B):
                     if tlen[b] >= 0:
                         w = self.table[thash[b] & self.mask]
-                        if w != EMPTY:
+                        if w < self.size:
                             __builtin_prefetch(&self.offsets[w])
                             tcand[b] = w
                         else:

@@ -7,6 +7,7 @@ with ``</s>`` predicted and ``<s>`` only a context; a word not in the vocabulary
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -86,6 +87,7 @@ class Model:
         self.vocab = vocab
         self.order = order
         self.meta = dict(meta or {})
+        self.source = None            # the file the model was read from (glm.load), named in errors
         self._lock = threading.Lock()
         self._scorer = None
 
@@ -94,6 +96,7 @@ class Model:
         """The compiled scorer, made on first use (``score_stream``, ``logprob``)."""
         if self._scorer is None:
             scorer = self._make_scorer()
+            scorer.source = self.source
             with self._lock:
                 if self._scorer is None:
                     self._scorer = scorer
@@ -367,7 +370,9 @@ def load(path, quiet: bool = True) -> Model:
         section or array).
     """
     parts = formats.read(path, quiet=quiet)
-    return KINDS[parts.kind](**parts.args)
+    model = KINDS[parts.kind](**parts.args)
+    model.source = os.fspath(path)
+    return model
 
 
 def _discounts(d, sep: str) -> str:
