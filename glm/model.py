@@ -230,8 +230,35 @@ class Model:
     # -- files -----------------------------------------------------------------------------------
     def save(self, path, quiet: bool = True) -> None:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
-        .glmb (binary, both kinds)."""
+        .glmb (binary, both kinds).  A model read from a binary file is verified first (``verify``).
+
+        Raises
+        ------
+        ValueError
+            An unknown format name, a missing directory, or ``path`` being the model's own file.
+        ModelFormatError
+            The model's binary file is damaged (nothing is written).
+        """
         formats.save(self, path, quiet=quiet)
+
+    def verify(self, threads: int | None = None) -> dict:
+        """Check the model in full (what ``glm verify`` does): for a model read from a binary file, the
+        checksum of every array and every value of the file (word ids, the structure of the tables,
+        probabilities, the hashes); for other models, every value of the arrays (a text file's values
+        were checked as it was read).  Costs a read of the whole model (docs/formats.md).
+
+        Returns
+        -------
+        dict
+            ``arrays``, ``bytes``, ``checksums`` (whether checksums were compared: binary files written
+            since they exist), ``seconds``, ``problems`` (empty).
+
+        Raises
+        ------
+        ModelFormatError
+            The model is damaged; the message names the arrays and entries.
+        """
+        return formats.verify(self, threads)
 
 
 class BackoffModel(Model):
@@ -370,7 +397,12 @@ def load(path, quiet: bool = True) -> Model:
         section or array).
     """
     parts = formats.read(path, quiet=quiet)
-    model = KINDS[parts.kind](**parts.args)
+    try:
+        model = KINDS[parts.kind](**parts.args)
+    except formats.ModelFormatError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:     # (the readers check what the models need)
+        raise formats.ModelFormatError(f"{os.fspath(path)}: {exc}") from None
     model.source = os.fspath(path)
     return model
 
