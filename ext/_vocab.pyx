@@ -13,6 +13,7 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport malloc, realloc, free, strtod
+from libc.math cimport INFINITY
 
 cnp.import_array()
 
@@ -379,7 +380,9 @@ cdef class VocabTable:
 
         Fields are separated by spaces or TABs; blank lines are skipped.  Returns (status, ids[count, n],
         logprob float32, backoff float32, lines) where status is 0 on success, else the 0-based index of the
-        bad line is in ``lines`` and status tells why: 1 bad number, 2 wrong field count, 3 unknown word.
+        bad line is in ``lines`` and status tells why: 1 bad number, 2 wrong field count, 3 unknown word,
+        4 a log10 probability that is not a number <= 0 (NaN, positive; -inf, a probability of 0, is
+        one), 5 a backoff that is NaN or +inf (values as float32: 1e39 is +inf).
         """
         cdef size_t size = buf.shape[0], i = 0, start, rows = 0, line = 0, cap
         cdef const uint8_t* p = &buf[0] if size else NULL
@@ -423,8 +426,14 @@ cdef class VocabTable:
                             break
                         if nf == 0:
                             P[rows] = <float>val
+                            if not P[rows] <= 0:
+                                status = 4
+                                break
                         else:
                             B[rows] = <float>val
+                            if B[rows] != B[rows] or B[rows] == INFINITY:
+                                status = 5
+                                break
                     elif nf <= n:
                         w = self.find(p + start, i - start, hash_bytes(p + start, i - start))
                         if w == EMPTY:

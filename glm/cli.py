@@ -7,12 +7,12 @@ and directory is removed, and exit with 130, 143 and 129.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import signal
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from .corpus import CorpusError
 from .discount import DiscountError
@@ -507,6 +507,10 @@ def main(argv=None) -> int:
         return 128 + exc.signum
     except (CorpusError, ModelFormatError, DiscountError, ValueError, OSError) as exc:
         print(f"glm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except BrokenProcessPool:
+        print(f"glm {args.command}: error: a worker process died (killed by a signal, or out of memory)",
+              file=sys.stderr)
         return 1
     except MemoryError:
         print(f"glm {args.command}: error: out of memory (see --memory in docs/scale.md)", file=sys.stderr)

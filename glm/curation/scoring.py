@@ -18,6 +18,7 @@ import json
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -139,6 +140,11 @@ _INHERITED = None        # the model that forked workers take over (set by map_c
 def _init_worker(path: str | None) -> None:
     global _WORKER_MODEL
     os.environ["GLM_THREADS"] = "1"       # one process per core already
+    # the parent process handles Ctrl-C, SIGTERM and SIGHUP (it stops the pool and removes its files);
+    # a worker ignores Ctrl-C (sent to the whole process group) and dies of the others
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     _WORKER_MODEL = _INHERITED if path is None else load(path)
 
 
@@ -195,12 +201,16 @@ def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bo
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
                                      initializer=_init_worker, initargs=(path,)) as ex:
                 pending = collections.deque()
-                for chunk in chunks:
-                    pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
-                    if len(pending) >= 2 * workers:
+                try:
+                    for chunk in chunks:
+                        pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
+                        if len(pending) >= 2 * workers:
+                            yield pending.popleft().result()
+                    while pending:
                         yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
+                except BaseException:              # (an error, Ctrl-C, SIGTERM: stop at once)
+                    ex.shutdown(wait=False, cancel_futures=True)
+                    raise
         finally:
             _INHERITED = None
 

@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import json
-import lzma
 import math
 import os
 import stat
 import tempfile
-import zlib
 from typing import NamedTuple
 
 BINARY_SUFFIX = ".glmb"
@@ -205,7 +203,7 @@ def verify(model, threads: int | None = None) -> dict:
 def read(path, quiet: bool = True) -> Parts:
     """Read a model file, ARPA or .glm (plain or compressed) or binary, recognized by its first bytes
     (``glm.load`` makes the model of what it finds)."""
-    from ..corpus import open_binary
+    from ..corpus import DECOMPRESS_ERRORS, open_binary
     from .binary import MAGIC, read_binary
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -224,5 +222,5 @@ def read(path, quiet: bool = True) -> Parts:
             generalized = stream.readline().rstrip() == b"\\glm\\"
         with open_binary(path) as stream:
             return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
-    except (EOFError, OSError, lzma.LZMAError, zlib.error) as exc:   # damaged or truncated compressed data
+    except DECOMPRESS_ERRORS as exc:      # damaged or truncated compressed data
         raise ModelFormatError(f"{path}: cannot read: {exc}") from None

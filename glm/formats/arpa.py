@@ -143,7 +143,9 @@ class _Lines:
         return ModelFormatError(f"{self.path}:{self.line if line is None else line}: {msg}")
 
 
-_WHY = {1: "bad number", 2: "wrong number of fields", 3: "word not among the unigrams"}
+_WHY = {1: "bad number", 2: "wrong number of fields", 3: "word not among the unigrams",
+        4: "bad log10 probability (it must be a number <= 0)",
+        5: "bad backoff (it must be a number below +inf)"}
 
 
 def read_arpa(stream, path: str, quiet: bool = True):
