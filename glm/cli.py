@@ -337,9 +337,10 @@ def _score(args) -> None:
     if args.output is not None and not args.per_line:
         raise ValueError("-o/--output is where --per-line or --per-doc rows go; give one of them")
     output = args.output or "-"
+    inputs = expand_inputs(args.inputs)          # (every input checked before any work)
     if output != "-":
         from .formats import check_outputs
-        check_outputs({"--output": output}, [args.model] + expand_inputs(args.inputs))
+        check_outputs({"--output": output}, [args.model] + inputs)
     model = load(args.model, quiet=args.quiet)
     bos, eos = not args.no_bos, not args.no_eos
     if args.per_line:
@@ -466,7 +467,9 @@ def _is_binary(path) -> bool:
 
 def _paper_eval(args) -> None:
     from .build import train
+    from .corpus import expand_inputs
     from .protocols import sequence_perplexity
+    expand_inputs(args.test, "--test")            # (checked before training)
     model = train(args.train, args.order, method=args.method, tune=args.tune,
                   discount_fallback=args.discount_fallback, bad_utf8=args.bad_utf8, quiet=args.quiet,
                   padding=args.padding)

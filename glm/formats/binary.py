@@ -665,7 +665,7 @@ def verify_binary(path, threads: int | None = None) -> dict:
     ModelFormatError
         A file that does not even load (its header or layout is damaged).
     """
-    from ..threads import threads as default_threads
+    from ..threads import count, threads as default_threads
     t0 = time.perf_counter()
     layout = open_binary_model(path)
     entries = {e["name"]: e for e in layout.header["arrays"]}
@@ -674,7 +674,7 @@ def verify_binary(path, threads: int | None = None) -> dict:
     if checksums:
         # the largest first, spread over the threads (XXH64 releases the GIL)
         names = sorted(entries, key=lambda n: -layout.arrays[n].nbytes)
-        with ThreadPoolExecutor(threads or default_threads()) as ex:
+        with ThreadPoolExecutor(default_threads() if threads is None else count("threads", threads)) as ex:
             for name, got in zip(names, ex.map(lambda n: _digest(layout.arrays[n]), names)):
                 if got != entries[name]["xxh64"]:
                     problems.append(f"{name}: checksum {got} differs from the stored {entries[name]['xxh64']}: "
