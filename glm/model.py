@@ -96,7 +96,8 @@ class Model:
         """The compiled scorer, made on first use (``score_stream``, ``logprob``)."""
         if self._scorer is None:
             scorer = self._make_scorer()
-            scorer.source = self.source
+            if hasattr(scorer, "source"):         # (named in its errors: a damaged value scored)
+                scorer.source = self.source
             with self._lock:
                 if self._scorer is None:
                     self._scorer = scorer

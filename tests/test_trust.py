@@ -7,6 +7,7 @@ import bz2
 import gzip
 import json
 import lzma
+import math
 import os
 import re
 import signal
@@ -701,3 +702,22 @@ def test_sigterm_stops_curation_workers(tmp_path, big_corpus, mkn):
     assert proc.returncode == 143, err
     assert list(out.iterdir()) == []
 
+
+
+def test_zero_probabilities_are_null_in_json(tmp_path, capsys):
+    """A model may give a probability of 0 (zero discounts): scores of -inf, perplexities of +inf, which
+    JSON outputs write as null."""
+    m = glm.train(lines=["a b", "b c", "a c"] * 5, order=1, discount_fallback=(0.0, 0.0, 0.0))
+    assert m.score("zzz") == -math.inf
+    model, text, out = tmp_path / "z.glmb", tmp_path / "d.txt", tmp_path / "rows.jsonl"
+    m.save(model)
+    text.write_text("zzz a\na b\n")
+    strict = dict(parse_constant=lambda c: pytest.fail(f"bare {c} in JSON"))
+    assert main(["score", str(model), str(text), "--per-doc", "-o", str(out), "-q"]) == 0
+    rows = [json.loads(line, **strict) for line in out.read_text().splitlines()]
+    assert rows[0]["log10_prob"] is None and rows[0]["perplexity"] is None and rows[1]["perplexity"] > 1
+    capsys.readouterr()
+    assert main(["score", str(model), str(text), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out, **strict)["perplexity"] is None
+    assert main(["score", str(model), str(text), "--per-line", "jsonl", "-o", str(out)]) == 0
+    assert json.loads(out.read_text().splitlines()[0], **strict)["log10_prob"] is None

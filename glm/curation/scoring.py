@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import multiprocessing
 import os
 import shutil
@@ -111,6 +112,11 @@ def _score_chunk(chunk, fmt: DocFormat, model) -> DocScores:
     return res
 
 
+def _json_number(x: float) -> str:
+    """x as JSON: null for NaN and infinities (a document of probability 0 has an infinite perplexity)."""
+    return repr(x) if math.isfinite(x) else "null"
+
+
 def render_rows(res: DocScores, tsv: bool = False) -> bytes:
     """The rows of a batch: JSON lines or TSV lines (a TAB or LF in an id becomes a space)."""
     rows = []
@@ -119,8 +125,8 @@ def render_rows(res: DocScores, tsv: bool = False) -> bytes:
         if tsv:
             rows.append(f"{i.replace(chr(9), ' ').replace(chr(10), ' ')}\t{t}\t{o}\t{lp!r}\t{pp!r}\n")
         else:
-            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, "log10_prob": {lp!r}, '
-                        f'"perplexity": {pp!r}}}\n')
+            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, "log10_prob": {_json_number(lp)}, '
+                        f'"perplexity": {_json_number(pp)}}}\n')
     return "".join(rows).encode("utf-8")
 
 
