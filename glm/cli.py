@@ -452,17 +452,12 @@ def _verify(args) -> None:
     if args.json:
         print(json_text(dict(model=args.model, sound=True, **report)))
         return
-    size = report["bytes"] / 1e6
-    what = ("checksums and values" if report["checksums"] else
-            "values (no checksums: the file predates them)" if model.source.endswith(BINARY_SUFFIX) or
-            _is_binary(model.source) else "values (a text file: checked in full as it was read)")
-    print(f"{args.model}: sound: {report['arrays']} arrays, {size:.1f} MB, {what} checked in "
-          f"{report['seconds']:.2f} s")
-
-
-def _is_binary(path) -> bool:
     from .formats import is_binary
-    return is_binary(path)
+    t = f"{report['seconds']:.2f} s"
+    what = (f"checksums and values checked in {t}" if report["checksums"] else
+            f"values checked in {t} (no checksums: the file predates them)" if is_binary(model.source) else
+            f"every value checked as it was read, the structure in {t} (text files have no checksums)")
+    print(f"{args.model}: sound: {report['arrays']} arrays, {report['bytes'] / 1e6:.1f} MB, {what}")
 
 
 def _paper_eval(args) -> None:
