@@ -103,6 +103,8 @@ def edit_array(name, field, value):
     (edit("meta", []), r"meta: expected a JSON object"),
     (edit("discounts", [[float("nan"), 1, 1]] * 3), r"discounts of 1: \[nan, 1, 1\]"),
     (edit("discounts", [[0.5, 2.5, 1]] * 3), r"0 <= Dk <= k"),
+    (lambda h: h.pop("discounts"), r"discounts: expected a list of discount triples"),
+    (lambda h: h.pop("unpruned_counts"), r"unpruned_counts: expected"),
     (edit_array("vocab.table", "shape", [0]), r"vocab\.table: shape \[0\], expected \['a power of two'\]"),
     (edit_array("vocab.blob", "shape", [0]), r"overlap|vocab\.offsets: the offsets do not rise"),
     (edit_array("2.word", "shape", [0]), r"2\.logprob: shape"),
@@ -336,6 +338,13 @@ def test_glm_text_header(files, old, new, message):
     assert old in text
     path.write_text(text.replace(old, new, 1))
     with pytest.raises(glm.ModelFormatError, match=message):
+        glm.load(path)
+
+
+def test_glm_text_missing_section(files):
+    path = files["glm"]
+    path.write_text(path.read_text().replace("\\11:\\", "\\1 gamma:\\", 1))
+    with pytest.raises(glm.ModelFormatError, match=r"g\.glm:\d+: no section \\11:\\"):
         glm.load(path)
 
 

@@ -224,3 +224,5 @@ def read(path, quiet: bool = True) -> Parts:
             return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
     except DECOMPRESS_ERRORS as exc:      # damaged or truncated compressed data
         raise ModelFormatError(f"{path}: cannot read: {exc}") from None
+    except (KeyError, IndexError, TypeError, OverflowError) as exc:   # (a check the readers lack: still clean)
+        raise ModelFormatError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None

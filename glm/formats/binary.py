@@ -91,10 +91,9 @@ def _dim(shapes: dict, name: str) -> int:
 
 def _triples(value, what: str, count: int | None, normalized: bool) -> None:
     """Discount triples (D1, D2, D3+): finite numbers, and for normalized models 0 <= Dk <= k."""
-    items = value.items() if isinstance(value, dict) else enumerate(value, 1)
     if not isinstance(value, (dict, list)) or (count is not None and len(value) not in (0, count)):
         raise ModelFormatError(f"{what}: expected {'a list' if count else 'a dict'} of discount triples")
-    for key, d in items:
+    for key, d in value.items() if isinstance(value, dict) else enumerate(value, 1):
         if (not isinstance(d, list) or len(d) != 3
                 or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in d)
                 or (normalized and not all(0 <= x <= k for k, x in enumerate(d, 1)))):
@@ -618,6 +617,8 @@ def open_binary_model(path) -> Layout:
                                               offset=start + e["offset"]).reshape(e["shape"])
     except ModelFormatError as exc:
         raise ModelFormatError(f"{path}: {exc}") from None
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:   # (a check missing above: still clean)
+        raise ModelFormatError(f"{path}: damaged header ({type(exc).__name__}: {exc})") from None
     return Layout(path, header, kind, arrays, file_size)
 
 

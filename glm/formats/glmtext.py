@@ -255,6 +255,9 @@ def read_glm(stream, path: str):
         sub = 1
         for j, d in enumerate([d for d in range(1, span(mask)) if mask >> d & 1], 1):
             sub |= 1 << d
+            if sub not in keys:
+                raise ModelFormatError(f"{path}:{first_line}: no section \\{name(sub)}:\\ (the n-grams listed "
+                                       f"here need those of pattern {name(sub)})")
             k = keys[sub]
             q = (node << 32) | rows[:, j]
             pos = np.searchsorted(k, q)
