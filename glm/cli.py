@@ -48,7 +48,8 @@ def _is_numbers(word: str) -> bool:
 
 
 def _is_address(word: str) -> bool:
-    return (word == "local" or "://" in word or bool(re.fullmatch(r"[\w.-]+:\d+", word))) and not os.path.exists(word)
+    address = word == "local" or "://" in word or bool(re.fullmatch(r"[\w.-]+:\d+", word))
+    return address and not os.path.exists(word)
 
 
 def _regroup(argv: list[str]) -> list[str]:

@@ -511,7 +511,8 @@ def test_corrupt_compressed_input(tmp_path, lines, files, capsys, kind):
     err = capsys.readouterr().err
     assert err.startswith(f"glm build: error: {corpus}: cannot decompress") and err.count("\n") == 1
     model = tmp_path / f"m.arpa.{kind}"
-    data = bytearray({"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind](files["arpa"].read_bytes()))
+    compress = {"gz": gzip.compress, "bz2": bz2.compress, "xz": lzma.compress}[kind]
+    data = bytearray(compress(files["arpa"].read_bytes()))
     for i in range(len(data) // 2, len(data) // 2 + 16):
         data[i] ^= 0x5A
     model.write_bytes(bytes(data))

@@ -253,7 +253,8 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     ext = "jsonl" if fmt.fmt == "jsonl" else "txt"
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):
         raise ValueError(f"{out_dir}: --out-dir is a file, not a directory")
-    written = {f"--out-dir's {b}.{ext}": os.path.join(out_dir, f"{b}.{ext}") for b in ("head", "middle", "tail", "all")}
+    written = {f"--out-dir's {b}.{ext}": os.path.join(out_dir, f"{b}.{ext}")
+               for b in ("head", "middle", "tail", "all")}
     written["--out-dir's manifest.json"] = os.path.join(out_dir, "manifest.json")
     if not cutoff_csv:
         written["--out-dir's cutoff.csv"] = os.path.join(out_dir, "cutoff.csv")

@@ -125,8 +125,8 @@ def render_rows(res: DocScores, tsv: bool = False) -> bytes:
         if tsv:
             rows.append(f"{i.replace(chr(9), ' ').replace(chr(10), ' ')}\t{t}\t{o}\t{lp!r}\t{pp!r}\n")
         else:
-            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, "log10_prob": {_json_number(lp)}, '
-                        f'"perplexity": {_json_number(pp)}}}\n')
+            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, '
+                        f'"log10_prob": {_json_number(lp)}, "perplexity": {_json_number(pp)}}}\n')
     return "".join(rows).encode("utf-8")
 
 

@@ -149,13 +149,15 @@ def _check_logprob(arrays: dict, name: str) -> None:
     zero discounts)."""
     bad = first_outside(arrays[name], -np.inf, 0.0)
     if bad >= 0:
-        raise ModelFormatError(f"{name}[{bad}] = {arrays[name][bad]!r}: a log10 probability is a number <= 0")
+        raise ModelFormatError(f"{name}[{bad}] = {float(arrays[name][bad])!r}: a log10 probability is a "
+                               "number <= 0")
 
 
 def _check_backoff(arrays: dict, name: str) -> None:
     bad = first_outside(arrays[name], -np.inf, float(np.finfo(np.float32).max))
     if bad >= 0:
-        raise ModelFormatError(f"{name}[{bad}] = {arrays[name][bad]!r}: a log10 backoff is a number below +inf")
+        raise ModelFormatError(f"{name}[{bad}] = {float(arrays[name][bad])!r}: a log10 backoff is a number "
+                               "below +inf")
 
 
 def _backoff_parts(vocab, arrays: dict, header: dict) -> Parts:
@@ -309,7 +311,8 @@ def _glm_expected(h: dict, shapes: dict) -> dict:
 def _glm_check_small(arrays: dict, h: dict) -> None:
     for name in ("1.prob", "top.1.prob"):
         if name in arrays and (bad := first_outside(arrays[name], 0.0, 1.0)) >= 0:
-            raise ModelFormatError(f"{name}[{bad}] = {arrays[name][bad]!r}: a probability is in [0, 1]")
+            raise ModelFormatError(f"{name}[{bad}] = {float(arrays[name][bad])!r}: a probability is in "
+                                   "[0, 1]")
 
 
 def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
@@ -351,7 +354,7 @@ def _glm_verify(arrays: dict, h: dict) -> list[str]:
         kind = name.rsplit(".", 1)[1]
         rule = {"alpha": (0.0, f32, False), "gamma": (0.0, f64, True), "prob": (0.0, 1.0, False)}.get(kind)
         if rule is not None and (bad := first_outside(arr, *rule)) >= 0:
-            out.append(f"{name}[{bad}] = {arr[bad]!r}: not in [{rule[0]}, {rule[1]:.4g}]"
+            out.append(f"{name}[{bad}] = {float(arr[bad])!r}: not in [{rule[0]}, {rule[1]:.4g}]"
                        + (" (nor NaN, an unseen history)" if rule[2] else ""))
     if not out:
         parts = _glm_parts(None, arrays, h)
