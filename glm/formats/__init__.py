@@ -62,7 +62,8 @@ def check_outputs(outputs: dict, inputs=()) -> None:
     written.  outputs: {what (an option name): path or None}; inputs: the paths read (files; '-' and
     None are skipped).  Each output may not be the same file as an input (after symlinks, by device and
     inode) nor as another output; its directory must exist and be writable, and an existing output
-    must be writable (glm does not replace a read-only file).  '-' (stdout) and targets that are not
+    must be writable, by this user and by its mode (glm does not replace a read-only file, even as
+    root).  '-' (stdout) and targets that are not
     regular files (/dev/null) are only checked against the inputs."""
     named = [(what, os.fspath(path)) for what, path in outputs.items() if path is not None and path != "-"]
     inputs = [os.fspath(p) for p in inputs if p is not None and os.fspath(p) != "-"]
@@ -81,7 +82,7 @@ def check_outputs(outputs: dict, inputs=()) -> None:
             raise ValueError(f"{path}: directory {directory} is not writable")
         if os.path.isdir(path):
             raise ValueError(f"{path}: a directory, not a file name")
-        if os.path.exists(path) and not os.access(path, os.W_OK):
+        if os.path.exists(path) and (not os.access(path, os.W_OK) or not os.stat(path).st_mode & 0o222):
             raise ValueError(f"{path}: the file is read-only; remove it or make it writable first "
                              "(nothing was written)")
 
