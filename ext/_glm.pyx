@@ -5,11 +5,15 @@ scoring streams over the pattern lattice.
 A pattern's table is a trie level: its n-grams sorted by (parent, word), where the parent is the same
 n-gram without its farthest word (an n-gram of the parent pattern) and ``word`` is that farthest word;
 ``starts[p] .. starts[p+1]`` index the children of parent p.  The unigram pattern is indexed by word id.
+
+The scorer's arrays may come from a damaged file whose large arrays are not checked at load: children
+ranges are clipped to the child pattern's rows, hash probes stop after a full turn of the table, word ids
+are checked against the vocabulary and every score is checked (_results.pxi).
 """
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from libc.math cimport isnan, log10, NAN
+from libc.math cimport isnan, log10, NAN, INFINITY
 from libcpp.algorithm cimport sort
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
@@ -117,11 +121,13 @@ cdef inline int64_t probe_rows(const uint32_t* T, uint64_t tmask, uint64_t slot,
                                uint32_t lo, uint32_t hi, uint32_t w) noexcept nogil:
     """The child hash from ``slot`` on: the row among lo .. hi-1 holding word w, or -1."""
     cdef uint32_t c = T[slot]
-    while c != EMPTY:
+    cdef uint64_t probes = 0
+    while c != EMPTY and probes <= tmask:          # (a full table: one turn)
         if lo <= c < hi and rows[<size_t>c * W] == w:
             return c
         slot = (slot + 1) & tmask
         c = T[slot]
+        probes += 1
     return -1
 
 
@@ -139,6 +145,9 @@ cdef class Scorer:
     history it is and the ranges of its children.
     """
     cdef int order, npat
+    cdef public object source             # the model file, named in errors
+    cdef uint64_t vocab_size
+    cdef uint64_t nrows[MAXPAT]           # n-grams of pattern q (its rows)
     cdef object keep                      # the arrays behind the pointers
     cdef public object hash               # child_hash of the pattern tables
     cdef const uint32_t* T
@@ -176,10 +185,14 @@ cdef class Scorer:
         if not 1 <= order <= MAXORDER:
             raise ValueError(f"order must be between 1 and {MAXORDER}")
         self.order, self.npat = order, 1 << (order - 1)
+        self.source = None
         keep = [records]
         uni = np.ascontiguousarray(tables[1]["prob"], dtype=np.float64)
         keep.append(uni)
         self.uni = <const double*>cnp.PyArray_DATA(uni)
+        self.vocab_size = len(uni)
+        if self.vocab_size < 3:
+            raise ValueError("a vocabulary holds at least <unk>, <s> and </s>")
         for q in range(self.npat):
             mask = 2 * q + 1
             self.present[q] = q == 0 or mask in children
@@ -189,6 +202,9 @@ cdef class Scorer:
             R = records.rows[mask]
             self.rows[q] = &R[0, 0] if R.shape[0] else NULL
             self.W[q] = records.width[mask]
+            self.nrows[q] = R.shape[0]
+            if R.shape[1] != self.W[q] or (q == 0 and R.shape[0] != self.vocab_size):
+                raise ValueError(f"pattern {mask:b}: records of shape {R.shape}")
             if q == 0:
                 continue
             self.goff[q], self.roff[q] = records.goff[mask], records.roff[mask]
@@ -211,16 +227,23 @@ cdef class Scorer:
             top1 = np.ascontiguousarray(compat["top"][1]["prob"], dtype=np.float64)
             keep.append(top1)
             self.top1 = <const double*>cnp.PyArray_DATA(top1)
+            if len(top1) != self.vocab_size:
+                raise ValueError(f"the top unigrams have {len(top1)} entries, not {self.vocab_size}")
             for j in range(2, order):
                 t = compat["top"][(1 << j) - 1]
                 arrs = [np.ascontiguousarray(t["alpha"], dtype=np.float32),
                         np.ascontiguousarray(t["gamma"], dtype=np.float64)]
+                if (len(arrs[0]) != self.nrows[(1 << (j - 1)) - 1]
+                        or len(arrs[1]) != self.nrows[(1 << (j - 2)) - 1]):
+                    raise ValueError(f"the top of length {j}: alpha and gamma do not fit the patterns")
                 keep.extend(arrs)
                 self.talpha[j - 1] = <const float*>cnp.PyArray_DATA(arrs[0])
                 self.tgamma[j - 1] = <const double*>cnp.PyArray_DATA(arrs[1])
         self.keep = keep
         self.hash = hash_table
         cdef const uint32_t[::1] H = self.hash
+        if H.shape[0] == 0 or H.shape[0] & (H.shape[0] - 1):
+            raise ValueError(f"the children hash has {H.shape[0]} slots, not a power of two")
         self.T = &H[0]
         self.tmask = H.shape[0] - 1
 
@@ -239,6 +262,7 @@ cdef class Scorer:
         cdef int64_t* node
         cdef const uint32_t* r
         cdef const uint32_t* rows
+        cdef uint64_t probes
         cdef uint32_t lo[SPANPAT * LANES]       # per lookup k: (pattern - first of the span) * LANES + lane
         cdef uint32_t hi[SPANPAT * LANES]
         cdef uint32_t w[SPANPAT * LANES]
@@ -260,6 +284,10 @@ cdef class Scorer:
                     if p >= 0:
                         r = &self.rows[P][<size_t>p * self.W[P] + self.roff[q]]
                         lo[k], hi[k] = r[0], r[1]
+                        if hi[k] > self.nrows[q]:     # (a damaged file: stay inside q's rows)
+                            hi[k] = <uint32_t>self.nrows[q]
+                        if lo[k] > hi[k]:
+                            lo[k] = hi[k]
                         w[k] = ids[pos[j] - L]
                         if hi[k] - lo[k] > self.small[q]:
                             slot[k] = child_key(q, <uint32_t>p, w[k]) & self.tmask
@@ -280,9 +308,11 @@ cdef class Scorer:
                     k = (q - first) * LANES + j
                     if hi[k] - lo[k] > self.small[q]:
                         c = self.T[slot[k]]
-                        while c != EMPTY and not (lo[k] <= c < hi[k]):
+                        probes = 0
+                        while c != EMPTY and not (lo[k] <= c < hi[k]) and probes <= self.tmask:
                             slot[k] = (slot[k] + 1) & self.tmask
                             c = self.T[slot[k]]
+                            probes += 1
                         if c != EMPTY:
                             __builtin_prefetch(&rows[<size_t>c * W])
                             __builtin_prefetch(&rows[<size_t>c * W + W - 1])
@@ -336,6 +366,8 @@ cdef class Scorer:
         """log10 p(w | context), context a sequence of ids, oldest first; returns (log10p, matched)."""
         cdef int L = min(len(context), self.order - 1), j, m
         ids = np.array(list(context)[len(context) - L:] + [w], dtype=np.uint32)
+        if ids.max() >= self.vocab_size:
+            raise ValueError(f"word id {ids.max()} is not below the vocabulary size {self.vocab_size}")
         cdef const uint32_t[::1] I = ids
         cdef int64_t ring[RING * MAXPAT]
         cdef size_t pos[MAXORDER]
@@ -343,15 +375,17 @@ cdef class Scorer:
         for j in range(L + 1):
             pos[j], hl[j] = j, j
         self.find_nodes(&I[0], pos, hl, L + 1, ring)
-        p = self.prob(ring, L, L, &m)
-        return log10(p), m
+        p = log10(self.prob(ring, L, L, &m))
+        if insane(p, INFINITY if self.tops else MAX_LOGPROB):
+            raise_insane(self.source, p)
+        return p, m
 
     def score_stream(self, const uint32_t[::1] ids, bint bos=True, bint eos=True, bint per_token=False):
         """Score a padded stream (1 w1 .. wn 2 per line), with the same results as the back-off
         model's ``Trie.score_stream``."""
         cdef size_t n = ids.shape[0], i, sent = 0, line = 0
-        arrays = result_arrays(ids, eos, per_token)
-        cdef Results R = results_of(arrays, per_token)
+        arrays = result_arrays(ids, eos, per_token, self.vocab_size)
+        cdef Results R = results_of(arrays, per_token, INFINITY if self.tops else MAX_LOGPROB)
         cdef int64_t* ring = <int64_t*>PyMem_Malloc(RING * MAXPAT * sizeof(int64_t))
         cdef size_t pos[LANES]
         cdef int hl[LANES]
@@ -393,5 +427,6 @@ cdef class Scorer:
                         line += 1
                 i = k
         PyMem_Free(ring)
+        check_results(&R, self.source)
         return arrays if per_token else arrays[0]
 

@@ -6,6 +6,11 @@ by x, at starts[g] .. starts[g+1].  The longest stored n-gram ending in w is fou
 through the context; its log10 probability plus the log10 backoffs of the context suffixes longer than
 the match is log10 p(w | context), as in an ARPA file.  The backoffs of the context come from the walk
 made for the previous word, so a sentence costs one walk per word.
+
+The arrays may come from a damaged file whose large arrays are not checked at load (glm.formats.binary):
+every children range read from ``starts`` is clipped to the level's size, hash probes stop after a full
+turn of the table, word ids are checked against the vocabulary, and every score is checked
+(_results.pxi), so that no lookup reads outside an array and no damaged value is returned as a score.
 """
 import numpy as np
 cimport numpy as cnp
@@ -28,7 +33,9 @@ def trie_hash(levels):
 
 cdef class Trie:
     cdef public int order
+    cdef public object source              # the model file, named in errors
     cdef uint64_t vocab_size
+    cdef uint64_t size[MAXORDER + 2]        # entries of each level (size[N + 1] = 0)
     cdef const uint32_t* word[MAXORDER + 1]
     cdef const float* prob[MAXORDER + 1]
     cdef const float* bo[MAXORDER + 1]
@@ -44,13 +51,27 @@ cdef class Trie:
         cdef const uint32_t[::1] u
         cdef const float[::1] f
         self.order = len(levels)
-        if self.order > MAXORDER:
-            raise ValueError(f"order {self.order} is above the supported maximum {MAXORDER}")
+        if not 1 <= self.order <= MAXORDER:
+            raise ValueError(f"order {self.order} is not between 1 and the supported maximum {MAXORDER}")
         self._keep = (levels, hash_table)
+        self.source = None
         u = hash_table
+        if u.shape[0] == 0 or u.shape[0] & (u.shape[0] - 1):
+            raise ValueError(f"the child hash has {u.shape[0]} slots, not a power of two")
         self.hash = &u[0]
         self.hash_mask = u.shape[0] - 1
         self.vocab_size = len(levels[0]["logprob"])
+        if self.vocab_size < 3:
+            raise ValueError("a vocabulary holds at least <unk>, <s> and </s>")
+        for n in range(1, self.order + 1):      # shapes (the walks rely on them)
+            self.size[n] = self.vocab_size if n == 1 else len(levels[n - 1]["word"])
+            want = {"logprob": self.size[n], "word": self.size[n] if n > 1 else None,
+                    "backoff": self.size[n] if n < self.order else None,
+                    "starts": self.size[n] + 1 if n < self.order else None}
+            for name, length in want.items():
+                if length is not None and len(levels[n - 1][name]) != length:
+                    raise ValueError(f"level {n}: {name} has {len(levels[n - 1][name])} entries, not {length}")
+        self.size[self.order + 1] = 0
         for n in range(1, self.order + 1):
             lv = levels[n - 1]
             f = lv["logprob"]
@@ -79,6 +100,7 @@ cdef class Trie:
         cdef bint active[LANES]
         cdef int j, d, N = self.order, k
         cdef uint32_t w, c, target
+        cdef uint64_t probes
         cdef int64_t r
         cdef const uint32_t* words
         for j in range(B):
@@ -98,6 +120,10 @@ cdef class Trie:
                     continue
                 lo[j] = self.starts[d + 1][node[j][d]]
                 hi[j] = self.starts[d + 1][node[j][d] + 1]
+                if hi[j] > self.size[d + 2]:         # (a damaged file: stay inside the next level)
+                    hi[j] = <uint32_t>self.size[d + 2]
+                if lo[j] > hi[j]:
+                    lo[j] = hi[j]
                 if hi[j] - lo[j] > SMALL:
                     slot[j] = child_key(d + 1, node[j][d], ids[pos[j] - 1 - d]) & self.hash_mask
                     __builtin_prefetch(&self.hash[slot[j]])
@@ -119,12 +145,14 @@ cdef class Trie:
                 else:
                     r = -1
                     c = cand[j]
-                    while c != EMPTY:
+                    probes = 0
+                    while c != EMPTY and probes <= self.hash_mask:     # (a full table: one turn)
                         if lo[j] <= c < hi[j] and words[c] == target:
                             r = c
                             break
                         slot[j] = (slot[j] + 1) & self.hash_mask
                         c = self.hash[slot[j]]
+                        probes += 1
                 if r < 0:
                     active[j] = False
                     continue
@@ -151,6 +179,9 @@ cdef class Trie:
         for j in range(L):
             seq[j] = context[len(context) - L + j]
         seq[L] = w
+        for j in range(L + 1):
+            if seq[j] >= self.vocab_size:
+                raise ValueError(f"word id {seq[j]} is not below the vocabulary size {self.vocab_size}")
         # lane 0 walks from w, lane 1 from the last context word (for the context's backoffs)
         pos[0], hlen[0] = L, L
         pos[1], hlen[1] = (L - 1 if L else 0), (L - 1 if L else 0)
@@ -159,6 +190,8 @@ cdef class Trie:
         if L > 0:
             for j in range(M[0], min(M[1], self.order - 1) + 1):
                 total += NBO[MAXORDER + j - 1]
+        if insane(total):
+            raise_insane(self.source, total)
         return total, M[0]
 
     def score_stream(self, const uint32_t[::1] ids, bint bos=True, bint eos=True, bint per_token=False):
@@ -169,7 +202,7 @@ cdef class Trie:
         tokens (words, then </s> when eos).
         """
         cdef size_t n = ids.shape[0], i
-        arrays = result_arrays(ids, eos, per_token)
+        arrays = result_arrays(ids, eos, per_token, self.vocab_size)
         cdef Results R = results_of(arrays, per_token)
         cdef float ctx_bo[MAXORDER]
         cdef size_t bpos[LANES]
@@ -222,4 +255,5 @@ cdef class Trie:
                             ctx_bo[j] = bnbo[b * MAXORDER + j] if j < m else 0
                     b += 1
                 i = k
+        check_results(&R, self.source)
         return arrays if per_token else arrays[0]

@@ -13,6 +13,7 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport malloc, realloc, free, strtod
+from libc.math cimport INFINITY
 
 cnp.import_array()
 
@@ -170,6 +171,22 @@ cdef class VocabTable:
         cdef const uint8_t[::1] b = blob
         cdef const uint64_t[::1] o = offsets
         cdef const uint32_t[::1] t = table
+        cdef uint64_t i, bad = 0
+        # checked here (O(words)), as every lookup relies on them: the words' offsets rise from 0 to the
+        # end of the blob, and the table has a power of two of slots
+        if o.shape[0] < 4 or o.shape[0] - 1 >= EMPTY:
+            raise ValueError(f"vocab.offsets: {o.shape[0]} entries for at least <unk>, <s>, </s> and "
+                             "below 2^32 words")
+        if t.shape[0] == 0 or t.shape[0] & (t.shape[0] - 1) or t.shape[0] < <size_t>o.shape[0]:
+            raise ValueError(f"vocab.table: {t.shape[0]} slots, not a power of two above the words")
+        with nogil:
+            for i in range(1, <uint64_t>o.shape[0]):
+                if o[i] < o[i - 1]:
+                    bad = i
+                    break
+        if o[0] != 0 or bad or o[o.shape[0] - 1] != <uint64_t>b.shape[0]:
+            raise ValueError(f"vocab.offsets: the offsets do not rise from 0 to the blob's "
+                             f"{b.shape[0]} bytes" + (f" (at entry {bad})" if bad else ""))
         v.owned = False
         v._keep = (blob, offsets, table)
         v.blob = <uint8_t*>&b[0] if b.shape[0] else NULL
@@ -192,16 +209,20 @@ cdef class VocabTable:
         return blob, offsets, table
 
     cdef inline uint32_t find(self, const uint8_t* p, size_t n, uint64_t h) noexcept nogil:
-        cdef uint64_t slot = h & self.mask
+        # (a table from a damaged file may hold ids beyond the words, or no EMPTY slot: such slots are
+        # skipped, and the search stops after one turn; the offsets are checked when it is loaded)
+        cdef uint64_t slot = h & self.mask, probes = 0
         cdef uint32_t i
-        while True:
+        while probes <= self.mask:
             i = self.table[slot]
             if i == EMPTY:
                 return EMPTY
-            if (self.offsets[i + 1] - self.offsets[i] == n
+            if (i < self.size and self.offsets[i + 1] - self.offsets[i] == n
                     and memcmp(self.blob + self.offsets[i], p, n) == 0):
                 return i
             slot = (slot + 1) & self.mask
+            probes += 1
+        return EMPTY
 
     cdef void grow_table(self) noexcept nogil:
         cdef uint64_t newmask = self.mask * 2 + 1, i, slot
@@ -328,7 +349,7 @@ cdef class VocabTable:
                 for b in range(B):
                     if tlen[b] >= 0:
                         w = self.table[thash[b] & self.mask]
-                        if w != EMPTY:
+                        if w < self.size:
                             __builtin_prefetch(&self.offsets[w])
                             tcand[b] = w
                         else:
@@ -380,7 +401,9 @@ cdef class VocabTable:
 
         Fields are separated by spaces or TABs; blank lines are skipped.  Returns (status, ids[count, n],
         logprob float32, backoff float32, lines) where status is 0 on success, else the 0-based index of the
-        bad line is in ``lines`` and status tells why: 1 bad number, 2 wrong field count, 3 unknown word.
+        bad line is in ``lines`` and status tells why: 1 bad number, 2 wrong field count, 3 unknown word,
+        4 a log10 probability that is not a number <= 0 (NaN, positive; -inf, a probability of 0, is
+        one), 5 a backoff that is NaN or +inf (values as float32: 1e39 is +inf).
         """
         cdef size_t size = buf.shape[0], i = 0, start, rows = 0, line = 0, cap
         cdef const uint8_t* p = &buf[0] if size else NULL
@@ -424,8 +447,14 @@ cdef class VocabTable:
                             break
                         if nf == 0:
                             P[rows] = <float>val
+                            if not P[rows] <= 0:
+                                status = 4
+                                break
                         else:
                             B[rows] = <float>val
+                            if B[rows] != B[rows] or B[rows] == INFINITY:
+                                status = 5
+                                break
                     elif nf <= n:
                         w = self.find(p + start, i - start, hash_bytes(p + start, i - start))
                         if w == EMPTY:

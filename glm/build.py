@@ -12,7 +12,7 @@ from typing import Iterable, Iterator
 import numpy as np
 
 from . import _count, paperpad
-from .corpus import Chunk, expand_inputs, line_chunks, read_chunks
+from .corpus import Chunk, CorpusError, expand_inputs, line_chunks, read_chunks
 from .counts import NgramCounter
 from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
@@ -193,6 +193,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         vocab, levels = count(plan.inputs, plan.order, lines=lines, with_raw=raw, skip_symbols=skip_symbols,
                               bad_utf8=bad_utf8, quiet=quiet, scratch=scratch, dask=dask,
                               dask_workers=dask_workers, pad=plan.order - 1 if plan.paper else 0)
+        if len(vocab) == 3 and not levels[0]["count"][0]:
+            raise CorpusError(f"no text in {_names(plan.inputs)}: not a single word to train on")
         if plan.generalized:
             return _estimate_generalized(plan, vocab, levels, scratch, quiet, bad_utf8)
         est = estimate(levels, plan.order, plan.opts, np.zeros if scratch is None else scratch.zeros)
@@ -205,6 +207,13 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     if plan.output is not None:
         model.save(plan.output, quiet=quiet)
     return model
+
+
+def _names(paths) -> str:
+    """The inputs, named in an error (the first few)."""
+    if paths is None:
+        return "the lines given"
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more files" if len(paths) > 3 else "")
 
 
 def _options(plan: _Plan) -> dict:

@@ -1,16 +1,91 @@
-"""The ``glm`` command: argument parsing only; the work is done by the library."""
+"""The ``glm`` command: argument parsing only; the work is done by the library.
+
+Every failure ends in one line on stderr, ``glm COMMAND: error: ...``, and exit status 1 (2 for usage
+errors).  SIGINT, SIGTERM and SIGHUP unwind the work as an exception does, so that every temporary file
+and directory is removed, and exit with 130, 143 and 129.
+"""
 from __future__ import annotations
 
 import argparse
-import json
 import os
+import re
+import signal
 import sys
 import time
+from concurrent.futures.process import BrokenProcessPool
 
 from .corpus import CorpusError
 from .discount import DiscountError
-from .formats import BINARY_SUFFIX, ModelFormatError
+from .formats import BINARY_SUFFIX, ModelFormatError, json_text
 from .generalized import METHODS
+
+
+class Terminated(BaseException):
+    """SIGTERM or SIGHUP, raised in the main thread so that the work unwinds as for Ctrl-C (every
+    ``with`` block that owns a temporary file or directory removes it)."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
+def _on_signal(signum, frame):
+    for sig in (signal.SIGTERM, signal.SIGHUP):      # a second signal must not interrupt the cleanup
+        signal.signal(sig, signal.SIG_IGN)
+    raise Terminated(signum)
+
+
+# -- options that take several values --------------------------------------------------------------
+# argparse gives an option with nargs="+" every word up to the next option, inputs included.  So,
+# before parsing, the values of these options are made into one word (--prune=0,1,1): numeric options
+# take the numbers that follow them, --dask the next word only when it is a scheduler address.
+_NUMERIC = ("--prune", "--discount-fallback")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|[+-]?(nan|inf|infinity)", re.IGNORECASE)
+
+
+def _is_numbers(word: str) -> bool:
+    return all(_NUMBER.fullmatch(x) for x in word.split(","))
+
+
+def _is_address(word: str) -> bool:
+    address = word == "local" or "://" in word or bool(re.fullmatch(r"[\w.-]+:\d+", word))
+    return address and not os.path.exists(word)
+
+
+def _regroup(argv: list[str]) -> list[str]:
+    """argv with the values of --prune, --discount-fallback and --dask joined to them (see above)."""
+    out, i = [], 0
+    while i < len(argv):
+        word = argv[i]
+        i += 1
+        if word == "--":
+            out += argv[i - 1:]
+            break
+        if word in _NUMERIC:
+            values = []
+            while i < len(argv) and _is_numbers(argv[i]):
+                values.append(argv[i])
+                i += 1
+            out.append(f"{word}={','.join(values)}")
+        elif word == "--dask":
+            address = i < len(argv) and _is_address(argv[i])
+            out.append(f"--dask={argv[i] if address else 'local'}")
+            i += address
+        else:
+            out.append(word)
+    return out
+
+
+def _numbers(kind, what: str, empty_ok: bool):
+    def parse(text: str) -> tuple:
+        parts = [x for x in text.replace(",", " ").split()]
+        if not parts and not empty_ok:
+            raise argparse.ArgumentTypeError(f"expected {what}")
+        try:
+            return tuple(kind(x) for x in parts)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, not {text!r}") from None
+    return parse
 
 
 def _add_input_options(p: argparse.ArgumentParser) -> None:
@@ -33,10 +108,18 @@ def _add_doc_options(p: argparse.ArgumentParser, scoring: bool = True) -> None:
     g.add_argument("--on-bad-json", choices=("error", "skip"), default="error",
                    help="a malformed JSONL line: fail naming file and line (default), or skip and count it")
     if scoring:
-        g.add_argument("--workers", "-j", type=int, default=None,
+        g.add_argument("--workers", "-j", type=_workers, default=None,
                        help="scoring processes (default: the cores, or $GLM_THREADS)")
         p.add_argument("--plot", metavar="PNG", default=None,
                        help="histogram of the scores with the thresholds marked (needs matplotlib)")
+
+
+def _workers(text: str) -> int:
+    from .threads import count
+    try:
+        return count("workers", text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _doc_format(args):
@@ -124,8 +207,10 @@ def _curation_parsers(sub) -> None:
 
 def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="glm", description="Modified Kneser-Ney and Generalized n-gram "
-                                                         "language models.")
+                                                         "language models.", allow_abbrev=False)
     sub = ap.add_subparsers(dest="command", required=True)
+    add_parser = sub.add_parser
+    sub.add_parser = lambda *a, **kw: add_parser(*a, allow_abbrev=False, **kw)   # (see _regroup)
 
     b = sub.add_parser("build", help="estimate a model from text (one sentence per line)",
                        description="Estimate an interpolated modified Kneser-Ney model, as lmplz does, or a "
@@ -140,14 +225,14 @@ def _parser() -> argparse.ArgumentParser:
                    help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model; "
                         "glm-abs: GLM with occurrence counts at the lower orders; glmtk2014, glmtk2014-mkn: "
                         "the 2014 toolkit's GLM and MKN, NOT normalized, to reproduce the paper (.glmb only)")
-    b.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None,
-                   help="fit child weights (GLM) and discount scales on held-out text; the model is then "
-                        "written as .glm / .glmb, for mkn too")
-    b.add_argument("--prune", type=int, nargs="+", default=[], metavar="T",
-                   help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, ...; "
-                        "non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
-    b.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D",
-                   help="discounts to use where the closed form fails (default 0.5 1 1.5)")
+    b.add_argument("--tune", metavar="HELDOUT", action="append", default=None,
+                   help="fit child weights (GLM) and discount scales on held-out text (a file or directory; "
+                        "repeat --tune for several); the model is then written as .glm / .glmb, for mkn too")
+    b.add_argument("--prune", type=_numbers(int, "thresholds (whole numbers)", False), default=(),
+                   metavar="T", help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, "
+                                     "...; non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
+    b.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
+                   metavar="D", help="discounts to use where the closed form fails (default 0.5 1 1.5)")
     b.add_argument("--interpolate-unigrams", type=int, choices=(0, 1), default=1,
                    help="mix unigrams with the uniform distribution (1, default) or give <unk> the "
                         "left-over mass (0, SRILM style)")
@@ -159,11 +244,12 @@ def _parser() -> argparse.ArgumentParser:
                         "large arrays are memory-mapped files there (default: no budget, all in memory)")
     b.add_argument("--tmpdir", "-T", default=None, metavar="DIR",
                    help="where --memory puts its temporary files (default: the system's temp directory)")
-    b.add_argument("--workers", type=int, default=None, metavar="N",
+    b.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="threads for counting, estimation and writing (default: all cores)")
-    b.add_argument("--dask", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="count and merge on a Dask cluster: the scheduler at ADDRESS, or a LocalCluster "
-                        "of --workers processes (default 2) when no address is given (pip install glm[dask])")
+    b.add_argument("--dask", default=None, metavar="ADDRESS",
+                   help="count and merge on a Dask cluster: the scheduler at ADDRESS (tcp://host:port or "
+                        "host:port), or a LocalCluster of --workers processes (default 2) when no address "
+                        "is given (pip install glm[dask])")
     _add_input_options(b)
 
     s = sub.add_parser("score", help="perplexity of text under a model (as KenLM's query)")
@@ -172,7 +258,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true", help="print the summary as one JSON object")
     s.add_argument("--per-line", choices=("tsv", "jsonl"), default=None,
                    help="write one row per input line (log10_prob, tokens, oovs, perplexity)")
-    s.add_argument("-o", "--output", default="-", help="where per-line rows go (default stdout)")
+    s.add_argument("-o", "--output", default=None,
+                   help="where the --per-line or --per-doc rows go (default stdout)")
     s.add_argument("--no-bos", action="store_true", help="do not condition the first word on <s>")
     s.add_argument("--no-eos", action="store_true", help="do not predict </s> at the end of lines")
     s.add_argument("--per-doc", action="store_true",
@@ -191,8 +278,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--test", nargs="+", required=True, metavar="SEQUENCES")
     e.add_argument("--order", "-n", type=int, required=True)
     e.add_argument("--method", choices=METHODS, default="glm")
-    e.add_argument("--tune", metavar="HELDOUT", nargs="+", default=None)
-    e.add_argument("--discount-fallback", type=float, nargs="*", default=None, metavar="D")
+    e.add_argument("--tune", metavar="HELDOUT", action="append", default=None)
+    e.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
+                   metavar="D")
     e.add_argument("--padding", choices=("kenlm", "paper"), default="kenlm",
                    help="kenlm: glm's models as built by `glm build`; paper: the reference notes' "
                         "conventions (n-1 <s> of padding, each factor by the top of its own length; "
@@ -203,6 +291,13 @@ def _parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="orders, n-gram counts and discounts of a model")
     i.add_argument("model")
     i.add_argument("--json", action="store_true")
+
+    v = sub.add_parser("verify", help="check a model file in full (checksums and every value)",
+                       description="Check every array's checksum and every value of a binary model "
+                                   "(docs/formats.md); a text model is checked in full as it is read.")
+    v.add_argument("model")
+    v.add_argument("--json", action="store_true", help="print the report as one JSON object")
+    v.add_argument("--workers", type=_workers, default=None, help="threads (default: the cores)")
 
     _curation_parsers(sub)
 
@@ -222,7 +317,7 @@ def _build(args) -> None:
     from .build import train
     from .threads import workers
     t0 = time.time()          # train() checks the output name before counting
-    fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
+    fallback = args.discount_fallback
     with workers(None if args.dask else args.workers):
         model = train(args.inputs, args.order, method=args.method, tune=args.tune, prune=args.prune,
                       discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
@@ -235,17 +330,28 @@ def _build(args) -> None:
 
 
 def _score(args) -> None:
+    from .corpus import expand_inputs
     from .model import load
     if args.per_doc:
         _score_per_doc(args)
         return
+    if args.output is not None and not args.per_line:
+        raise ValueError("-o/--output is where --per-line or --per-doc rows go; give one of them")
+    output = args.output or "-"
+    inputs = expand_inputs(args.inputs)          # (every input checked before any work)
+    if output != "-":
+        from .formats import check_outputs
+        check_outputs({"--output": output}, [args.model] + inputs)
     model = load(args.model, quiet=args.quiet)
     bos, eos = not args.no_bos, not args.no_eos
     if args.per_line:
+        import contextlib
+        from .formats import atomic_output
         from .model import Evaluation
         total = Evaluation(0.0, 0, 0, 0.0, 0)
-        out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")
-        try:
+        with contextlib.ExitStack() as stack:
+            out = (sys.stdout if output == "-" else
+                   stack.enter_context(open(stack.enter_context(atomic_output(output)), "w", encoding="utf-8")))
             if args.per_line == "tsv":
                 out.write("line\tlog10_prob\ttokens\toovs\tperplexity\n")
             for res in model.score_chunks(args.inputs, bos, eos, args.quiet, args.bad_utf8):
@@ -257,20 +363,17 @@ def _score(args) -> None:
                         rows.append(f"{i}\t{lp:.6f}\t{tok}\t{oov}\t"
                                     f"{'nan' if ppl is None else format(ppl, '.6g')}\n")
                     else:
-                        rows.append(json.dumps(dict(line=i, log10_prob=lp, tokens=tok, oovs=oov,
-                                                    perplexity=ppl)) + "\n")
+                        rows.append(json_text(dict(line=i, log10_prob=lp, tokens=tok, oovs=oov,
+                                                   perplexity=ppl)) + "\n")
                 out.write("".join(rows))
                 total.add(res)
-        finally:
-            if out is not sys.stdout:
-                out.close()
-        if out is sys.stdout:
+        if output == "-":
             return
     else:
         total = model.evaluate(args.inputs, bos, eos, args.quiet, args.bad_utf8)
     summary = total.as_dict()
     if args.json:
-        print(json.dumps(summary))
+        print(json_text(summary))
     else:
         print(f"Perplexity including OOVs:\t{summary['perplexity']:.6g}")
         print(f"Perplexity excluding OOVs:\t{summary['perplexity_excluding_oov']:.6g}")
@@ -283,8 +386,9 @@ def _score_per_doc(args) -> None:
     if args.per_line or args.no_bos or args.no_eos:
         raise ValueError("--per-doc scores documents with <s> and </s> per line; it does not combine "
                          "with --per-line, --no-bos or --no-eos")
-    tsv = args.output.endswith((".tsv", ".tsv.gz"))
-    total = score_to_file(args.model, args.inputs, args.output, _doc_format(args), tsv=tsv,
+    output = args.output or "-"
+    tsv = output.endswith((".tsv", ".tsv.gz"))
+    total = score_to_file(args.model, args.inputs, output, _doc_format(args), tsv=tsv,
                           manifest=None if args.manifest == "none" else args.manifest,
                           workers=args.workers, quiet=args.quiet, plot=args.plot)
     skipped = f", {total['skipped']} malformed lines skipped" if total["skipped"] else ""
@@ -334,7 +438,7 @@ def _info(args) -> None:
     from .model import load
     model = load(args.model)
     if args.json:
-        print(json.dumps(model.info()))
+        print(json_text(model.info()))
         return
     print(f"order\t{model.order}")
     print(f"vocabulary\t{len(model.vocab)}")
@@ -342,16 +446,33 @@ def _info(args) -> None:
         print(line)
 
 
+def _verify(args) -> None:
+    from .model import load
+    model = load(args.model)
+    report = model.verify(args.workers)
+    if args.json:
+        print(json_text(dict(model=args.model, sound=True, **report)))
+        return
+    from .formats import is_binary
+    t = f"{report['seconds']:.2f} s"
+    what = (f"checksums and values checked in {t}" if report["checksums"] else
+            f"values checked in {t} (no checksums: the file predates them)" if is_binary(model.source) else
+            f"every value checked as it was read, the structure in {t} (text files have no checksums)")
+    print(f"{args.model}: sound: {report['arrays']} arrays, {report['bytes'] / 1e6:.1f} MB, {what}")
+
+
 def _paper_eval(args) -> None:
     from .build import train
+    from .corpus import expand_inputs
     from .protocols import sequence_perplexity
-    fallback = None if args.discount_fallback is None else tuple(args.discount_fallback)
-    model = train(args.train, args.order, method=args.method, tune=args.tune, discount_fallback=fallback,
-                  bad_utf8=args.bad_utf8, quiet=args.quiet, padding=args.padding)
+    expand_inputs(args.test, "--test")            # (checked before training)
+    model = train(args.train, args.order, method=args.method, tune=args.tune,
+                  discount_fallback=args.discount_fallback, bad_utf8=args.bad_utf8, quiet=args.quiet,
+                  padding=args.padding)
     res = dict(sequence_perplexity(model, args.test, args.order, args.quiet, args.bad_utf8),
                order=args.order, method=args.method, tuned=bool(args.tune), padding=args.padding)
     if args.json:
-        print(json.dumps(res))
+        print(json_text(res))
     else:
         for k, v in res.items():
             print(f"{k}\t{v}")
@@ -362,21 +483,57 @@ def _convert(args) -> None:
     load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet)
 
 
+COMMANDS = {"build": _build, "score": _score, "info": _info, "verify": _verify, "convert": _convert,
+            "paper-eval": _paper_eval, "softdedup": _softdedup, "resample": _resample, "prune": _prune,
+            "bucket": _bucket}
+
+
 def main(argv=None) -> int:
-    args = _parser().parse_args(argv)
+    args = _parser().parse_args(_regroup(list(sys.argv[1:] if argv is None else argv)))
+    handlers = {}
+    if threading_main():
+        handlers = {sig: signal.signal(sig, _on_signal) for sig in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        {"build": _build, "score": _score, "info": _info, "convert": _convert, "paper-eval": _paper_eval,
-         "softdedup": _softdedup, "resample": _resample, "prune": _prune, "bucket": _bucket}[args.command](args)
+        COMMANDS[args.command](args)
     except BrokenPipeError:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 1
-    except (CorpusError, ModelFormatError, DiscountError, ValueError, OSError) as exc:
-        print(f"glm {args.command}: error: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"glm {args.command}: interrupted", file=sys.stderr)
         return 130
+    except Terminated as exc:
+        print(f"glm {args.command}: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
+        return 128 + exc.signum
+    except (CorpusError, ModelFormatError, DiscountError, ValueError, OSError) as exc:
+        print(f"glm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
+        return 1
+    except BrokenProcessPool:
+        print(f"glm {args.command}: error: a worker process died (killed by a signal, or out of memory)",
+              file=sys.stderr)
+        return 1
+    except MemoryError:
+        print(f"glm {args.command}: error: out of memory (see --memory in docs/scale.md)", file=sys.stderr)
+        return 1
+    except Exception as exc:                  # a bug: still one line (GLM_DEBUG=1 shows the traceback)
+        if os.environ.get("GLM_DEBUG"):
+            raise
+        print(f"glm {args.command}: internal error: {type(exc).__name__}: {_one_line(exc)} (a bug in glm; "
+              "please report it, with the traceback that GLM_DEBUG=1 shows)", file=sys.stderr)
+        return 1
+    finally:
+        for sig, old in handlers.items():
+            signal.signal(sig, old)
     return 0
+
+
+def threading_main() -> bool:
+    import threading
+    return threading.current_thread() is threading.main_thread()
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split()) if "\n" in text else text
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import io
 import lzma
 import os
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -29,6 +30,11 @@ _MAGIC = [
 
 class CorpusError(ValueError):
     """Bad input text; the message names the file and the line."""
+
+
+# what reading damaged or truncated compressed data raises (gzip: zlib.error, bz2 / zstd: OSError,
+# xz: LZMAError, any of them cut short: EOFError)
+DECOMPRESS_ERRORS = (OSError, EOFError, lzma.LZMAError, zlib.error)
 
 
 def _path_list(inputs, what: str) -> list:
@@ -168,7 +174,7 @@ def read_chunks(inputs, chunk_bytes: int = CHUNK_BYTES, quiet: bool = False,
                 while True:
                     try:
                         block = stream.read(chunk_bytes)
-                    except (OSError, EOFError, lzma.LZMAError) as exc:
+                    except DECOMPRESS_ERRORS as exc:
                         raise CorpusError(f"{path}: cannot decompress: {exc}") from None
                     if path != "-":
                         pos = raw.tell()

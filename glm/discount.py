@@ -49,8 +49,18 @@ def discounts(t: list[int], order: int, fallback=None) -> tuple[float, float, fl
 
 
 def fallback_triple(values) -> tuple[float, float, float]:
-    """lmplz's --discount_fallback: default 0.5 1 1.5; fewer values repeat the last one."""
-    values = [float(v) for v in (values or (0.5, 1.0, 1.5))]
+    """lmplz's --discount_fallback: default 0.5 1 1.5; fewer values repeat the last one, values after
+    the third are ignored.  Each must be a number with 0 <= Dk <= k (D1 <= 1, D2 <= 2, D3+ <= 3), the
+    range in which the formulas give probabilities: else a DiscountError naming it."""
+    try:
+        values = [float(v) for v in (values or (0.5, 1.0, 1.5))]
+    except (TypeError, ValueError):
+        raise DiscountError(f"discount fallback: expected up to three numbers, not {values!r}") from None
     while len(values) < 3:
         values.append(values[-1])
+    for k, d in enumerate(values[:3], 1):
+        if not 0.0 <= d <= k:
+            raise DiscountError(f"discount fallback: D{k if k < 3 else '3+'}={d!r} is outside [0, {k}] "
+                                "(a discount is a number between 0 and its count: D1 <= 1, D2 <= 2, "
+                                "D3+ <= 3)")
     return tuple(values[:3])

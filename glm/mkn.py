@@ -35,6 +35,8 @@ class Options:
             raise ValueError("--prune thresholds must be >= 0")
         if self.vocab_pad and not self.interpolate_unigrams:
             raise ValueError("--vocab-pad needs the uniform distribution (--interpolate-unigrams 1)")
+        if self.discount_fallback is not None:
+            fallback_triple(self.discount_fallback)
 
 
 @dataclass

@@ -7,6 +7,7 @@ with ``</s>`` predicted and ``<s>`` only a context; a word not in the vocabulary
 from __future__ import annotations
 
 import math
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
@@ -86,6 +87,7 @@ class Model:
         self.vocab = vocab
         self.order = order
         self.meta = dict(meta or {})
+        self.source = None            # the file the model was read from (glm.load), named in errors
         self._lock = threading.Lock()
         self._scorer = None
 
@@ -94,6 +96,8 @@ class Model:
         """The compiled scorer, made on first use (``score_stream``, ``logprob``)."""
         if self._scorer is None:
             scorer = self._make_scorer()
+            if hasattr(scorer, "source"):         # (named in its errors: a damaged value scored)
+                scorer.source = self.source
             with self._lock:
                 if self._scorer is None:
                     self._scorer = scorer
@@ -227,8 +231,35 @@ class Model:
     # -- files -----------------------------------------------------------------------------------
     def save(self, path, quiet: bool = True) -> None:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
-        .glmb (binary, both kinds)."""
+        .glmb (binary, both kinds).  A model read from a binary file is verified first (``verify``).
+
+        Raises
+        ------
+        ValueError
+            An unknown format name, a missing directory, or ``path`` being the model's own file.
+        ModelFormatError
+            The model's binary file is damaged (nothing is written).
+        """
         formats.save(self, path, quiet=quiet)
+
+    def verify(self, threads: int | None = None) -> dict:
+        """Check the model in full (what ``glm verify`` does): for a model read from a binary file, the
+        checksum of every array and every value of the file (word ids, the structure of the tables,
+        probabilities, the hashes); for other models, every value of the arrays (a text file's values
+        were checked as it was read).  Costs a read of the whole model (docs/formats.md).
+
+        Returns
+        -------
+        dict
+            ``arrays``, ``bytes``, ``checksums`` (whether checksums were compared: binary files written
+            since they exist), ``seconds``, ``problems`` (empty).
+
+        Raises
+        ------
+        ModelFormatError
+            The model is damaged; the message names the arrays and entries.
+        """
+        return formats.verify(self, threads)
 
 
 class BackoffModel(Model):
@@ -407,7 +438,14 @@ def load(path, quiet: bool = True) -> Model:
         section or array).
     """
     parts = formats.read(path, quiet=quiet)
-    return KINDS[parts.kind](**parts.args)
+    try:
+        model = KINDS[parts.kind](**parts.args)
+    except formats.ModelFormatError:
+        raise
+    except (ValueError, KeyError, TypeError) as exc:     # (the readers check what the models need)
+        raise formats.ModelFormatError(f"{os.fspath(path)}: {exc}") from None
+    model.source = os.fspath(path)
+    return model
 
 
 def _discounts(d, sep: str) -> str:

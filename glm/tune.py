@@ -30,10 +30,13 @@ GOLDEN = (math.sqrt(5) - 1) / 2
 
 def heldout_ids(model: GeneralizedModel, inputs, bad_utf8: str = "error") -> list[np.ndarray]:
     """The held-out text as padded id streams, cut at line ends into one part per thread."""
-    from .corpus import read_chunks
+    from .corpus import CorpusError, read_chunks
     parts = [model.vocab.tokenize(c, symbols="unk", bad_utf8=bad_utf8) for c in read_chunks(inputs)]
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
     ends = np.flatnonzero(ids == 2) + 1
+    if not len(ends):
+        names = ", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs)
+        raise CorpusError(f"no text in {names}: nothing to tune on (the held-out text is empty)")
     k = threads()
     cuts = [0] + [int(ends[min(len(ends) - 1, len(ends) * i // k)]) for i in range(1, k)] + [len(ids)]
     return [ids[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]

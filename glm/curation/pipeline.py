@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import gzip
-import json
 import os
 import sys
 import tempfile
 
 import numpy as np
 
-from ..formats import BINARY_SUFFIX, atomic_output
+from ..formats import BINARY_SUFFIX, atomic_output, check_output, check_outputs, json_text
+from ..formats.arpa import gzip_writer
 from .documents import (DocFormat, document_chunks, get_field, input_paths, parse_chunk, read_documents,
                         rereadable_paths)
 from .plot import check_matplotlib, plot_distribution
@@ -37,14 +36,20 @@ def open_output(path):
         sys.stdout.buffer.flush()
         return
     with atomic_output(path) as tmp:
-        f = gzip.open(tmp, "wb", compresslevel=6) if os.fspath(path).endswith(".gz") else open(tmp, "wb")
+        f = gzip_writer(tmp, 6) if os.fspath(path).endswith(".gz") else open(tmp, "wb")
         with f:
             yield f
 
 
 def write_json(path, obj) -> None:
     with open_output(path) as f:
-        f.write(json.dumps(obj, indent=2).encode("utf-8") + b"\n")
+        f.write(json_text(obj, indent=2).encode("utf-8") + b"\n")
+
+
+def _check(outputs: dict, inputs, *others) -> None:
+    """Before any work: no output is an input (the documents, a model, weights...) or another output."""
+    paths = input_paths(inputs) + [p for p in others if isinstance(p, (str, os.PathLike))]
+    check_outputs(outputs, paths)
 
 
 def _manifest(command: str, inputs, fmt: DocFormat, model=None, **extra) -> dict:
@@ -67,7 +72,7 @@ def _model_info(model) -> dict:
 
 
 def _json_row(**row) -> str:
-    return json.dumps(row, ensure_ascii=False) + "\n"
+    return json_text(row, ensure_ascii=False) + "\n"
 
 
 # -- glm score --per-doc ---------------------------------------------------------------------------
@@ -76,6 +81,9 @@ def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: 
     """Write one row per document (id, tokens, oovs, log10_prob, perplexity) as JSONL or TSV (with the
     perplexity definition as a '#' line) and return the corpus totals.  manifest: a path, None, or
     'auto' (next to a JSONL output file: OUTPUT.manifest.json)."""
+    if manifest == "auto":
+        manifest = None if tsv or output == "-" else f"{output}.manifest.json"
+    _check({"--output": output, "--manifest": manifest, "--plot": plot}, inputs, model)
     if plot:
         check_matplotlib()
     total = dict(documents=0, tokens=0, oovs=0, log10_prob=0.0, skipped=0)
@@ -93,8 +101,6 @@ def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: 
             if plot:
                 ppl_parts.append(res.perplexity)
     total["perplexity"] = 10.0 ** (-total["log10_prob"] / total["tokens"]) if total["tokens"] else None
-    if manifest == "auto":
-        manifest = None if tsv or output == "-" else f"{output}.manifest.json"
     if manifest:
         write_json(manifest, _manifest("score --per-doc", inputs, fmt, model, output=os.fspath(output),
                                        columns=["id", "tokens", "oovs", "log10_prob", "perplexity"],
@@ -112,6 +118,10 @@ def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: in
                       manifest=None, workers=None, quiet: bool = True, plot=None) -> dict:
     """Write SoftDedup rows (id, tokens, commonness, log10_commonness, segment, weight) and return the
     manifest.  save_model: where to keep the model trained on the corpus (else it is temporary)."""
+    _check({"--output": output, "--manifest": manifest, "--save-model": save_model, "--plot": plot}, inputs,
+           model)
+    if save_model is not None:
+        check_output(save_model, False)
     if plot:
         check_matplotlib()
     res = softdedup(inputs, fmt, order=order, model=model, mode=mode, segments=segments, stat=stat,
@@ -151,6 +161,7 @@ def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: in
 def resample_to_file(inputs, weights, output, fmt: DocFormat = DocFormat(), *, target_docs=None,
                      target_tokens=None, seed: int = 0, manifest=None, quiet: bool = True) -> dict:
     """Write the documents drawn by weight (with replacement, seeded) in input order."""
+    _check({"--output": output, "--manifest": manifest}, inputs, weights)
     ids, w, tokens = read_weights(weights)
     counts = draw_counts(w, tokens, target_docs, target_tokens, seed)
     sep = fmt.separator()
@@ -179,6 +190,7 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
     seeded ``ref_fraction`` of the documents (left out of the outputs); returns the manifest."""
     if (model is None) == (ref_fraction is None):
         raise ValueError("give either a model or a reference fraction")
+    _check({"--output": output, "--rejected": rejected, "--manifest": manifest, "--plot": plot}, inputs, model)
     if plot:
         check_matplotlib()
     prune_mask(np.zeros(0), criterion, rate)           # check the arguments before the work
@@ -238,6 +250,16 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     """CCNet buckets: OUT/{head,middle,tail}.EXT (and all.EXT for documents of a language the cutoff
     file lacks), OUT/manifest.json, and OUT/cutoff.csv when the cutoffs come from the documents."""
     head_p, tail_p = check_cutoffs(cutoffs)
+    ext = "jsonl" if fmt.fmt == "jsonl" else "txt"
+    if os.path.exists(out_dir) and not os.path.isdir(out_dir):
+        raise ValueError(f"{out_dir}: --out-dir is a file, not a directory")
+    written = {f"--out-dir's {b}.{ext}": os.path.join(out_dir, f"{b}.{ext}")
+               for b in ("head", "middle", "tail", "all")}
+    written["--out-dir's manifest.json"] = os.path.join(out_dir, "manifest.json")
+    if not cutoff_csv:
+        written["--out-dir's cutoff.csv"] = os.path.join(out_dir, "cutoff.csv")
+    _check(dict(written, **{"--plot": plot}) if os.path.isdir(out_dir) else {"--plot": plot}, inputs, model,
+           cutoff_csv)
     if plot:
         check_matplotlib()
     if lang_field and fmt.fmt != "jsonl":
@@ -251,7 +273,6 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
             raise ValueError("no documents to take percentiles of")
         table = {lang or "default": percentile_cutoffs(ppl)}
         write_cutoff_csv(os.path.join(out_dir, "cutoff.csv"), table)
-    ext = "jsonl" if fmt.fmt == "jsonl" else "txt"
     counts = dict(head=0, middle=0, tail=0, all=0)
     sep = fmt.separator()
     with contextlib.ExitStack() as stack:

@@ -18,6 +18,7 @@ import math
 import numpy as np
 
 from ..corpus import CorpusError
+from ..formats import atomic_output
 
 CRITERIA = ("low", "medium", "high")
 BUCKETS = ("head", "middle", "tail", "all")
@@ -56,7 +57,7 @@ def percentile_cutoffs(perplexity: np.ndarray) -> np.ndarray:
 def write_cutoff_csv(path, columns: dict[str, np.ndarray]) -> None:
     """CCNet's cutoff.csv: a header ',lang1,lang2..', then one row per percentile 0..100."""
     langs = sorted(columns)
-    with open(path, "w", newline="", encoding="utf-8") as f:
+    with atomic_output(path) as tmp, open(tmp, "w", newline="", encoding="utf-8") as f:
         w = csv.writer(f)
         w.writerow([""] + langs)
         for p in range(101):

@@ -12,14 +12,18 @@ from typing import Iterator
 
 import numpy as np
 
-from ..corpus import CorpusError, open_binary
+from ..corpus import DECOMPRESS_ERRORS, CorpusError, open_binary
 
 
 def read_weights(path) -> tuple[list, np.ndarray, np.ndarray | None]:
     """ids, weights and tokens (None when a row lacks them) of a weights JSONL file."""
     ids, weights, tokens = [], [], []
     with open_binary(path) as f:
-        for n, line in enumerate(f, 1):
+        try:
+            rows = list(f)
+        except DECOMPRESS_ERRORS as exc:
+            raise CorpusError(f"{path}: cannot decompress: {exc}") from None
+        for n, line in enumerate(rows, 1):
             if not line.strip():
                 continue
             try:

@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import collections
 import json
+import math
 import multiprocessing
 import os
 import shutil
+import signal
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
@@ -110,6 +112,11 @@ def _score_chunk(chunk, fmt: DocFormat, model) -> DocScores:
     return res
 
 
+def _json_number(x: float) -> str:
+    """x as JSON: null for NaN and infinities (a document of probability 0 has an infinite perplexity)."""
+    return repr(x) if math.isfinite(x) else "null"
+
+
 def render_rows(res: DocScores, tsv: bool = False) -> bytes:
     """The rows of a batch: JSON lines or TSV lines (a TAB or LF in an id becomes a space)."""
     rows = []
@@ -118,8 +125,8 @@ def render_rows(res: DocScores, tsv: bool = False) -> bytes:
         if tsv:
             rows.append(f"{i.replace(chr(9), ' ').replace(chr(10), ' ')}\t{t}\t{o}\t{lp!r}\t{pp!r}\n")
         else:
-            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, "log10_prob": {lp!r}, '
-                        f'"perplexity": {pp!r}}}\n')
+            rows.append(f'{{"id": {_json_string(i)}, "tokens": {t}, "oovs": {o}, '
+                        f'"log10_prob": {_json_number(lp)}, "perplexity": {_json_number(pp)}}}\n')
     return "".join(rows).encode("utf-8")
 
 
@@ -139,6 +146,11 @@ _INHERITED = None        # the model that forked workers take over (set by map_c
 def _init_worker(path: str | None) -> None:
     global _WORKER_MODEL
     os.environ["GLM_THREADS"] = "1"       # one process per core already
+    # the parent process handles Ctrl-C, SIGTERM and SIGHUP (it stops the pool and removes its files);
+    # a worker ignores Ctrl-C (sent to the whole process group) and dies of the others
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_DFL)
     _WORKER_MODEL = _INHERITED if path is None else load(path)
 
 
@@ -200,12 +212,16 @@ def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bo
             with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("fork" if fork else "spawn"),
                                      initializer=_init_worker, initargs=(path,)) as ex:
                 pending = collections.deque()
-                for chunk in chunks:
-                    pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
-                    if len(pending) >= 2 * workers:
+                try:
+                    for chunk in chunks:
+                        pending.append(ex.submit(_in_worker, fn, chunk, fmt, *args))
+                        if len(pending) >= 2 * workers:
+                            yield pending.popleft().result()
+                    while pending:
                         yield pending.popleft().result()
-                while pending:
-                    yield pending.popleft().result()
+                except BaseException:              # (an error, Ctrl-C, SIGTERM: stop at once)
+                    ex.shutdown(wait=False, cancel_futures=True)
+                    raise
         finally:
             _INHERITED = None
 

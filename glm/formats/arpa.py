@@ -26,8 +26,10 @@ CHUNK = 1 << 19
 
 
 def _open_out(path: str, tmp: str):
+    """A binary stream writing tmp, compressed as the name ``path`` asks; the same bytes for the same
+    text (gzip: no file name and time 0 in its header; zstd: with its content checksum)."""
     if path.endswith(".gz"):
-        return gzip.open(tmp, "wb", compresslevel=3)
+        return gzip_writer(tmp, 3)
     if path.endswith(".bz2"):
         return bz2.open(tmp, "wb")
     if path.endswith(".xz"):
@@ -37,8 +39,30 @@ def _open_out(path: str, tmp: str):
             import zstandard
         except ImportError:
             raise ValueError(f"{path}: writing zstd needs the 'zstandard' package (pip install glm[zstd])") from None
-        return zstandard.ZstdCompressor(level=3).stream_writer(open(tmp, "wb"), closefd=True)
+        return zstandard.ZstdCompressor(level=3, write_checksum=True).stream_writer(open(tmp, "wb"), closefd=True)
     return open(tmp, "wb", buffering=1 << 20)
+
+
+class _GzipWriter(gzip.GzipFile):
+    """gzip.GzipFile that closes the file it opened."""
+
+    def close(self):
+        raw = self.fileobj
+        try:
+            super().close()
+        finally:
+            if raw is not None:
+                raw.close()
+
+
+def gzip_writer(path: str, level: int):
+    """A gzip stream writing path whose header holds no file name and time 0 (byte-reproducible)."""
+    raw = open(path, "wb")
+    try:
+        return _GzipWriter(filename="", mode="wb", compresslevel=level, fileobj=raw, mtime=0)
+    except BaseException:
+        raw.close()
+        raise
 
 
 def write_arpa(model, path, quiet: bool = True) -> None:
@@ -119,7 +143,9 @@ class _Lines:
         return ModelFormatError(f"{self.path}:{self.line if line is None else line}: {msg}")
 
 
-_WHY = {1: "bad number", 2: "wrong number of fields", 3: "word not among the unigrams"}
+_WHY = {1: "bad number", 2: "wrong number of fields", 3: "word not among the unigrams",
+        4: "bad log10 probability (it must be a number <= 0)",
+        5: "bad backoff (it must be a number below +inf)"}
 
 
 def read_arpa(stream, path: str, quiet: bool = True):

@@ -2,29 +2,105 @@
 
 Layout: 8 magic bytes ``GLMBIN01``, a little-endian uint64 header length, a UTF-8 JSON header, then
 the arrays, each starting at a multiple of 64 bytes.  The header lists every array (name, dtype, shape,
-offset) and the model's metadata (order, discounts, counts).  Loading maps the file read-only: the
-operating system pages arrays in on first use and shares them between processes.
+offset, XXH64 checksum) and the model's metadata (order, discounts, counts).  Loading maps the file
+read-only: the operating system pages arrays in on first use and shares them between processes.
+
+The schema of each kind of model is one entry of ``KINDS``: the arrays and header fields it writes,
+the arrays it expects (name, dtype and shape, from the header and the other arrays' shapes), the cheap
+checks made at every load and the full checks of ``verify``.  Loading checks the header in full (its
+checksum, every field, every array's dtype, shape and place in the file) and the arrays of one entry per
+word (O(vocabulary)); the large arrays are checked by ``verify`` (``glm verify``), and until then the
+compiled lookups stay inside them whatever they hold (ext/_query.pyx, ext/_glm.pyx).
 """
 from __future__ import annotations
 
 import json
+import math
 import mmap
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
+from .._check import XXH64, first_decrease, first_outside, first_unsorted_child
 from ..spill import release
 from . import ModelFormatError, Parts, atomic_output
 
 MAGIC = b"GLMBIN01"
+FORMAT = 1
 ALIGN = 64
 CHUNK = 64 << 20
-
+EMPTY = 0xFFFFFFFF
 
 LEVEL_ARRAYS = ("word", "logprob", "backoff", "starts")      # a back-off model's, per order
 TABLE_ARRAYS = ("word", "starts", "alpha", "gamma")          # a GLM pattern table's (masks > 1)
 
+# The header's checksum is its first field, so that its 16 digits sit at a fixed place: the XXH64 of the
+# H header bytes with those digits replaced by '0'.
+_SEAL = b'{"header_xxh64": "'
+_ZEROS = "0" * 16
+POW2 = "a power of two"         # a shape rule: a power of two (>= 1) of entries
+ANY = "any"                     # a shape rule: any number of entries
 
-# -- the schema: which arrays and header fields each kind of model stores ----------------------------
+
+# -- the schema of each kind ----------------------------------------------------------------------
+@dataclass(frozen=True)
+class Kind:
+    """What the binary format stores for one kind of model (``glm.model.Model.kind``).
+
+    arrays(model) -> [(name, array)] in file order; header(model) -> the kind's header fields;
+    check_header(header) -> None or a ModelFormatError (every field the kind reads);
+    expected(header, shapes) -> {name: (dtype, shape rule)}, every array the file must hold and nothing
+    else (a shape rule is a tuple of ints, POW2 or ANY); check_small(arrays, header): value checks of
+    the arrays of one entry per word (made at every load); parts(vocab, arrays, header) -> Parts;
+    verify(arrays, header) -> [problem]: the full value checks (glm verify).
+    """
+    max_order: int
+    arrays: Callable
+    header: Callable
+    check_header: Callable
+    expected: Callable
+    check_small: Callable
+    parts: Callable
+    verify: Callable
+
+
+def _native(code: str) -> str:
+    return np.dtype(code).str
+
+
+def _vocab_expected(shapes) -> tuple[int, dict]:
+    V = _dim(shapes, "vocab.offsets") - 1
+    if V < 3:
+        raise ModelFormatError("vocab.offsets: fewer than 3 words (<unk>, <s>, </s>)")
+    return V, {"vocab.blob": (_native("u1"), (ANY,)), "vocab.offsets": (_native("u8"), (V + 1,)),
+               "vocab.table": (_native("u4"), (POW2,))}
+
+
+def _dim(shapes: dict, name: str) -> int:
+    """The length of a one-dimensional array of the file (the schema derives sizes from them)."""
+    if name not in shapes:
+        raise ModelFormatError(f"array {name} missing")
+    if len(shapes[name]) != 1:
+        raise ModelFormatError(f"array {name}: shape {list(shapes[name])}, not one-dimensional")
+    return shapes[name][0]
+
+
+def _triples(value, what: str, count: int | None, normalized: bool) -> None:
+    """Discount triples (D1, D2, D3+): finite numbers, and for normalized models 0 <= Dk <= k."""
+    if not isinstance(value, (dict, list)) or (count is not None and len(value) not in (0, count)):
+        raise ModelFormatError(f"{what}: expected {'a list' if count else 'a dict'} of discount triples")
+    for key, d in value.items() if isinstance(value, dict) else enumerate(value, 1):
+        if (not isinstance(d, list) or len(d) != 3
+                or not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) for x in d)
+                or (normalized and not all(0 <= x <= k for k, x in enumerate(d, 1)))):
+            raise ModelFormatError(f"{what} of {key}: {d!r} is not D1 D2 D3+ with 0 <= Dk <= k")
+
+
+# back-off models (MKN, ARPA): the levels of a suffix trie
 def _backoff_arrays(model) -> list[tuple[str, np.ndarray]]:
     out = [("children.hash", model.child_index)]
     for n, lv in enumerate(model.levels, 1):
@@ -37,9 +113,54 @@ def _backoff_header(model) -> dict:
                 unpruned_counts=list(model.unpruned_counts or []))
 
 
+def _backoff_check_header(h: dict) -> None:
+    N = h["order"]
+    _triples(h.get("discounts"), "discounts", N, True)
+    counts = h.get("unpruned_counts")
+    if not isinstance(counts, list) or len(counts) not in (0, N) or not all(_count_like(c) for c in counts):
+        raise ModelFormatError("unpruned_counts: expected [] or a count per order")
+
+
+def _backoff_expected(h: dict, shapes: dict) -> dict:
+    N = h["order"]
+    V, out = _vocab_expected(shapes)
+    out["children.hash"] = (_native("u4"), (POW2,))
+    size = [V] + [_dim(shapes, f"{n}.word") for n in range(2, N + 1)]
+    for n, c in enumerate(size, 1):
+        if c >= EMPTY:
+            raise ModelFormatError(f"level {n}: {c} n-grams, above the format's 2^32 - 1")
+        if n > 1:
+            out[f"{n}.word"] = (_native("u4"), (c,))
+        out[f"{n}.logprob"] = (_native("f4"), (c,))
+        if n < N:
+            out[f"{n}.backoff"] = (_native("f4"), (c,))
+            out[f"{n}.starts"] = (_native("u4"), (c + 1,))
+    return out
+
+
+def _backoff_check_small(arrays: dict, h: dict) -> None:
+    _check_logprob(arrays, "1.logprob")
+    if "1.backoff" in arrays:
+        _check_backoff(arrays, "1.backoff")
+
+
+def _check_logprob(arrays: dict, name: str) -> None:
+    """log10 probabilities: numbers <= 0 (-inf, a probability of 0, included; lmplz writes it for
+    zero discounts)."""
+    bad = first_outside(arrays[name], -np.inf, 0.0)
+    if bad >= 0:
+        raise ModelFormatError(f"{name}[{bad}] = {float(arrays[name][bad])!r}: a log10 probability is a "
+                               "number <= 0")
+
+
+def _check_backoff(arrays: dict, name: str) -> None:
+    bad = first_outside(arrays[name], -np.inf, float(np.finfo(np.float32).max))
+    if bad >= 0:
+        raise ModelFormatError(f"{name}[{bad}] = {float(arrays[name][bad])!r}: a log10 backoff is a number "
+                               "below +inf")
+
+
 def _backoff_parts(vocab, arrays: dict, header: dict) -> Parts:
-    if "children.hash" not in arrays:
-        raise ValueError("children.hash missing")
     levels = [{name: arrays[f"{n}.{name}"] for name in LEVEL_ARRAYS if f"{n}.{name}" in arrays}
               for n in range(1, header["order"] + 1)]
     return Parts("backoff", dict(vocab=vocab, levels=levels,
@@ -48,6 +169,48 @@ def _backoff_parts(vocab, arrays: dict, header: dict) -> Parts:
                                  child_index=arrays["children.hash"]))
 
 
+def _trie_problems(arrays: dict, sizes: list[int], V: int, words, starts) -> list[str]:
+    """The problems of a trie's structure: word ids below V; each starts array rising from 0 to the
+    size of the next level, with the children of each entry sorted by word.  words(n) / starts(n):
+    the array names of level n (None where there is none)."""
+    out = []
+    for n in range(1, len(sizes) + 1):
+        w = words(n)
+        if w is not None and (bad := first_outside(arrays[w], 0, V - 1)) >= 0:
+            out.append(f"{w}[{bad}] = {arrays[w][bad]}: not a word id (below {V})")
+        s = starts(n)
+        if s is None:
+            continue
+        st = arrays[s]
+        if st[0] != 0 or st[-1] != sizes[n] or (bad := first_decrease(st)) >= 0:
+            out.append(f"{s}: does not rise from 0 to {sizes[n]}" + ("" if st[0] != 0 or st[-1] != sizes[n]
+                                                                       else f" (at entry {bad})"))
+        elif (bad := first_unsorted_child(st, arrays[words(n + 1)])) >= 0:
+            out.append(f"{words(n + 1)}[{bad}]: the children of an entry are not sorted by word")
+    return out
+
+
+def _backoff_verify(arrays: dict, h: dict) -> list[str]:
+    from .._query import trie_hash
+    N = h["order"]
+    sizes = [len(arrays["1.logprob"])] + [len(arrays[f"{n}.word"]) for n in range(2, N + 1)]
+    out = _trie_problems(arrays, sizes, sizes[0], lambda n: f"{n}.word" if n > 1 else None,
+                         lambda n: f"{n}.starts" if n < N else None)
+    for n in range(1, N + 1):
+        for name, check in ((f"{n}.logprob", _check_logprob), (f"{n}.backoff", _check_backoff)):
+            if name in arrays:
+                try:
+                    check(arrays, name)
+                except ModelFormatError as exc:
+                    out.append(str(exc))
+    if not out:
+        levels = _backoff_parts(None, arrays, dict(h, discounts=[], unpruned_counts=[])).args["levels"]
+        if not np.array_equal(trie_hash(levels), arrays["children.hash"]):
+            out.append("children.hash: differs from the hash of the trie's children")
+    return out
+
+
+# Generalized Language Models: a table per skip pattern
 def _glm_arrays(model) -> list[tuple[str, np.ndarray]]:
     tables = model.tables.tables
     out = [("patterns.hash", model.hash[0]), ("1.prob", tables[1]["prob"])]
@@ -70,6 +233,86 @@ def _glm_header(model) -> dict:
         out["compat"] = dict(extra=c["extra"], floor=c["floor"],
                              discounts={str(k): list(v) for k, v in c["discounts"].items()})
     return out
+
+
+def _masks(h: dict, field: str) -> dict:
+    """{mask: value} of a header field keyed by pattern masks (decimal strings)."""
+    value = h.get(field)
+    if not isinstance(value, dict):
+        raise ModelFormatError(f"{field}: expected an object keyed by pattern")
+    out = {}
+    for k, v in value.items():
+        if not (isinstance(k, str) and k.isdigit() and int(k) % 2 == 1 and int(k) < 1 << h["order"]):
+            raise ModelFormatError(f"{field}: {k!r} is not a pattern of an order-{h['order']} model")
+        out[int(k)] = v
+    return out
+
+
+def _glm_check_header(h: dict) -> None:
+    from ..generalized import COMPAT, METHODS, combination
+    from ..patterns import history, parent
+    if h.get("method") not in METHODS:
+        raise ModelFormatError(f"method {h.get('method')!r} is not one of {', '.join(METHODS)}")
+    sizes = _masks(h, "sizes")
+    if 1 not in sizes or not all(_count_like(v) and v < EMPTY for v in sizes.values()):
+        raise ModelFormatError("sizes: expected the number of n-grams of every pattern, 1 included")
+    weights = _masks(h, "weights")
+    for m, w in weights.items():
+        if not (_number(w) or (isinstance(w, list) and all(_number(x) for x in w))):
+            raise ModelFormatError(f"weights of {m:b}: {w!r} is not a weight or a list of them")
+    try:
+        kids = combination(h["order"], h["method"], weights)
+    except ValueError as exc:
+        raise ModelFormatError(f"weights: {exc}") from None
+    for m in [*kids, *(c for ks in kids.values() for c, _ in ks)]:
+        if m not in sizes:
+            raise ModelFormatError(f"sizes: pattern {m:b}, which the model combines, is missing")
+    for m in sizes:
+        if m > 1 and not (parent(m) in sizes and history(m)[1] in sizes):
+            raise ModelFormatError(f"sizes: pattern {m:b} without its parent or history pattern")
+    normalized = h["method"] not in COMPAT
+    _triples(h.get("discounts"), "discounts", None, normalized)
+    if "searched" in h:
+        small = _masks(h, "searched")
+        if set(small) != set(sizes) - {1} or not all(_count_like(v) and v < EMPTY for v in small.values()):
+            raise ModelFormatError("searched: expected a children range size per pattern but 1")
+    compat = h.get("compat")
+    if compat is not None:
+        if (not isinstance(compat, dict) or not all(_number(compat.get(k)) and math.isfinite(compat[k])
+                                                    and compat[k] >= 0 for k in ("extra", "floor"))):
+            raise ModelFormatError("compat: expected extra and floor, numbers >= 0")
+        _triples(compat.get("discounts"), "compat discounts", None, False)
+        if h["order"] < 2 or any((1 << L) - 1 not in sizes for L in range(2, h["order"])):
+            raise ModelFormatError("compat: the tops need every contiguous pattern")
+
+
+def _glm_expected(h: dict, shapes: dict) -> dict:
+    from ..patterns import history, parent
+    sizes = {int(k): v for k, v in h["sizes"].items()}
+    V, out = _vocab_expected(shapes)
+    if sizes[1] != V:
+        raise ModelFormatError(f"sizes: pattern 1 has {sizes[1]} entries, the vocabulary {V} words")
+    out["patterns.hash"] = (_native("u4"), (POW2,))
+    out["1.prob"] = (_native("f8"), (V,))
+    for m in sorted(sizes)[1:]:
+        out[f"{m}.word"] = (_native("u4"), (sizes[m],))
+        out[f"{m}.starts"] = (_native("u4"), (sizes[parent(m)] + 1,))
+        out[f"{m}.alpha"] = (_native("f4"), (sizes[m],))
+        out[f"{m}.gamma"] = (_native("f8"), (sizes[history(m)[1]],))
+    if h.get("compat") is not None:
+        out["top.1.prob"] = (_native("f8"), (V,))
+        for L in range(2, h["order"]):
+            m = (1 << L) - 1
+            out[f"top.{m}.alpha"] = (_native("f4"), (sizes[m],))
+            out[f"top.{m}.gamma"] = (_native("f8"), (sizes[history(m)[1]],))
+    return out
+
+
+def _glm_check_small(arrays: dict, h: dict) -> None:
+    for name in ("1.prob", "top.1.prob"):
+        if name in arrays and (bad := first_outside(arrays[name], 0.0, 1.0)) >= 0:
+            raise ModelFormatError(f"{name}[{bad}] = {float(arrays[name][bad])!r}: a probability is in "
+                                   "[0, 1]")
 
 
 def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
@@ -96,44 +339,116 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
                                      hash_table=(arrays["patterns.hash"], small)))
 
 
+def _glm_verify(arrays: dict, h: dict) -> list[str]:
+    from .._glm import pattern_hash
+    from ..patterns import parent
+    sizes = {int(k): v for k, v in h["sizes"].items()}
+    masks = sorted(sizes)[1:]
+    out = []
+    V = sizes[1]
+    for m in masks:            # each pattern's table: the children of the parent pattern's n-grams
+        out += _trie_problems(arrays, [sizes[parent(m)], sizes[m]], V, lambda n: f"{m}.word" if n == 2 else None,
+                              lambda n: f"{m}.starts" if n == 1 else None)
+    f32, f64 = float(np.finfo(np.float32).max), float(np.finfo(np.float64).max)
+    for name, arr in arrays.items():
+        kind = name.rsplit(".", 1)[1]
+        rule = {"alpha": (0.0, f32, False), "gamma": (0.0, f64, True), "prob": (0.0, 1.0, False)}.get(kind)
+        if rule is not None and (bad := first_outside(arr, *rule)) >= 0:
+            out.append(f"{name}[{bad}] = {float(arr[bad])!r}: not in [{rule[0]}, {rule[1]:.4g}]"
+                       + (" (nor NaN, an unseen history)" if rule[2] else ""))
+    if not out:
+        parts = _glm_parts(None, arrays, h)
+        hash_table, small = parts.args["hash_table"]
+        if not np.array_equal(pattern_hash(parts.args["tables"].tables, small), hash_table):
+            out.append("patterns.hash: differs from the hash of the pattern tables")
+    return out
+
+
+KINDS = {
+    "backoff": Kind(16, _backoff_arrays, _backoff_header, _backoff_check_header, _backoff_expected,
+                    _backoff_check_small, _backoff_parts, _backoff_verify),
+    "generalized": Kind(8, _glm_arrays, _glm_header, _glm_check_header, _glm_expected, _glm_check_small,
+                        _glm_parts, _glm_verify),
+}
+_HEADER_KIND = {None: "backoff", "glm": "generalized"}      # the header's "kind" -> KINDS
+
+
+def _kind_of(header: dict) -> str:
+    kind = header.get("kind")
+    if kind not in _HEADER_KIND:
+        raise ModelFormatError(f"unknown kind of model {kind!r}")
+    return _HEADER_KIND[kind]
+
+
+def _count_like(x) -> bool:
+    return isinstance(x, int) and not isinstance(x, bool) and x >= 0
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+# -- writing --------------------------------------------------------------------------------------
 def arrays_of(model) -> list[tuple[str, np.ndarray]]:
     """(name, array) of everything ``model`` stores, in file order."""
     blob, offsets, table = model.vocab.table.arrays()
-    own = _glm_arrays(model) if model.kind == "generalized" else _backoff_arrays(model)
+    own = KINDS[model.kind].arrays(model)
     return [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)] + own
 
 
 def header_of(model) -> dict:
     """The header fields of ``model``'s kind (besides format, order, arrays and meta)."""
-    return _glm_header(model) if model.kind == "generalized" else _backoff_header(model)
+    return KINDS[model.kind].header(model)
 
 
-def _header(model, entries: list) -> bytes:
-    header = dict(format=1, order=model.order, arrays=entries, meta=model.meta, **header_of(model))
-    return json.dumps(header).encode("utf-8")
+def _header(model, entries: list, pad_to: int = 0) -> bytes:
+    """The header bytes (blank-padded to pad_to), sealed with their checksum."""
+    header = dict(header_xxh64=_ZEROS, format=FORMAT, order=model.order, arrays=entries, meta=model.meta,
+                  **header_of(model))
+    text = json.dumps(header).encode("utf-8")
+    return _seal(text + b" " * max(0, pad_to - len(text)))
 
 
-def _write_array(f, arr: np.ndarray) -> None:
+def _seal(text: bytes) -> bytes:
+    """text with its checksum written in place of the zeros after _SEAL."""
+    digits = XXH64(text).hexdigest().encode()
+    return text[:len(_SEAL)] + digits + text[len(_SEAL) + 16:]
+
+
+def _write_array(f, arr: np.ndarray) -> str:
+    """Write arr's bytes; returns their XXH64 (hex)."""
     data = memoryview(np.ascontiguousarray(arr)).cast("B")
+    h = XXH64()
     for i in range(0, len(data), CHUNK):        # file-backed arrays give their pages back
+        h.update(data[i:i + CHUNK])
         f.write(data[i:i + CHUNK])
         release(arr, i, i + CHUNK)
+    return h.hexdigest()
+
+
+def _entry(name: str, arr: np.ndarray, offset: int, digest: str = _ZEROS) -> dict:
+    return dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset, xxh64=digest)
 
 
 def write_binary(model, path) -> None:
     arrays = arrays_of(model)
     entries, offset = [], 0
     for name, arr in arrays:
-        entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
+        entries.append(_entry(name, arr, offset))
         offset += -(-arr.nbytes // ALIGN) * ALIGN
-    text = _header(model, entries)
-    start = -(-(len(MAGIC) + 8 + len(text)) // ALIGN) * ALIGN
+    size = len(_header(model, entries))       # (the checksums have a fixed width)
+    start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        f.write(MAGIC + len(text).to_bytes(8, "little") + text)
-        f.write(b"\0" * (start - f.tell()))
+        f.write(MAGIC + size.to_bytes(8, "little"))
+        f.seek(start)
         for (name, arr), entry in zip(arrays, entries):
             f.write(b"\0" * (start + entry["offset"] - f.tell()))
-            _write_array(f, arr)
+            entry["xxh64"] = _write_array(f, arr)
+        text = _header(model, entries)
+        assert len(text) == size
+        f.seek(len(MAGIC) + 8)
+        f.write(text)
+        f.write(b"\0" * (start - f.tell()))
 
 
 class StreamingBinary:
@@ -147,7 +462,7 @@ class StreamingBinary:
 
     def __init__(self, path, scratch=None):
         self.path, self.scratch = path, scratch
-        self.parked = {}                               # (data address, bytes) -> offset
+        self.parked = {}                               # (data address, bytes) -> (offset, checksum)
 
     def __enter__(self) -> "StreamingBinary":
         self._out = atomic_output(self.path)
@@ -160,68 +475,218 @@ class StreamingBinary:
         self._f.close()
         return self._out.__exit__(*exc)
 
-    def _append(self, arr: np.ndarray, align: int) -> int:
+    def _append(self, arr: np.ndarray, align: int) -> tuple[int, str]:
         pos = -(-self._f.tell() // align) * align
         self._f.write(b"\0" * (pos - self._f.tell()))
-        _write_array(self._f, arr)
-        return pos - self.start
+        digest = _write_array(self._f, arr)
+        return pos - self.start, digest
 
     def park(self, arr: np.ndarray) -> np.ndarray:
         from ..spill import PAGE, PARK_BYTES
         if arr.nbytes < max(PARK_BYTES, 1):
             return arr
-        offset = self._append(arr, PAGE)
+        offset, digest = self._append(arr, PAGE)
         self._f.flush()
         mm = mmap.mmap(self._f.fileno(), arr.nbytes, access=mmap.ACCESS_READ, offset=self.start + offset)
         out = (self.scratch._track(mm, arr.dtype, arr.size, arr.shape) if self.scratch is not None else
                np.frombuffer(mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape))
-        self.parked[(out.__array_interface__["data"][0], out.nbytes)] = offset
+        self.parked[(out.__array_interface__["data"][0], out.nbytes)] = offset, digest
         return out
 
     def finish(self, model) -> None:
         entries = []
         for name, arr in arrays_of(model):
-            offset = self.parked.get((arr.__array_interface__["data"][0], arr.nbytes)) if arr.nbytes else None
-            if offset is None:
-                offset = self._append(arr, ALIGN)
-            entries.append(dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset))
-        text = _header(model, entries)
+            placed = self.parked.get((arr.__array_interface__["data"][0], arr.nbytes)) if arr.nbytes else None
+            offset, digest = placed if placed is not None else self._append(arr, ALIGN)
+            entries.append(_entry(name, arr, offset, digest))
+        text = _header(model, entries, pad_to=self.RESERVE)
         if len(text) > self.RESERVE:
             raise ValueError(f"{self.path}: model header of {len(text)} bytes does not fit the reserved space")
         self._f.seek(0)
-        self._f.write(MAGIC + self.RESERVE.to_bytes(8, "little") + text + b" " * (self.RESERVE - len(text)))
+        self._f.write(MAGIC + self.RESERVE.to_bytes(8, "little") + text)
 
 
-def read_binary(path) -> Parts:
-    """The parts of the model in a glm binary file, its arrays mapped read-only."""
-    from .._vocab import VocabTable
-    from ..vocab import Vocabulary
+# -- reading --------------------------------------------------------------------------------------
+@dataclass
+class Layout:
+    """A binary model file's header, checked, and its arrays mapped read-only (by name)."""
+    path: str
+    header: dict
+    kind: str
+    arrays: dict
+    size: int
+
+
+def _check_entries(header: dict, data_start: int, file_size: int) -> None:
+    """Every array entry well-formed, inside the file, 64-byte aligned, without overlaps."""
+    arrays = header.get("arrays")
+    if not isinstance(arrays, list):
+        raise ModelFormatError("the header has no list of arrays")
+    spans, names = [], set()
+    for e in arrays:
+        if not isinstance(e, dict) or not isinstance(e.get("name"), str) or e["name"] in names:
+            raise ModelFormatError(f"array entry {str(e)[:80]}: no name, or a name listed twice")
+        name = e["name"]
+        names.add(name)
+        shape, offset = e.get("shape"), e.get("offset")
+        if (not isinstance(shape, list) or not all(_count_like(d) and d < 1 << 48 for d in shape)
+                or not _count_like(offset) or offset % ALIGN):
+            raise ModelFormatError(f"array {name}: bad shape {shape!r} or offset {offset!r}")
+        try:
+            itemsize = np.dtype(e.get("dtype")).itemsize
+        except (TypeError, ValueError):
+            raise ModelFormatError(f"array {name}: bad dtype {e.get('dtype')!r}") from None
+        if "xxh64" in e and not (isinstance(e["xxh64"], str) and len(e["xxh64"]) == 16):
+            raise ModelFormatError(f"array {name}: bad checksum field")
+        nbytes = math.prod(shape) * itemsize
+        if data_start + offset + nbytes > file_size:
+            raise ModelFormatError(f"array {name} ends beyond the end of the file (truncated file?)")
+        spans.append((offset, offset + nbytes, name))
+    spans.sort()
+    for (_, end, a), (start, _, b) in zip(spans, spans[1:]):
+        if start < end:
+            raise ModelFormatError(f"arrays {a} and {b} overlap")
+
+
+def _check_header(header, file_size: int, data_start: int) -> str:
+    """The kind of a binary file's header after checking every field; ModelFormatError otherwise."""
+    if not isinstance(header, dict):
+        raise ModelFormatError("corrupt header (not a JSON object)")
+    if header.get("format") != FORMAT:
+        raise ModelFormatError(f"a glm binary of format {header.get('format')!r}, not {FORMAT}; rebuild it "
+                               "or convert it from the ARPA file")
+    kind = _kind_of(header)
+    order = header.get("order")
+    top = KINDS[kind].max_order
+    if not (_count_like(order) and 1 <= order <= top):
+        raise ModelFormatError(f"order {order!r} is not between 1 and {top}")
+    meta = header.get("meta")
+    if not isinstance(meta, dict):
+        raise ModelFormatError("meta: expected a JSON object")
+    if "order" in meta and meta["order"] != order:
+        raise ModelFormatError(f"the header's order {order} differs from meta's {meta['order']!r}")
+    _check_entries(header, data_start, file_size)
+    KINDS[kind].check_header(header)
+    return kind
+
+
+def _expect(kind: str, header: dict) -> None:
+    """Every array the kind expects present with its dtype and shape, and no other."""
+    shapes = {e["name"]: tuple(e["shape"]) for e in header["arrays"]}
+    expected = KINDS[kind].expected(header, shapes)
+    for e in header["arrays"]:
+        name = e["name"]
+        if name not in expected:
+            raise ModelFormatError(f"array {name} is not part of a {kind} model of order {header['order']}")
+        dtype, rule = expected[name]
+        if e["dtype"] != dtype:
+            raise ModelFormatError(f"array {name}: dtype {e['dtype']}, expected {dtype}")
+        shape = tuple(e["shape"])
+        if len(shape) != len(rule) or not all(r == ANY or (r == POW2 and d >= 1 and d & (d - 1) == 0) or d == r
+                                              for d, r in zip(shape, rule)):
+            raise ModelFormatError(f"array {name}: shape {list(shape)}, expected "
+                                   f"{[r if isinstance(r, int) else r for r in rule]}")
+    missing = sorted(set(expected) - set(shapes))
+    if missing:
+        raise ModelFormatError(f"array {missing[0]} missing")
+
+
+def open_binary_model(path) -> Layout:
+    """The checked header and the mapped arrays of a binary model file (every check of a load)."""
+    path = os.fspath(path)
     with open(path, "rb") as f:
         if f.read(len(MAGIC)) != MAGIC:
             raise ModelFormatError(f"{path}: not a glm binary model")
+        file_size = os.fstat(f.fileno()).st_size
         size = int.from_bytes(f.read(8), "little")
-        try:
-            header = json.loads(f.read(size))
-        except ValueError:
-            raise ModelFormatError(f"{path}: corrupt header") from None
+        if not 2 <= size <= file_size - len(MAGIC) - 8:
+            raise ModelFormatError(f"{path}: corrupt header (length {size} in a file of {file_size} bytes)")
+        text = f.read(size)
         mm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-    if header.get("format") != 1:
-        raise ModelFormatError(f"{path}: a glm binary of another format version; rebuild it or convert "
-                               "it from the ARPA file")
-    start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
-    arrays = {}
-    for e in header["arrays"]:
-        dtype = np.dtype(e["dtype"])
-        count = int(np.prod(e["shape"]))
-        if start + e["offset"] + count * dtype.itemsize > len(mm):
-            raise ModelFormatError(f"{path}: truncated file")
-        arrays[e["name"]] = np.frombuffer(mm, dtype=dtype, count=count,
-                                          offset=start + e["offset"]).reshape(e["shape"])
-    vocab = Vocabulary(VocabTable.from_arrays(arrays["vocab.blob"], arrays["vocab.offsets"],
-                                              arrays["vocab.table"]))
-    parts = _glm_parts if header.get("kind") == "glm" else _backoff_parts
     try:
-        return parts(vocab, arrays, header)
-    except (KeyError, ValueError) as exc:
-        raise ModelFormatError(f"{path}: a glm binary of another format version ({exc}); rebuild it or "
-                               "convert it from the ARPA file") from None
+        if text.startswith(_SEAL) and _seal(text[:len(_SEAL)] + _ZEROS.encode() + text[len(_SEAL) + 16:]) != text:
+            raise ModelFormatError("the header's checksum does not match: the header is damaged")
+        try:
+            header = json.loads(text)
+        except (ValueError, RecursionError):
+            raise ModelFormatError("corrupt header (not JSON)") from None
+        start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
+        kind = _check_header(header, file_size, start)
+        _expect(kind, header)
+        arrays = {}
+        for e in header["arrays"]:
+            dtype = np.dtype(e["dtype"])
+            arrays[e["name"]] = np.frombuffer(mm, dtype=dtype, count=math.prod(e["shape"]),
+                                              offset=start + e["offset"]).reshape(e["shape"])
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{path}: {exc}") from None
+    except (KeyError, ValueError, TypeError, OverflowError) as exc:   # (a check missing above: still clean)
+        raise ModelFormatError(f"{path}: damaged header ({type(exc).__name__}: {exc})") from None
+    return Layout(path, header, kind, arrays, file_size)
+
+
+def read_binary(path) -> Parts:
+    """The parts of the model in a glm binary file, its arrays mapped read-only: the header is checked
+    in full, and the arrays of one entry per word; ``verify`` checks the rest."""
+    from .._vocab import VocabTable
+    from ..vocab import Vocabulary
+    layout = open_binary_model(path)
+    arrays, header = layout.arrays, layout.header
+    try:
+        try:
+            table = VocabTable.from_arrays(arrays["vocab.blob"], arrays["vocab.offsets"], arrays["vocab.table"])
+        except ValueError as exc:
+            raise ModelFormatError(str(exc)) from None
+        KINDS[layout.kind].check_small(arrays, header)
+        return KINDS[layout.kind].parts(Vocabulary(table), arrays, header)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{layout.path}: {exc}") from None
+    except (KeyError, ValueError, TypeError) as exc:     # (a check missing above: still a clean error)
+        raise ModelFormatError(f"{layout.path}: damaged header ({type(exc).__name__}: {exc})") from None
+
+
+def _digest(arr: np.ndarray) -> str:
+    h = XXH64()
+    data = memoryview(arr).cast("B") if arr.nbytes else b""
+    for i in range(0, len(data), CHUNK):
+        h.update(data[i:i + CHUNK])
+        release(arr, i, i + CHUNK)
+    return h.hexdigest()
+
+
+def verify_binary(path, threads: int | None = None) -> dict:
+    """Check a binary model file in full: every array's checksum (files written before checksums
+    existed have none) and every value (word ids, trie structure, probabilities, the hashes).
+
+    Returns
+    -------
+    dict
+        ``problems`` (a list of messages; empty when the file is sound), ``arrays``, ``bytes``,
+        ``checksums`` (whether the file has them) and ``seconds``.
+
+    Raises
+    ------
+    ModelFormatError
+        A file that does not even load (its header or layout is damaged).
+    """
+    from ..threads import count, threads as default_threads
+    t0 = time.perf_counter()
+    layout = open_binary_model(path)
+    entries = {e["name"]: e for e in layout.header["arrays"]}
+    checksums = all("xxh64" in e for e in entries.values())
+    problems = []
+    if checksums:
+        # the largest first, spread over the threads (XXH64 releases the GIL)
+        names = sorted(entries, key=lambda n: -layout.arrays[n].nbytes)
+        with ThreadPoolExecutor(default_threads() if threads is None else count("threads", threads)) as ex:
+            for name, got in zip(names, ex.map(lambda n: _digest(layout.arrays[n]), names)):
+                if got != entries[name]["xxh64"]:
+                    problems.append(f"{name}: checksum {got} differs from the stored {entries[name]['xxh64']}: "
+                                    "the array is damaged")
+    try:
+        read_binary(path)
+        problems += KINDS[layout.kind].verify(layout.arrays, layout.header)
+    except ModelFormatError as exc:
+        problems.append(str(exc).removeprefix(f"{layout.path}: "))
+    return dict(problems=problems, arrays=len(entries), bytes=layout.size, checksums=checksums,
+                seconds=time.perf_counter() - t0)

@@ -20,6 +20,11 @@ Values are linear (not log10): alphas are float32 (shortest representation), uni
 gammas float64 (17 significant digits), so a model read back gives the same probabilities.  A history is listed under the pattern it is the history of, written as the
 n-gram of its own pattern; histories never followed by a word are not listed.
 
+Words are escaped (header line ``escape=backslash``): a word that is ``_`` or starts with a backslash is
+written with one more backslash in front (``\\_``, ``\\\\x``), so that ``_`` always marks a gap and every
+word the tokenizer makes (no spaces, TABs, CRs, LFs or NULs) reads back as itself.  Files without the
+line (written before it) are read without unescaping.
+
 A model of the 2014 toolkit (method glmtk2014 or glmtk2014-mkn, glm.glmtk2014) also has the tops of the
 shorter lengths:
 
@@ -36,6 +41,19 @@ import numpy as np
 from ..patterns import history, name, parse, patterns, span
 from . import ModelFormatError, Parts, atomic_output
 from .arpa import _open_out
+
+ESCAPE = "backslash"
+_F32 = float(np.finfo(np.float32).max)
+_F64 = float(np.finfo(np.float64).max)
+
+
+def escape(word: str) -> str:
+    """A word as the text format writes it: '_' and words starting with a backslash get one more."""
+    return "\\" + word if word == "_" or word.startswith("\\") else word
+
+
+def unescape(token: str) -> str:
+    return token[1:] if token.startswith("\\") else token
 
 
 def _rows(tables: dict, mask: int) -> np.ndarray:
@@ -64,13 +82,14 @@ def format_weight(w, fmt=str) -> str:
 
 def write_glm(model, path) -> None:
     tables = model.tables.tables
-    words = np.array(list(model.vocab), dtype=object)
+    words = np.array([escape(word) for word in model.vocab], dtype=object)
     masks = sorted(tables)
     with atomic_output(path) as tmp, _open_out(path, tmp) as f:
         w = lambda s: f.write(s.encode("utf-8"))      # noqa: E731
         w(f"\\glm\\\norder={model.order}\nmethod={model.method}\n")
         w("weights=" + (" ".join(f"{name(m)}={format_weight(v, repr)}" for m, v in sorted(model.weights.items()))
                         or "uniform") + "\n")
+        w(f"escape={ESCAPE}\n")
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
@@ -104,11 +123,11 @@ def _terms(w, section: str, tables: dict, words: np.ndarray, m: int, t: dict) ->
 
 
 def read_glm(stream, path: str):
-    """Read a .glm file (``stream`` yields bytes lines)."""
-    from ..generalized import Tables, combination
+    """Read a .glm file (``stream`` yields bytes lines): every value, n-gram and header field is checked,
+    and the first error names the file and line."""
+    from ..generalized import Tables, check, combination
     from ..vocab import Vocabulary
 
-    lines = (ln.decode("utf-8").rstrip("\r\n") for ln in stream)
     no = 0
 
     def err(msg):
@@ -117,7 +136,12 @@ def read_glm(stream, path: str):
     head, sections, current = {}, {}, None
     sizes, discounts, weights, weights_line = {}, {}, {}, 0
     compat, top_discounts = None, {}
-    for no, line in enumerate(lines, 1):
+    bounds = None                 # the values allowed in the current section: (low, high)
+    for no, raw in enumerate(stream, 1):
+        try:
+            line = raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise err("not UTF-8 text") from None
         if no == 1:
             if line != "\\glm\\":
                 raise err("not a .glm file (first line must be \\glm\\)")
@@ -126,7 +150,12 @@ def read_glm(stream, path: str):
             continue
         if line.startswith("\\") and line.endswith(":\\"):
             current = line[1:-2]
+            if current in sections:
+                raise err(f"section \\{current}:\\ appears twice")
             sections[current] = ([], [], no)
+            # unigram probabilities in [0, 1]; gammas and alphas >= 0 (alphas as float32)
+            bounds = ((0.0, 1.0) if current in ("1", "top 1") else (0.0, _F64) if current.endswith(" gamma")
+                      else (0.0, _F32))
             continue
         if line == "\\end\\":
             break
@@ -169,9 +198,13 @@ def read_glm(stream, path: str):
         if not tab:
             raise err("expected a value, a tab and words")
         try:
-            sections[current][0].append(float(value))
+            x = float(value)
         except ValueError:
             raise err(f"not a number: {value!r}") from None
+        if not bounds[0] <= x <= bounds[1]:
+            raise err(f"{value} is not a value of section \\{current}:\\ (a number in [{bounds[0]:g}, "
+                      f"{bounds[1]:.4g}])")
+        sections[current][0].append(x)
         sections[current][1].append(text)
     else:
         raise err("missing \\end\\")
@@ -179,9 +212,17 @@ def read_glm(stream, path: str):
         order, method = int(head["order"]), head["method"]
     except (KeyError, ValueError):
         raise ModelFormatError(f"{path}: header lacks order= or method=") from None
+    try:
+        check(order, method)
+    except ValueError as exc:
+        raise ModelFormatError(f"{path}: {exc}") from None
+    if head.get("escape", ESCAPE) != ESCAPE:
+        raise ModelFormatError(f"{path}: unknown escaping {head['escape']!r} (this glm reads {ESCAPE!r})")
+    plain = "escape" not in head             # (files written before words were escaped)
+    word_of = (lambda t: t) if plain else unescape
     if "1" not in sections:
         raise ModelFormatError(f"{path}: no \\1:\\ section")
-    words = sections["1"][1]
+    words = [word_of(t) for t in sections["1"][1]]
     if words[:3] != ["<unk>", "<s>", "</s>"]:
         raise ModelFormatError(f"{path}: the unigrams must start with <unk>, <s>, </s>")
     vocab = Vocabulary.from_words(words[3:])
@@ -198,7 +239,13 @@ def read_glm(stream, path: str):
             if len(toks) != span(mask) or any((tok == "_") != (not mask >> (span(mask) - 1 - j) & 1)
                                               for j, tok in enumerate(toks)):
                 raise ModelFormatError(f"{path}:{first_line + 1 + i}: {t!r} does not fit pattern {name(mask)}")
-            kept = [vocab.id(tok) for j, tok in enumerate(toks) if tok != "_"]
+            kept = []
+            for tok in toks:
+                if tok != "_":
+                    word = word_of(tok)
+                    kept.append(vocab.id(word))
+                    if not kept[-1] and word != "<unk>":
+                        raise ModelFormatError(f"{path}:{first_line + 1 + i}: {word!r} is not among the unigrams")
             rows[i] = kept[::-1]
         return rows
 
@@ -208,6 +255,9 @@ def read_glm(stream, path: str):
         sub = 1
         for j, d in enumerate([d for d in range(1, span(mask)) if mask >> d & 1], 1):
             sub |= 1 << d
+            if sub not in keys:
+                raise ModelFormatError(f"{path}:{first_line}: no section \\{name(sub)}:\\ (the n-grams listed "
+                                       f"here need those of pattern {name(sub)})")
             k = keys[sub]
             q = (node << 32) | rows[:, j]
             pos = np.searchsorted(k, q)
@@ -259,7 +309,7 @@ def read_glm(stream, path: str):
         compat["discounts"] = top_discounts
         top1, top1_words, _ = section("top 1")
         compat["top"] = {1: dict(prob=np.array(top1, dtype=np.float64))}
-        if top1_words != words:
+        if [word_of(t) for t in top1_words] != words:
             raise ModelFormatError(f"{path}: the top unigrams must list the words of \\1:\\ in its order")
         for m in sorted(top_discounts):
             values, texts, first = section(f"top {name(m)}")
@@ -273,6 +323,24 @@ def read_glm(stream, path: str):
         combination(order, method, weights)
     except ValueError as e:             # (weights that do not fit the patterns)
         raise ModelFormatError(f"{path}:{weights_line}: {e}") from None
+    allowed = {"1"} | {f"{name(m)}{g}" for m in tables if m > 1 for g in ("", " gamma")}
+    if compat is not None:
+        allowed |= {"top 1"} | {f"top {name(m)}{g}" for m in compat["top"] if m > 1 for g in ("", " gamma")}
+    for key in sections:
+        if key not in allowed:
+            raise ModelFormatError(f"{path}:{sections[key][2]}: section \\{key}:\\ is not part of an order-"
+                                   f"{order} {method} model")
+    from .binary import _glm_check_header          # (the rules of the binary header: one place)
+    header = dict(order=order, method=method, sizes={str(m): n for m, n in sizes.items()},
+                  weights={str(m): list(w) if isinstance(w, tuple) else w for m, w in weights.items()},
+                  discounts={str(m): list(d) for m, d in discounts.items()})
+    if compat is not None:
+        header["compat"] = dict(extra=compat["extra"], floor=compat["floor"],
+                                discounts={str(m): list(d) for m, d in top_discounts.items()})
+    try:
+        _glm_check_header(header)
+    except ModelFormatError as exc:
+        raise ModelFormatError(f"{path}: {exc}") from None
     t = Tables(order, method, tables, discounts, sizes, compat=compat)
     return Parts("generalized", dict(vocab=vocab, tables=t, meta={"order": order, "method": method},
                                      weights=weights))
