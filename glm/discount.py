@@ -49,8 +49,9 @@ def discounts(t: list[int], order: int, fallback=None) -> tuple[float, float, fl
 
 
 def fallback_triple(values) -> tuple[float, float, float]:
-    """lmplz's --discount_fallback: default 0.5 1 1.5; fewer values repeat the last one."""
-    values = [float(v) for v in (values or (0.5, 1.0, 1.5))]
+    """lmplz's --discount_fallback: default 0.5 1 1.5; fewer values repeat the last one.  The values are
+    rounded to float32, as lmplz stores them."""
+    values = [float(np.float32(v)) for v in (values or (0.5, 1.0, 1.5))]
     while len(values) < 3:
         values.append(values[-1])
     return tuple(values[:3])
