@@ -178,9 +178,9 @@ def float32_unit(v: float) -> float:
 
 def float32_sum_tol(total: float, terms: int) -> float:
     """How far a sum of ``terms`` log10 values (all <= 0) accumulated in float32, as KenLM's
-    ``Model.score`` does, can be from the same sum in float64: half a float32 step of the running
-    total per addition (the running total is never larger than the total), twice, plus one
-    float32_unit of the total."""
+    ``Model.score`` does, can be from the same sum in float64: each addition rounds by at most half a
+    float32 step of the running total (never larger than the total); allowed here: a whole step per
+    term, plus one float32_unit of the total (measured: at most 0.4 of this bound)."""
     import numpy as np
     return terms * float(np.spacing(np.float32(abs(total)))) + float32_unit(total)
 
