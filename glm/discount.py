@@ -50,10 +50,11 @@ def discounts(t: list[int], order: int, fallback=None) -> tuple[float, float, fl
 
 def fallback_triple(values) -> tuple[float, float, float]:
     """lmplz's --discount_fallback: default 0.5 1 1.5; fewer values repeat the last one, values after
-    the third are ignored.  Each must be a number with 0 <= Dk <= k (D1 <= 1, D2 <= 2, D3+ <= 3), the
-    range in which the formulas give probabilities: else a DiscountError naming it."""
+    the third are ignored; rounded to float32, as lmplz stores them.  Each must be a number with
+    0 <= Dk <= k (D1 <= 1, D2 <= 2, D3+ <= 3), the range in which the formulas give probabilities: else a
+    DiscountError naming it."""
     try:
-        values = [float(v) for v in (values or (0.5, 1.0, 1.5))]
+        values = [float(np.float32(float(v))) for v in (values or (0.5, 1.0, 1.5))]
     except (TypeError, ValueError):
         raise DiscountError(f"discount fallback: expected up to three numbers, not {values!r}") from None
     while len(values) < 3:

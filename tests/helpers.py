@@ -5,6 +5,7 @@
 * ``random_corpus``: seeded Zipf-like random sentences with some Markov structure, so that higher
   orders repeat and the discounts are defined.
 * ``parse_arpa``: an independent, pure-Python ARPA reader (plain or compressed, detected by bytes).
+* ``assert_ngrams_float32``: n-gram sets equal, values within a few float32 steps.
 * ``assert_matches_reference``: n-gram set and every log10 probability / backoff against
   ``reference_mkn``.
 """
@@ -124,7 +125,12 @@ def open_text(path):
 def parse_arpa(path) -> Arpa:
     """Strict, slow reader for the ARPA files of the tests (fields split on space and TAB)."""
     with open_text(path) as f:
-        lines = f.read().split("\n")
+        return parse_arpa_text(f.read())
+
+
+def parse_arpa_text(text: str) -> Arpa:
+    """parse_arpa of the text of a file."""
+    lines = text.split("\n")
     i = 0
     while lines[i].strip() != "\\data\\":
         i += 1
@@ -156,6 +162,50 @@ def parse_arpa(path) -> Arpa:
         i += 1
     assert lines[i].strip() == "\\end\\", lines[i]
     return Arpa(counts, ngrams)
+
+
+# float32 precision: a log10 value stored as float32 is within half a float32 step (ulp) of the
+# exact one, and a probability computed in float32 arithmetic (as lmplz does) carries a relative error
+# of a few float32 epsilons, which is eps / ln 10 in log10.  FLOAT32_UNIT(v) is the sum of both.
+EPS32 = 2.0 ** -23
+
+
+def float32_unit(v: float) -> float:
+    """One float32 step of v plus one float32 epsilon of relative error in 10**v, in log10."""
+    import numpy as np
+    return float(np.spacing(np.float32(abs(v)))) + EPS32 / math.log(10.0)
+
+
+def float32_sum_tol(total: float, terms: int) -> float:
+    """How far a sum of ``terms`` log10 values (all <= 0) accumulated in float32, as KenLM's
+    ``Model.score`` does, can be from the same sum in float64: each addition rounds by at most half a
+    float32 step of the running total (never larger than the total); allowed here: a whole step per
+    term, plus one float32_unit of the total (measured: at most 0.4 of this bound)."""
+    import numpy as np
+    return terms * float(np.spacing(np.float32(abs(total)))) + float32_unit(total)
+
+
+def assert_ngrams_float32(got: list, want: list, units: float, what: str = "") -> None:
+    """got / want: per order dicts gram -> (lp, bo); the same n-grams, and every log10 value within
+    ``units`` * float32_unit(wanted value) (a missing backoff counts as 0)."""
+    import numpy as np
+    assert len(got) == len(want), f"{what}: order {len(got)} != {len(want)}"
+    for n, (g, w) in enumerate(zip(got, want), 1):
+        if set(g) != set(w):
+            extra = sorted(set(g) - set(w))[:5]
+            missing = sorted(set(w) - set(g))[:5]
+            raise AssertionError(f"{what}: {n}-grams differ: {len(g)} vs {len(w)}; "
+                                 f"unexpected {extra}, missing {missing}")
+        grams = list(w)
+        x = np.array([(lp, bo or 0.0) for lp, bo in (g[k] for k in grams)], dtype=np.float64).reshape(-1, 2)
+        y = np.array([(lp, bo or 0.0) for lp, bo in (w[k] for k in grams)], dtype=np.float64).reshape(-1, 2)
+        unit = np.spacing(np.abs(y).astype(np.float32)).astype(np.float64) + EPS32 / math.log(10.0)
+        err = np.abs(x - y) / unit
+        bad = np.argwhere(~(err <= units))
+        if len(bad):
+            eg = [(grams[i], ("log10 p", "backoff")[j], x[i, j], y[i, j], f"{err[i, j]:.2f} units")
+                  for i, j in bad[:5]]
+            raise AssertionError(f"{what}: {len(bad)} {n}-gram values differ, e.g. {eg}")
 
 
 def assert_ngrams_close(got: list, want: list, tol: float = TOL, what: str = "") -> None:

@@ -4,7 +4,8 @@ This module is a test oracle: it is written for clarity, not speed, and is only
 meant for tiny corpora (a few thousand tokens).  It does not import ``glm``.
 
 It reproduces what ``lmplz`` (KenLM commit 4cb443e) writes into its ARPA file,
-computed in float64 instead of lmplz's float32 (differences are ~1e-7 in log10).
+computed in float64 instead of lmplz's float32 (differences are ~1e-7 in log10, up to
+2e-6 where lmplz's float32 sums lose more; tests/test_lmplz_stored.py measures them).
 
 Definitions (N = order, n = order of an n-gram, a(g) = adjusted count):
 
@@ -217,7 +218,7 @@ class RefModel:
 
 
 def build_mkn(sentences, order, prune=(), discount_fallback=None, interpolate_unigrams=True,
-              vocab_pad=0, skip_symbols=False):
+              vocab_pad=0, skip_symbols=False, prune_eos=True):
     """Estimate an MKN model exactly as lmplz would (in float64).
 
     sentences: list of lists of str tokens (no <s>/</s>; may contain '<unk>').
@@ -229,6 +230,8 @@ def build_mkn(sentences, order, prune=(), discount_fallback=None, interpolate_un
     interpolate_unigrams: False = lmplz --interpolate_unigrams 0.
     vocab_pad: lmplz --vocab_pad (requires interpolate_unigrams).
     skip_symbols: drop literal <unk>, <s>, </s> tokens (lmplz --skip_symbols).
+    prune_eos: False keeps the unigram </s> unmarked whatever its count (glm's choice), True marks it
+        by the count rule like any word when N > 1 (lmplz's bug, see the module docstring).
     """
     N = int(order)
     if N < 1:
@@ -347,7 +350,7 @@ def build_mkn(sentences, order, prune=(), discount_fallback=None, interpolate_un
         for gram, c in raw[n - 1].items():
             if n == 1 and gram[0] in (BOS, UNK):
                 continue
-            if n == 1 and gram[0] == EOS and N == 1:
+            if n == 1 and gram[0] == EOS and (N == 1 or not prune_eos):
                 continue
             if c <= t:
                 marked[n - 1].add(gram)

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 
 import glm
-from helpers import random_corpus, read_corpus_lines, split_line, to_lines, write_lines
+from helpers import (assert_matches_reference, parse_arpa, random_corpus, read_corpus_lines, split_line,
+                     to_lines, write_lines)
 from reference_mkn import DiscountError as RefDiscountError
 from reference_mkn import build_mkn, read_text
 
@@ -420,13 +421,24 @@ def test_discount_error_names_the_order(tmp_path, n_lines, order):
     assert list(model.counts) == list(ref.arpa_header_counts)
 
 
-def test_discount_error_on_tiny_text():
-    with pytest.raises(glm.DiscountError, match=r"\border 1\b"):
+def test_discount_error_on_tiny_text(tmp_path):
+    """Two sentences: no discounts of order 1 (the error names it and the way out); with the fallback,
+    lmplz's default discounts at both orders and the reference's model, value for value."""
+    with pytest.raises(glm.DiscountError, match=r"\border 1\b.*--discount-fallback"):
         glm.train(lines=["a b c", "a b"], order=2)
+    with pytest.raises(RefDiscountError):
+        build_mkn([["a", "b", "c"], ["a", "b"]], 2)
     assert isinstance(glm.DiscountError("x"), ValueError)
     model = glm.train(lines=["a b c", "a b"], order=2, discount_fallback=True)
+    ref = build_mkn([["a", "b", "c"], ["a", "b"]], 2, discount_fallback=(0.5, 1.0, 1.5))
+    assert ref.discount_fallback_used == [True, True]
     assert [tuple(d) for d in model.discounts] == [(0.5, 1.0, 1.5)] * 2
-    assert np.isfinite(model.score("a b c"))
+    model.save(tmp_path / "m.arpa")
+    assert_matches_reference(parse_arpa(tmp_path / "m.arpa"), ref, 2e-7, "tiny text")
+    for line in ("a b c", "c a", "b", "", "x a"):
+        words = line.split() + ["</s>"]
+        want = sum(ref.log10prob(w, ["<s>"] + words[:i]) for i, w in enumerate(words))
+        assert model.score(line) == pytest.approx(want, abs=1e-6), line
 
 
 @pytest.fixture(scope="module")

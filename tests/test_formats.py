@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import glm
-from helpers import assert_matches_reference, parse_arpa, random_corpus, read_corpus_lines, to_lines
+from helpers import (assert_matches_reference, float32_unit, parse_arpa, random_corpus, read_corpus_lines,
+                     to_lines)
 from reference_mkn import build_mkn
 
 ARPA_SUFFIXES = [".arpa", ".arpa.gz", ".arpa.bz2", ".arpa.xz", ".arpa.zst"]
@@ -253,8 +254,27 @@ def test_bad_number(tmp_path, small_arpa, n, field):
 
 
 def test_good_file_loads(tmp_path, small_arpa):
+    """What was loaded: the header counts, the vocabulary in file order, every stored value, and the
+    backoffs (a word unseen after a context h costs backoff(h) + its log10 p after h minus its first
+    word)."""
     (tmp_path / "copy.arpa").write_text("\n".join(small_arpa), encoding="utf-8")
-    assert glm.load(tmp_path / "copy.arpa").order == 3
+    model = glm.load(tmp_path / "copy.arpa")
+    arpa = parse_arpa(tmp_path / "copy.arpa")
+    assert model.order == 3 and list(model.counts) == arpa.counts
+    assert list(model.vocab) == [g[0] for g in arpa.ngrams[0]]
+    for entries in arpa.ngrams:
+        for g, (lp, _) in entries.items():
+            assert model.logprob(g[-1], g[:-1]) == np.float32(lp), g
+    words = [g[0] for g in arpa.ngrams[0] if g != ("<s>",)]
+    backed_off = 0
+    for n, entries in enumerate(arpa.ngrams[:2], 1):
+        for h, (_, bo) in entries.items():
+            for w in words:
+                if h + (w,) not in arpa.ngrams[n]:
+                    want = (bo or 0.0) + model.logprob(w, h[1:])
+                    assert abs(model.logprob(w, h) - want) <= 2 * float32_unit(want), (h, w)
+                    backed_off += bo != 0.0
+    assert backed_off > 100
 
 
 @pytest.mark.parametrize("n,delta", [(1, 1), (2, 1), (3, -1), (2, -2)])

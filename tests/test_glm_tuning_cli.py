@@ -5,6 +5,7 @@ import json
 import math
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import glm
@@ -70,14 +71,43 @@ def test_paper_protocol_is_the_chain_rule(tmp_path):
         assert res["perplexity"] == pytest.approx(10.0 ** (-total / tokens), rel=1e-6)   # float32 alphas
 
 
+def reference_perplexity(ref, lines) -> tuple[float, float]:
+    """Perplexity (and excluding OOVs) of lines under the reference GLM, counted as KenLM's query: each
+    line is <s> w1 .. wn </s>, every word and </s> a token, unknown words scored as <unk>."""
+    total = oov_total = 0.0
+    tokens = oovs = 0
+    for line in lines:
+        words = line.split()
+        for i, w in enumerate(words + ["</s>"]):
+            lp = math.log10(ref.prob(w, tuple(["<s>"] + words[:i])))
+            total += lp
+            tokens += 1
+            if w not in ref.known:
+                oovs += 1
+                oov_total += lp
+    return 10.0 ** (-total / tokens), 10.0 ** (-(total - oov_total) / (tokens - oovs))
+
+
 def test_cli_build_score_info_glm(tmp_path, capsys):
-    train, test = DATA / "shakespeare-train.txt.gz", DATA / "shakespeare-test.txt.gz"
+    """glm build --method glm, then glm score, give the perplexity of the pure-Python reference GLM
+    (its own discounts; float32 storage of glm's tables) on the first lines of the Shakespeare data."""
+    import gzip
+    with gzip.open(DATA / "shakespeare-train.txt.gz", "rt", encoding="utf-8") as f:
+        train_lines = [next(f).rstrip("\n") for _ in range(3000)]
+    with gzip.open(DATA / "shakespeare-test.txt.gz", "rt", encoding="utf-8") as f:
+        test_lines = [next(f).rstrip("\n") for _ in range(400)]
+    train, test = tmp_path / "train.txt", tmp_path / "test.txt"
+    train.write_text("".join(ln + "\n" for ln in train_lines), encoding="utf-8")
+    test.write_text("".join(ln + "\n" for ln in test_lines), encoding="utf-8")
     out = tmp_path / "m.glmb"
     assert main(["build", "--order", "3", "--method", "glm", str(train), "-o", str(out), "-q"]) == 0
     assert main(["score", str(out), str(test), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
-    expected = glm.train([train], 3, method="glm").evaluate([test])
-    assert summary["perplexity"] == pytest.approx(expected.perplexity, rel=1e-12)
+    ref = ReferenceGLM([ln.split() for ln in train_lines], 3, "glm")
+    ppl, ppl_in_vocab = reference_perplexity(ref, test_lines)
+    # each probability carries a few float32 epsilons (1.2e-7) of relative error, so does their mean
+    assert summary["perplexity"] == pytest.approx(ppl, rel=5e-7)
+    assert summary["perplexity_excluding_oov"] == pytest.approx(ppl_in_vocab, rel=5e-7)
     assert main(["info", str(out), "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["method"] == "glm" and set(info["patterns"]) == {"1", "11", "101", "111"}
@@ -88,12 +118,42 @@ def test_cli_build_score_info_glm(tmp_path, capsys):
 
 
 def test_cli_tune_and_paper_eval(corpus, tmp_path, capsys):
+    """glm build --tune writes the model tune() returns; its weights lower the perplexity of the held-out
+    text (and of the test text) against the untuned model's; paper-eval prints sequence_perplexity of
+    the model it trains, which is the reference GLM's chain rule."""
+    train, valid, test = (str(corpus / f) for f in ("train.txt", "valid.txt", "test.txt"))
     out = tmp_path / "tuned.glm"
-    assert main(["build", "--order", "3", "--method", "glm", str(corpus / "train.txt"), "--tune",
-                 str(corpus / "valid.txt"), "--discount-fallback", "-o", str(out), "-q"]) == 0
-    model = glm.load(out)
-    assert isinstance(model, GeneralizedModel) and model.weights
-    assert main(["paper-eval", "--train", str(corpus / "train.txt"), "--test", str(corpus / "test.txt"),
-                 "--order", "3", "--method", "mkn", "--discount-fallback", "--json", "-q"]) == 0
+    assert main(["build", "--order", "3", "--method", "glm", train, "--tune", valid, "--discount-fallback",
+                 "-o", str(out), "-q"]) == 0
+    written = glm.load(out)
+    tuned = glm.train([train], 3, method="glm", tune=[valid], discount_fallback=True)   # tune()'s result
+    untuned = glm.train([train], 3, method="glm", discount_fallback=True)
+    assert isinstance(written, GeneralizedModel) and written.weights == tuned.weights
+    assert written.tables.discounts == tuned.tables.discounts
+    assert any(max(w) - min(w) > 0.05 for w in written.weights.values())      # not left uniform
+    lines = (corpus / "test.txt").read_text().splitlines()
+    np.testing.assert_array_equal(written.score_many(lines), tuned.score_many(lines))
+    for heldout in (valid, test):
+        assert written.evaluate([heldout]).perplexity < untuned.evaluate([heldout]).perplexity - 0.5
+
+    assert main(["paper-eval", "--train", train, "--test", test, "--order", "3", "--method", "glm",
+                 "--discount-fallback", "--json", "-q"]) == 0
     res = json.loads(capsys.readouterr().out)
-    assert res["order"] == 3 and res["perplexity"] > 1 and res["sequences"] == 250
+    want = sequence_perplexity(untuned, [test], 3)
+    assert {k: res[k] for k in want} == want
+    assert (res["order"], res["method"], res["tuned"], res["sequences"]) == (3, "glm", False, 250)
+    sents = [ln.split() for ln in (corpus / "train.txt").read_text().splitlines()]
+    ref = ReferenceGLM(sents, 3, "glm")
+    total = tokens = 0
+    for line in lines:
+        s = line.split()[:3]
+        total += sum(math.log10(ref.prob(w, tuple(s[:i]))) for i, w in enumerate(s))
+        tokens += len(s)
+    assert res["tokens"] == tokens
+    assert res["perplexity"] == pytest.approx(10.0 ** (-total / tokens), rel=5e-7)   # float32 tables
+    # tuned: paper-eval --tune scores the model tune() returns
+    assert main(["paper-eval", "--train", train, "--test", test, "--order", "3", "--method", "glm",
+                 "--tune", valid, "--discount-fallback", "--json", "-q"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["tuned"] is True and res["perplexity"] == sequence_perplexity(tuned, [test], 3)["perplexity"]
+    assert res["perplexity"] < want["perplexity"]

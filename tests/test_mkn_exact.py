@@ -187,6 +187,30 @@ def test_real_text_unigram_pruning(tmp_path, order, prune):
     run(tmp_path, sentences, order, prune=prune)
 
 
+@pytest.mark.parametrize("order", [2, 3, 4])
+@pytest.mark.parametrize("t1", [30, 45])
+def test_eos_kept_when_t1_reaches_the_sentence_count(tmp_path, order, t1):
+    """30 sentences, a unigram threshold t1 >= 30: lmplz marks </s> pruned (it gives its count to
+    gamma(), leaves it out of the uniform distribution and the header, writes it with log10 p = 0, and
+    its model does not sum to 1; tests/test_lmplz_stored.py checks this against lmplz's files).  glm
+    keeps </s> like <s> and <unk>: its model is the reference's with prune_eos=False, the header
+    counts </s>, and every distribution sums to 1."""
+    sentences = random_corpus(71, vocab_size=8, n_sentences=30, empty_prob=0.0)
+    assert len(sentences) <= t1
+    prune = (t1,)
+    ref = build_mkn(sentences, order, prune=prune, discount_fallback=DEFAULT_FALLBACK, prune_eos=False)
+    lmplz = build_mkn(sentences, order, prune=prune, discount_fallback=DEFAULT_FALLBACK)
+    assert lmplz.ngrams[0][("</s>",)][0] == 0.0 and ref.ngrams[0][("</s>",)][0] < 0.0
+    assert list(ref.arpa_header_counts) == [lmplz.arpa_header_counts[0] + 1] + lmplz.arpa_header_counts[1:]
+    assert set(ref.ngrams[0]) == set(lmplz.ngrams[0])
+    model = glm.train(lines=to_lines(sentences), order=order, prune=prune, discount_fallback=True)
+    check_model(model, ref, tmp_path, sentences)
+    assert ("</s>",) in parse_arpa(tmp_path / "m.arpa").ngrams[0]
+    words = [w for w in model.vocab if w != "<s>"]
+    for ctx in context_sets(order, sentences, random.Random(t1), list(model.vocab)):
+        assert abs(math.fsum(10.0 ** model.logprob(w, ctx) for w in words) - 1.0) < 1e-5, ctx
+
+
 @pytest.mark.parametrize("prune", [(0, 2, 1), (1, 0), (0, -1), (2, 1, 1)])
 def test_bad_thresholds_are_refused(prune):
     with pytest.raises(ValueError):

@@ -24,6 +24,7 @@ from reference_mkn import (  # noqa: E402
     compute_discounts,
     read_text,
 )
+from helpers import float32_unit  # noqa: E402
 
 FALLBACK = (0.5, 1.0, 1.5)
 
@@ -479,6 +480,11 @@ def run_lmplz(lmplz, text_path, arpa_path, order, args, tmp_path):
     return proc
 
 
+# The reference computes in float64, lmplz in float32: their values differ by up to ~10 float32 units
+# (helpers.float32_unit; measured on the stored cases of test_lmplz_stored.py).
+REFERENCE_UNITS = 12
+
+
 def compare_models(ref, parsed):
     arpa, header_counts = parsed
     assert header_counts == ref.arpa_header_counts
@@ -490,8 +496,9 @@ def compare_models(ref, parsed):
             n, sorted(set(mine) - set(theirs))[:5], sorted(set(theirs) - set(mine))[:5])
         for g, (lp, bo) in mine.items():
             tlp, tbo = theirs[g]
-            worst = max(worst, abs(lp - tlp), abs(bo - tbo))
-            assert abs(lp - tlp) < 1e-5 and abs(bo - tbo) < 1e-5, (g, (lp, bo), (tlp, tbo))
+            worst = max(worst, abs(lp - tlp) / float32_unit(tlp), abs(bo - tbo) / float32_unit(tbo))
+            assert (abs(lp - tlp) <= REFERENCE_UNITS * float32_unit(tlp)
+                    and abs(bo - tbo) <= REFERENCE_UNITS * float32_unit(tbo)), (g, (lp, bo), (tlp, tbo))
     return worst
 
 
@@ -520,7 +527,7 @@ def lmplz_args(kwargs):
 
 
 def _check_against_lmplz(lmplz, name, sentences, order, option_sets, tmp_path):
-    """Compare every option set at one order; returns {option name: max abs difference}."""
+    """Compare every option set at one order; returns {option name: max difference in float32 units}."""
     text_path = tmp_path / ("%s.txt" % name)
     text_path.write_text("".join(" ".join(s) + "\n" for s in sentences), encoding="utf-8")
     worst = {}
@@ -595,4 +602,4 @@ def test_reference_matches_lmplz(corpus, tmp_path):
         if corpus == "brown" and order not in (3, 5):
             sets = option_sets[:2]  # keeps the run time of this (slow, pure-Python) test down
         worst = _check_against_lmplz(lmplz, corpus, sentences, order, sets, tmp_path)
-        print(corpus, order, {k: "%.1e" % v for k, v in worst.items()})
+        print(corpus, order, {k: "%.2f" % v for k, v in worst.items()})
