@@ -3,7 +3,7 @@ import numpy
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 
-MODULES = ["_vocab", "_count", "_mkn", "_query", "_arpa", "_glm", "_kenlm", "_check"]
+MODULES = ["_vocab", "_count", "_mkn", "_query", "_arpa", "_glm", "_kenlm", "_check", "_state"]
 
 extensions = [
     Extension(

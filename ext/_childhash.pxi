@@ -16,20 +16,27 @@ cdef inline uint64_t child_key(int table, uint32_t parent, uint32_t w) noexcept 
 
 cdef inline int64_t find_child_hashed(const uint32_t* T, uint64_t mask, int table, const uint32_t* words,
                                       const uint32_t* starts, uint32_t p, uint32_t w,
-                                      uint32_t small) noexcept nogil:
+                                      uint32_t small, uint64_t size) noexcept nogil:
     """Index of child w of node p of a table (children words[starts[p]:starts[p+1]]), or -1; ranges of
-    up to ``small`` children are searched, larger ones looked up in the hash."""
+    up to ``small`` children are searched, larger ones looked up in the hash.  size: the entries of the
+    table, which the range is clipped to, and the probes stop after a turn of the hash (a damaged
+    file's arrays are not checked at load)."""
     cdef uint32_t lo = starts[p], hi = starts[p + 1], c
-    cdef uint64_t slot
+    cdef uint64_t slot, probes = 0
+    if hi > size:
+        hi = <uint32_t>size
+    if lo > hi:
+        lo = hi
     if hi - lo <= small:
         return find_child(words, lo, hi, w)
     slot = child_key(table, p, w) & mask
     c = T[slot]
-    while c != EMPTY:
+    while c != EMPTY and probes <= mask:
         if lo <= c < hi and words[c] == w:
             return c
         slot = (slot + 1) & mask
         c = T[slot]
+        probes += 1
     return -1
 
 

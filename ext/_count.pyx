@@ -76,7 +76,7 @@ cdef inline int common_words(const uint64_t* a, const uint64_t* b, int W, int k,
     return N
 
 
-cdef extern from *:
+cdef extern from "glm_builtins.h":
     int __builtin_clzll(unsigned long long) nogil
 
 

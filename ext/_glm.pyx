@@ -15,13 +15,14 @@ cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.math cimport isnan, log10, NAN, INFINITY
 from libcpp.algorithm cimport sort
-from cpython.mem cimport PyMem_Malloc, PyMem_Free
+from libc.stdlib cimport malloc, free
 
 cnp.import_array()
 
 include "_search.pxi"
 include "_childhash.pxi"
 include "_results.pxi"
+include "_protocol.pxi"
 
 DEF MAXORDER = 8
 DEF MAXPAT = 128          # 2^(MAXORDER-1)
@@ -144,9 +145,9 @@ cdef class Scorer:
     (glm.records): the row of an n-gram holds its word and alpha, the gammas of the patterns whose
     history it is and the ranges of its children.
     """
-    cdef int order, npat
+    cdef public int order
+    cdef int npat
     cdef public object source             # the model file, named in errors
-    cdef uint64_t vocab_size
     cdef uint64_t nrows[MAXPAT]           # n-grams of pattern q (its rows)
     cdef object keep                      # the arrays behind the pointers
     cdef public object hash               # child_hash of the pattern tables
@@ -154,6 +155,7 @@ cdef class Scorer:
     cdef uint64_t tmask
     cdef uint32_t small[MAXPAT]           # children ranges of pattern q up to this size are searched
     cdef const double* uni
+    cdef uint64_t vocab_size
     cdef const uint32_t* rows[MAXPAT]     # rows of pattern q (glm.records)
     cdef int W[MAXPAT]                    # their width
     cdef int goff[MAXPAT]                 # column of gamma_q in the rows of hist[q]
@@ -190,7 +192,7 @@ cdef class Scorer:
         uni = np.ascontiguousarray(tables[1]["prob"], dtype=np.float64)
         keep.append(uni)
         self.uni = <const double*>cnp.PyArray_DATA(uni)
-        self.vocab_size = len(uni)
+        self.vocab_size = uni.shape[0]
         if self.vocab_size < 3:
             raise ValueError("a vocabulary holds at least <unk>, <s> and </s>")
         for q in range(self.npat):
@@ -383,10 +385,27 @@ cdef class Scorer:
     def score_stream(self, const uint32_t[::1] ids, bint bos=True, bint eos=True, bint per_token=False):
         """Score a padded stream (1 w1 .. wn 2 per line), with the same results as the back-off
         model's ``Trie.score_stream``."""
-        cdef size_t n = ids.shape[0], i, sent = 0, line = 0
+        cdef size_t n = ids.shape[0]
+        cdef int status = 0
         arrays = result_arrays(ids, eos, per_token, self.vocab_size)
-        cdef Results R = results_of(arrays, per_token, INFINITY if self.tops else MAX_LOGPROB)
-        cdef int64_t* ring = <int64_t*>PyMem_Malloc(RING * MAXPAT * sizeof(int64_t))
+        cdef Results R = results_of(arrays, per_token, self.score_limit())
+        if n:
+            with nogil:
+                status = self.score_core(&ids[0], n, bos, eos, &R)
+        if status:
+            raise MemoryError()
+        check_results(&R, self.source)
+        return arrays if per_token else arrays[0]
+
+    def score_limit(self):
+        """The largest score accepted as a log10 probability (the 2014 toolkit's models are not
+        normalized: any finite score)."""
+        return INFINITY if self.tops else MAX_LOGPROB
+
+    cdef int score_core(self, const uint32_t* ids, size_t n, bint bos, bint eos, Results* R) noexcept nogil:
+        """score_stream's work: the padded stream ids[0 .. n) into R; -1 when memory ran out."""
+        cdef size_t i, sent = 0, line = 0
+        cdef int64_t* ring = <int64_t*>malloc(RING * MAXPAT * sizeof(int64_t))
         cdef size_t pos[LANES]
         cdef int hl[LANES]
         cdef int B, b, m
@@ -394,39 +413,107 @@ cdef class Scorer:
         cdef uint32_t w
         cdef double sc
         if ring == NULL:
-            raise MemoryError()
-        with nogil:
-            i = 0
-            while i < n:
-                # a batch of positions (each line's <s> included, so histories stay in the ring)
-                B = 0
-                k = i
-                while k < n and B < LANES and k - i < RING - MAXORDER:
-                    w = ids[k]
-                    if w == 1:
-                        sent = k
-                        ring[(k % RING) * self.npat] = 1
-                    elif w != 2 or eos:
-                        pos[B] = k
-                        hl[B] = <int>min(k - sent - (0 if bos else 1), <size_t>(self.order - 1))
-                        B += 1
-                    k += 1
-                self.find_nodes(&ids[0], pos, hl, B, ring)
-                b = 0
-                for q in range(i, k):
-                    w = ids[q]
-                    if w == 1:
-                        continue
-                    if w == 2 and not eos:
-                        line += 1
-                        continue
-                    sc = log10(self.prob(ring, q, hl[b], &m))
-                    b += 1
-                    add_token(&R, line, sc, m, w == 0)
-                    if w == 2:
-                        line += 1
-                i = k
-        PyMem_Free(ring)
-        check_results(&R, self.source)
-        return arrays if per_token else arrays[0]
+            return -1
+        i = 0
+        while i < n:
+            # a batch of positions (each line's <s> included, so histories stay in the ring)
+            B = 0
+            k = i
+            while k < n and B < LANES and k - i < RING - MAXORDER:
+                w = ids[k]
+                if w == 1:
+                    sent = k
+                    ring[(k % RING) * self.npat] = 1
+                elif w != 2 or eos:
+                    pos[B] = k
+                    hl[B] = <int>min(k - sent - (0 if bos else 1), <size_t>(self.order - 1))
+                    B += 1
+                k += 1
+            self.find_nodes(ids, pos, hl, B, ring)
+            b = 0
+            for q in range(i, k):
+                w = ids[q]
+                if w == 1:
+                    continue
+                if w == 2 and not eos:
+                    line += 1
+                    continue
+                sc = log10(self.prob(ring, q, hl[b], &m))
+                b += 1
+                add_token(R, line, sc, m, w == 0)
+                if w == 2:
+                    line += 1
+            i = k
+        free(ring)
+        return 0
 
+    # -- KenLM's State API (the scorer protocol, ext/_protocol.pxi) -------------------------------------
+    cdef float c_step(self, const uint32_t* ctx, const float* ctx_bo, int ctx_len, uint32_t w,
+                      uint32_t* out_ctx, float* out_bo, int* out_len, int* ngram_length) noexcept nogil:
+        """log10 p(w | context) from the nodes of every pattern at the context's positions and at w's;
+        the state after w is its last order - 1 words (no backoffs)."""
+        cdef uint32_t ids[MAXORDER]
+        cdef size_t pos[MAXORDER]
+        cdef int hl[MAXORDER]
+        cdef int64_t ring[MAXORDER * MAXPAT]       # positions 0 .. ctx_len < MAXORDER of the ring
+        cdef int L = min(max(ctx_len, 0), self.order - 1), j
+        for j in range(L):
+            ids[j] = ctx[L - 1 - j]
+        ids[L] = w
+        for j in range(L + 1):
+            pos[j], hl[j] = j, j
+        self.find_nodes(ids, pos, hl, L + 1, ring)
+        cdef double p = self.prob(ring, L, L, ngram_length)
+        out_len[0] = min(L + 1, self.order - 1)
+        out_ctx[0] = w
+        for j in range(1, out_len[0]):
+            out_ctx[j] = ctx[j - 1]
+        for j in range(out_len[0]):
+            out_bo[j] = 0
+        return <float>log10(p)
+
+    def step_capsule(self):
+        """The step function of the scorer protocol (KenLM's BaseFullScore), as a PyCapsule "glm.step"."""
+        return PyCapsule_New(<void*>glm_step, b"glm.step", NULL)
+
+    def score_capsule(self):
+        """score_stream into C buffers (the scorer protocol's score_fn), as a PyCapsule "glm.score"."""
+        return PyCapsule_New(<void*>glm_score, b"glm.score", NULL)
+
+    def next_logprobs(self, context):
+        """log10 p(w | context) of every word id w (float64 array, the vocabulary's size); context: ids,
+        oldest first.  The nodes of the context's positions are found once, those of w's position for
+        each w."""
+        cdef int L = min(len(context), self.order - 1), j, m
+        cdef uint64_t V = self.vocab_size, w
+        ctx = [int(x) for x in context][len(context) - L:]
+        for x in ctx:
+            if not 0 <= x < V:
+                raise ValueError(f"word id {x} is not in the vocabulary (0 .. {V - 1})")
+        cdef uint32_t ids[MAXORDER]
+        cdef size_t pos[MAXORDER]
+        cdef int hl[MAXORDER]
+        cdef int64_t ring[MAXORDER * MAXPAT]
+        for j in range(L):
+            ids[j] = ctx[j]
+            pos[j], hl[j] = j, j
+        out = np.empty(V, dtype=np.float64)
+        cdef double[::1] O = out
+        with nogil:
+            if L:
+                self.find_nodes(ids, pos, hl, L, ring)
+            pos[0], hl[0] = L, L
+            for w in range(V):
+                ids[L] = <uint32_t>w
+                self.find_nodes(ids, pos, hl, 1, ring)
+                O[w] = log10(self.prob(ring, L, L, &m))
+        return out
+
+
+cdef float glm_step(void* scorer, const uint32_t* ctx, const float* ctx_bo, int ctx_len, uint32_t w,
+                    uint32_t* out_ctx, float* out_bo, int* out_len, int* ngram_length) noexcept nogil:
+    return (<Scorer>scorer).c_step(ctx, ctx_bo, ctx_len, w, out_ctx, out_bo, out_len, ngram_length)
+
+
+cdef int glm_score(void* scorer, const uint32_t* ids, size_t n, bint bos, bint eos, Results* R) noexcept nogil:
+    return (<Scorer>scorer).score_core(ids, n, bos, eos, R)

@@ -21,6 +21,7 @@ cnp.import_array()
 include "_search.pxi"
 include "_childhash.pxi"
 include "_results.pxi"
+include "_protocol.pxi"
 
 DEF MAXORDER = 16
 DEF LANES = 32         # walks advanced together, so that their memory accesses overlap
@@ -43,6 +44,12 @@ cdef class Trie:
     cdef const uint32_t* hash
     cdef uint64_t hash_mask
     cdef object _keep
+    cdef const uint8_t* ext[MAXORDER + 1]      # KenLM's "extends" bit per n-gram (made by step_capsule)
+    cdef object _ext
+    cdef const uint32_t* fwd_starts[MAXORDER + 1]    # the continuations of each n-gram (next_logprobs)
+    cdef const uint32_t* fwd_index[MAXORDER + 1]
+    cdef const uint32_t* fwd_word[MAXORDER + 1]
+    cdef object _fwd
 
     def __init__(self, levels, hash_table):
         """levels: list of dicts per order with 'logprob', 'backoff' (n < N), 'starts' (n < N), 'word' (n > 1);
@@ -201,9 +208,18 @@ cdef class Trie:
         when per_token, (token_logprob float32, token_matched uint8, token_oov bool) over the scored
         tokens (words, then </s> when eos).
         """
-        cdef size_t n = ids.shape[0], i
+        cdef size_t n = ids.shape[0]
         arrays = result_arrays(ids, eos, per_token, self.vocab_size)
         cdef Results R = results_of(arrays, per_token)
+        if n:
+            with nogil:
+                self.score_core(&ids[0], n, bos, eos, &R)
+        check_results(&R, self.source)
+        return arrays if per_token else arrays[0]
+
+    cdef void score_core(self, const uint32_t* ids, size_t n, bint bos, bint eos, Results* R) noexcept nogil:
+        """score_stream's work: the padded stream ids[0 .. n) into R."""
+        cdef size_t i
         cdef float ctx_bo[MAXORDER]
         cdef size_t bpos[LANES]
         cdef int bh[LANES]
@@ -215,45 +231,245 @@ cdef class Trie:
         cdef size_t line = 0, k, q, sent = 0
         cdef double sc
         i = 0
+        while i < n:
+            # a batch of scored tokens; their walks run together
+            B = 0
+            k = i
+            while k < n and B < LANES:
+                w = ids[k]
+                if w == 1:
+                    sent = k
+                elif w != 2 or eos:
+                    bpos[B] = k
+                    bh[B] = <int>min(k - sent - (0 if bos else 1), <size_t>(N - 1))
+                    B += 1
+                k += 1
+            self.walk_batch(ids, bpos, bh, B, bm, blp, bnbo)
+            # combine in order: each word adds the backoffs of the context its walk did not reach
+            b = 0
+            for q in range(i, k):
+                w = ids[q]
+                if w == 1:
+                    for j in range(N):
+                        ctx_bo[j] = 0
+                    if bos and N > 1:
+                        ctx_bo[0] = self.bo[1][1]
+                    continue
+                if w == 2 and not eos:
+                    line += 1
+                    continue
+                m = bm[b]
+                sc = blp[b]
+                for j in range(m, bh[b] + 1):
+                    sc += ctx_bo[j - 1]
+                add_token(R, line, sc, m, w == 0)
+                if w == 2:
+                    line += 1
+                else:
+                    for j in range(N - 1):
+                        ctx_bo[j] = bnbo[b * MAXORDER + j] if j < m else 0
+                b += 1
+            i = k
+
+    # -- KenLM's State API (the scorer protocol, ext/_protocol.pxi) -------------------------------------
+    cdef float c_step(self, const uint32_t* ctx, const float* ctx_bo, int ctx_len, uint32_t w,
+                      uint32_t* out_ctx, float* out_bo, int* out_len, int* ngram_length) noexcept nogil:
+        """KenLM's FullScore: one walk from w back through the context (newest first), the backoffs of
+        the context n-grams longer than the match added.  The state after w is the longest matched
+        n-gram that KenLM keeps: one that some longer n-gram extends to the right, or with a non-zero
+        backoff (KenLM's right-state minimization), at most order - 1 words."""
+        cdef int N = self.order, m = 1, d, keep, j
+        cdef int64_t r
+        cdef uint32_t node = w
+        cdef double lp
+        if ctx_len > N - 1:
+            ctx_len = N - 1
+        if ctx_len < 0:
+            ctx_len = 0
+        keep = 1 if N > 1 and self.extends(1, w) else 0
+        if N > 1:
+            out_bo[0] = self.bo[1][w]
+        for d in range(ctx_len):
+            r = find_child_hashed(self.hash, self.hash_mask, d + 1, self.word[d + 2], self.starts[d + 1],
+                                  node, ctx[d], SMALL, self.size[d + 2])
+            if r < 0:
+                break
+            node = <uint32_t>r
+            m = d + 2
+            if m < N:
+                out_bo[m - 1] = self.bo[m][node]
+                if self.extends(m, node):
+                    keep = m
+        lp = self.prob[m][node]
+        for j in range(m - 1, ctx_len):
+            lp += ctx_bo[j]
+        out_ctx[0] = w
+        for j in range(1, keep):
+            out_ctx[j] = ctx[j - 1]
+        out_len[0] = keep
+        ngram_length[0] = m
+        return <float>lp
+
+    cdef inline bint extends(self, int n, uint32_t g) noexcept nogil:
+        return (self.ext[n][g >> 3] >> (g & 7)) & 1
+
+    def step_capsule(self):
+        """The step function of the scorer protocol (KenLM's BaseFullScore), as a PyCapsule "glm.step".
+        The first call works out which n-grams KenLM's states keep (one pass over the model)."""
+        if self._ext is None:
+            self._ext = trie_extensions(self._keep[0], self._keep[1])
+            for n, arr in enumerate(self._ext, 1):
+                self.ext[n] = <const uint8_t*>cnp.PyArray_DATA(arr)
+        return PyCapsule_New(<void*>trie_step, b"glm.step", NULL)
+
+    def score_capsule(self):
+        """score_stream into C buffers (the scorer protocol's score_fn), as a PyCapsule "glm.score"."""
+        return PyCapsule_New(<void*>trie_score, b"glm.score", NULL)
+
+    # -- the next-word distribution -----------------------------------------------------------------------
+    def next_logprobs(self, context):
+        """log10 p(w | context) of every word id w (float64 array, the vocabulary's size); context: ids,
+        oldest first.  Every word gets the unigram probability and the backoffs of the context; the
+        continuations of each context suffix, shortest first, then overwrite theirs with the longer
+        n-gram's probability and the backoffs above it."""
+        cdef int N = self.order, L = min(len(context), N - 1), Lc = 0, l, j
+        cdef uint32_t node[MAXORDER + 1]
+        cdef double bsum[MAXORDER + 2]
+        cdef int64_t r
+        cdef uint64_t w, V = self.vocab_size, c
+        if self._fwd is None:
+            self._fwd = trie_continuations(self._keep[0], self._keep[1])
+            for n, (st, idx, wd) in enumerate(self._fwd, 1):
+                self.fwd_starts[n] = <const uint32_t*>cnp.PyArray_DATA(st)
+                self.fwd_index[n + 1] = <const uint32_t*>cnp.PyArray_DATA(idx)
+                self.fwd_word[n + 1] = <const uint32_t*>cnp.PyArray_DATA(wd)
+        ctx = [int(x) for x in context][len(context) - L:]
+        for x in ctx:
+            if not 0 <= x < V:
+                raise ValueError(f"word id {x} is not in the vocabulary (0 .. {V - 1})")
+        out = np.empty(V, dtype=np.float64)
+        cdef double[::1] O = out
+        if L:
+            node[1] = ctx[L - 1]
+            Lc = 1
+            for l in range(1, L):
+                r = find_child_hashed(self.hash, self.hash_mask, l, self.word[l + 1], self.starts[l],
+                                      node[l], ctx[L - 1 - l], SMALL, self.size[l + 1])
+                if r < 0:
+                    break
+                node[l + 1] = <uint32_t>r
+                Lc = l + 1
+        bsum[Lc + 1] = 0
+        for l in range(Lc, 0, -1):
+            bsum[l] = bsum[l + 1] + self.bo[l][node[l]]
         with nogil:
-            while i < n:
-                # a batch of scored tokens; their walks run together
-                B = 0
-                k = i
-                while k < n and B < LANES:
-                    w = ids[k]
-                    if w == 1:
-                        sent = k
-                    elif w != 2 or eos:
-                        bpos[B] = k
-                        bh[B] = <int>min(k - sent - (0 if bos else 1), <size_t>(N - 1))
-                        B += 1
-                    k += 1
-                self.walk_batch(&ids[0], bpos, bh, B, bm, blp, bnbo)
-                # combine in order: each word adds the backoffs of the context its walk did not reach
-                b = 0
-                for q in range(i, k):
-                    w = ids[q]
-                    if w == 1:
-                        for j in range(N):
-                            ctx_bo[j] = 0
-                        if bos and N > 1:
-                            ctx_bo[0] = self.bo[1][1]
+            for w in range(V):
+                O[w] = self.prob[1][w] + bsum[1]
+            for l in range(1, Lc + 1):
+                for c in range(self.fwd_starts[l][node[l]], self.fwd_starts[l][node[l] + 1]):
+                    O[self.fwd_word[l + 1][c]] = self.prob[l + 1][self.fwd_index[l + 1][c]] + bsum[l + 1]
+        return out
+
+
+cdef float trie_step(void* scorer, const uint32_t* ctx, const float* ctx_bo, int ctx_len, uint32_t w,
+                     uint32_t* out_ctx, float* out_bo, int* out_len, int* ngram_length) noexcept nogil:
+    return (<Trie>scorer).c_step(ctx, ctx_bo, ctx_len, w, out_ctx, out_bo, out_len, ngram_length)
+
+
+cdef int trie_score(void* scorer, const uint32_t* ids, size_t n, bint bos, bint eos, Results* R) noexcept nogil:
+    (<Trie>scorer).score_core(ids, n, bos, eos, R)
+    return 0
+
+
+def _prefixes(levels, hash_table):
+    """For n = 1 .. order-1, the index in level n of the first n words of each (n+1)-gram (uint32 array
+    over level n+1; EMPTY when absent), one level after the other.  The (n+1)-gram x g (g in level n at
+    p) starts with x g', g' = the first n-1 words of g: the child x of g' in level n."""
+    cdef const uint32_t[::1] T = hash_table
+    cdef const uint32_t[::1] st
+    cdef const uint32_t[::1] st_lower
+    cdef const uint32_t[::1] words
+    cdef const uint32_t[::1] words_lower
+    cdef const uint32_t[::1] prev
+    cdef uint32_t[::1] P
+    cdef uint64_t mask = T.shape[0] - 1, p, c, np_
+    cdef int64_t r
+    cdef int n
+    prev_arr = None
+    for n in range(1, len(levels)):
+        st = levels[n - 1]["starts"]
+        words = levels[n]["word"]
+        pre = np.full(words.shape[0], EMPTY, dtype=np.uint32)
+        P = pre
+        np_ = st.shape[0] - 1
+        if n == 1:
+            with nogil:
+                for c in range(words.shape[0]):
+                    P[c] = words[c]
+        else:
+            prev = prev_arr
+            st_lower = levels[n - 2]["starts"]
+            words_lower = levels[n - 1]["word"]
+            with nogil:
+                for p in range(np_):
+                    if prev[p] == EMPTY:
                         continue
-                    if w == 2 and not eos:
-                        line += 1
-                        continue
-                    m = bm[b]
-                    sc = blp[b]
-                    for j in range(m, bh[b] + 1):
-                        sc += ctx_bo[j - 1]
-                    add_token(&R, line, sc, m, w == 0)
-                    if w == 2:
-                        line += 1
-                    else:
-                        for j in range(N - 1):
-                            ctx_bo[j] = bnbo[b * MAXORDER + j] if j < m else 0
-                    b += 1
-                i = k
-        check_results(&R, self.source)
-        return arrays if per_token else arrays[0]
+                    for c in range(st[p], min(st[p + 1], <uint64_t>words.shape[0])):
+                        r = find_child_hashed(&T[0], mask, n - 1, &words_lower[0], &st_lower[0], prev[p],
+                                              words[c], SMALL, words_lower.shape[0])
+                        if r >= 0:
+                            P[c] = <uint32_t>r
+        yield n, pre
+        prev_arr = pre
+
+
+def trie_extensions(levels, hash_table):
+    """KenLM's "extends" flag of the n-grams of levels 1 .. order-1 (bit g of array n-1): a non-zero
+    backoff, or the start of a longer n-gram (as KenLM marks n-grams when it loads an ARPA file)."""
+    cdef const float[::1] bo
+    cdef const uint32_t[::1] P
+    cdef uint8_t[::1] E
+    cdef uint64_t g, c
+    out = []
+    for n, pre in _prefixes(levels, hash_table):
+        bo = levels[n - 1]["backoff"]
+        ext = np.zeros((bo.shape[0] + 8) // 8, dtype=np.uint8)
+        E = ext
+        P = pre
+        with nogil:
+            for g in range(bo.shape[0]):
+                if bo[g] != 0:
+                    E[g >> 3] |= 1 << (g & 7)
+            for c in range(P.shape[0]):
+                if P[c] != EMPTY:
+                    E[P[c] >> 3] |= 1 << (P[c] & 7)
+        out.append(ext)
+    return out
+
+
+def trie_continuations(levels, hash_table):
+    """For n = 1 .. order-1: (starts, index, word) such that the (n+1)-grams starting with the n-gram g
+    of level n are index[starts[g] .. starts[g+1]] in level n+1, and word[] their last words."""
+    cdef const uint32_t[::1] st
+    cdef uint32_t[::1] last
+    cdef uint32_t[::1] nxt
+    cdef uint64_t p, c
+    out = []
+    last_arr = np.arange(len(levels[0]["logprob"]), dtype=np.uint32)      # level 1: the word itself
+    for n, pre in _prefixes(levels, hash_table):
+        st = levels[n - 1]["starts"]
+        nxt_arr = np.empty(len(pre), dtype=np.uint32)                     # last words of level n+1
+        nxt = nxt_arr
+        last = last_arr
+        with nogil:
+            for p in range(st.shape[0] - 1):
+                for c in range(st[p], min(st[p + 1], <uint64_t>nxt.shape[0])):
+                    nxt[c] = last[p]
+        order = np.argsort(pre, kind="stable").astype(np.uint32)
+        counts = np.bincount(pre[pre != EMPTY], minlength=len(levels[n - 1]["logprob"]))
+        starts = np.zeros(len(counts) + 1, dtype=np.uint32)
+        np.cumsum(counts, out=starts[1:])
+        order = order[:starts[len(counts)]]
+        out.append((starts, order, nxt_arr[order]))
+        last_arr = nxt_arr
+    return out

@@ -1,8 +1,8 @@
 # Shared by the compiled modules (Cython `include`): search in the sorted children of a trie node, and
-# the compiler's prefetch hint.
+# the compiler's prefetch hint (ext/glm_builtins.h).
 from libc.stdint cimport uint32_t, int64_t
 
-cdef extern from *:
+cdef extern from "glm_builtins.h":          # (with fallbacks for compilers other than GCC and clang)
     void __builtin_prefetch(const void*) nogil
 
 

@@ -14,6 +14,7 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcmp, memcpy
 from libc.stdlib cimport malloc, realloc, free, strtod
 from libc.math cimport INFINITY
+from cpython.pycapsule cimport PyCapsule_New
 
 cnp.import_array()
 
@@ -93,34 +94,7 @@ cdef inline bint is_sep(uint8_t c) noexcept nogil:
     return c == 32 or c == 9 or c == 13 or c == 0
 
 
-cdef inline size_t utf8_valid_prefix(const uint8_t* p, size_t n) noexcept nogil:
-    """Length of the longest valid UTF-8 prefix of p[:n] (n when all of it is valid)."""
-    cdef size_t i = 0, need, k
-    cdef uint8_t c
-    cdef uint32_t cp
-    while i < n:
-        c = p[i]
-        if c < 0x80:
-            i += 1
-            continue
-        if 0xC2 <= c <= 0xDF:
-            need = 1; cp = c & 0x1F
-        elif 0xE0 <= c <= 0xEF:
-            need = 2; cp = c & 0x0F
-        elif 0xF0 <= c <= 0xF4:
-            need = 3; cp = c & 0x07
-        else:
-            return i
-        if i + need >= n:
-            return i
-        for k in range(1, need + 1):
-            if (p[i + k] & 0xC0) != 0x80:
-                return i
-            cp = (cp << 6) | (p[i + k] & 0x3F)
-        if (need == 2 and (cp < 0x800 or 0xD800 <= cp <= 0xDFFF)) or (need == 3 and (cp < 0x10000 or cp > 0x10FFFF)):
-            return i
-        i += need + 1
-    return n
+include "_utf8.pxi"
 
 
 cdef class VocabTable:
@@ -295,6 +269,43 @@ cdef class VocabTable:
         cdef const uint8_t* p = w
         cdef uint32_t i = self.find(p, len(w), hash_bytes(p, len(w)))
         return 0 if i == EMPTY else i
+
+    def lookup_capsule(self):
+        """``lookup`` for other compiled modules: a PyCapsule "glm.lookup" holding
+        ``uint32_t fn(void* table, const uint8_t* p, size_t n) noexcept nogil``, the id of the word
+        p[0 .. n) in ``table`` (this object; the caller keeps a reference), 0 (<unk>) when absent."""
+        return PyCapsule_New(<void*>vocab_lookup, b"glm.lookup", NULL)
+
+    def lookup_many_capsule(self):
+        """A PyCapsule "glm.lookup_many" holding ``void fn(void* table, const uint8_t* p, const Py_ssize_t*
+        start, const uint32_t* length, Py_ssize_t n, uint32_t* out) noexcept nogil``: the ids of the n
+        words p[start[i] .. start[i] + length[i]) into out (0 when absent), looked up in batches whose
+        memory accesses overlap (as tokenize)."""
+        return PyCapsule_New(<void*>vocab_lookup_many, b"glm.lookup_many", NULL)
+
+    cdef void find_many(self, const uint8_t* p, const Py_ssize_t* start, const uint32_t* length, Py_ssize_t n,
+                        uint32_t* out) noexcept nogil:
+        cdef uint64_t h[BATCH]
+        cdef uint32_t cand[BATCH]
+        cdef Py_ssize_t b0 = 0
+        cdef int b, B
+        cdef uint32_t w
+        while b0 < n:
+            B = <int>min(<Py_ssize_t>BATCH, n - b0)
+            for b in range(B):
+                h[b] = hash_bytes(p + start[b0 + b], length[b0 + b])
+                __builtin_prefetch(&self.table[h[b] & self.mask])
+            for b in range(B):
+                cand[b] = self.table[h[b] & self.mask]
+                if cand[b] < self.size:        # (a damaged table may hold ids beyond the words)
+                    __builtin_prefetch(&self.offsets[cand[b]])
+            for b in range(B):
+                if cand[b] < self.size:
+                    __builtin_prefetch(self.blob + self.offsets[cand[b]])
+            for b in range(B):
+                w = self.find(p + start[b0 + b], length[b0 + b], h[b])
+                out[b0 + b] = 0 if w == EMPTY else w
+            b0 += B
 
     def word(self, uint64_t i):
         if i >= self.size:
@@ -475,3 +486,13 @@ cdef class VocabTable:
                 line += 1
                 i += 1
         return status, ids[:rows], prob[:rows], bo[:rows], line
+
+
+cdef uint32_t vocab_lookup(void* table, const uint8_t* p, size_t n) noexcept nogil:
+    cdef uint32_t i = (<VocabTable>table).find(p, n, hash_bytes(p, n))
+    return 0 if i == EMPTY else i
+
+
+cdef void vocab_lookup_many(void* table, const uint8_t* p, const Py_ssize_t* start, const uint32_t* length,
+                            Py_ssize_t n, uint32_t* out) noexcept nogil:
+    (<VocabTable>table).find_many(p, start, length, n, out)

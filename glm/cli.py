@@ -104,7 +104,8 @@ def _add_doc_options(p: argparse.ArgumentParser, scoring: bool = True) -> None:
                    help="text: one document per line (default) or per blank-line-separated paragraph")
     g.add_argument("--text-field", default="text", help="JSONL: field of the text (dotted path allowed)")
     g.add_argument("--id-field", default=None,
-                   help="JSONL: field of the document id (dotted path allowed); default FILE:LINE")
+                   help="JSONL: field of the document id (dotted path allowed); default: the field 'id' "
+                        "of the documents that have one, FILE:LINE for the others")
     g.add_argument("--on-bad-json", choices=("error", "skip"), default="error",
                    help="a malformed JSONL line: fail naming file and line (default), or skip and count it")
     if scoring:
@@ -120,6 +121,21 @@ def _workers(text: str) -> int:
         return count("workers", text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _add_tokenizer_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("tokenization (documents)")
+    g.add_argument("--tokenizer", choices=("whitespace", "ccnet"), default="whitespace",
+                   help="whitespace: the text as it is (default); ccnet: CCNet's normalization and "
+                        "SentencePiece pieces (--sp-model), and CCNet's per-document perplexity "
+                        "(pip install glm[ccnet])")
+    g.add_argument("--sp-model", default=None, metavar="SP_MODEL",
+                   help="the SentencePiece model of --tokenizer ccnet (CCNet's L.sp.model)")
+
+
+def _tokenizer(args):
+    from .ccnet import tokenizer_of
+    return tokenizer_of(args.tokenizer, args.sp_model)
 
 
 def _doc_format(args):
@@ -179,6 +195,7 @@ def _curation_parsers(sub) -> None:
     p.add_argument("inputs", nargs="+", metavar="INPUT")
     ref = p.add_mutually_exclusive_group(required=True)
     ref.add_argument("--model", help="reference model (ARPA or binary)")
+    _add_tokenizer_options(p)
     ref.add_argument("--ref-fraction", type=float,
                      help="train the reference model on this random fraction of the documents "
                           "(left out of the outputs)")
@@ -195,6 +212,7 @@ def _curation_parsers(sub) -> None:
     k = sub.add_parser("bucket", help="CCNet head / middle / tail buckets by perplexity")
     k.add_argument("inputs", nargs="+", metavar="INPUT")
     k.add_argument("--model", required=True)
+    _add_tokenizer_options(k)
     k.add_argument("--out-dir", required=True)
     k.add_argument("--cutoffs", type=lambda t: _pair(t, int), default=(30, 60), metavar="HEAD,TAIL",
                    help="percentiles of the head and tail boundaries (default 30,60, as CCNet)")
@@ -206,8 +224,10 @@ def _curation_parsers(sub) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from . import __version__
     ap = argparse.ArgumentParser(prog="glm", description="Modified Kneser-Ney and Generalized n-gram "
                                                          "language models.", allow_abbrev=False)
+    ap.add_argument("--version", action="version", version=f"glm {__version__}")
     sub = ap.add_subparsers(dest="command", required=True)
     add_parser = sub.add_parser
     sub.add_parser = lambda *a, **kw: add_parser(*a, allow_abbrev=False, **kw)   # (see _regroup)
@@ -269,6 +289,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="--per-doc: where the definitions and totals go (default OUTPUT.manifest.json "
                         "for a JSONL file; 'none' for nothing)")
     _add_doc_options(s)
+    _add_tokenizer_options(s)
     _add_input_options(s)
 
     e = sub.add_parser("paper-eval", help="train and score as in the GLM paper (sampled test sequences)",
@@ -335,6 +356,8 @@ def _score(args) -> None:
     if args.per_doc:
         _score_per_doc(args)
         return
+    if args.tokenizer != "whitespace" or args.sp_model:
+        raise ValueError("--tokenizer and --sp-model score documents: use them with --per-doc")
     if args.output is not None and not args.per_line:
         raise ValueError("-o/--output is where --per-line or --per-doc rows go; give one of them")
     output = args.output or "-"
@@ -390,7 +413,7 @@ def _score_per_doc(args) -> None:
     tsv = output.endswith((".tsv", ".tsv.gz"))
     total = score_to_file(args.model, args.inputs, output, _doc_format(args), tsv=tsv,
                           manifest=None if args.manifest == "none" else args.manifest,
-                          workers=args.workers, quiet=args.quiet, plot=args.plot)
+                          workers=args.workers, quiet=args.quiet, plot=args.plot, tokenizer=_tokenizer(args))
     skipped = f", {total['skipped']} malformed lines skipped" if total["skipped"] else ""
     ppl = "n/a" if total["perplexity"] is None else format(total["perplexity"], ".6g")
     _log(args, f"{total['documents']} documents, {total['tokens']} tokens, {total['oovs']} OOVs, "
@@ -421,7 +444,7 @@ def _prune(args) -> None:
     info = prune_to_files(args.inputs, args.output, _doc_format(args), model=args.model,
                           ref_fraction=args.ref_fraction, order=args.order, criterion=args.criterion,
                           rate=args.rate, seed=args.seed, rejected=args.rejected, manifest=args.manifest,
-                          workers=args.workers, quiet=args.quiet, plot=args.plot)
+                          workers=args.workers, quiet=args.quiet, plot=args.plot, tokenizer=_tokenizer(args))
     c = info["counts"]
     _log(args, f"kept {c['kept']} of {c['candidates']} documents ({c['reference']} trained the reference)")
 
@@ -430,7 +453,7 @@ def _bucket(args) -> None:
     from .curation import bucket_to_dir
     info = bucket_to_dir(args.inputs, args.model, args.out_dir, _doc_format(args), cutoffs=args.cutoffs,
                          cutoff_csv=args.cutoff_csv, lang_field=args.lang_field, lang=args.lang,
-                         workers=args.workers, quiet=args.quiet, plot=args.plot)
+                         workers=args.workers, quiet=args.quiet, plot=args.plot, tokenizer=_tokenizer(args))
     _log(args, " ".join(f"{k}={v}" for k, v in info["counts"].items()))
 
 
@@ -504,7 +527,7 @@ def main(argv=None) -> int:
     except Terminated as exc:
         print(f"glm {args.command}: terminated by {signal.Signals(exc.signum).name}", file=sys.stderr)
         return 128 + exc.signum
-    except (CorpusError, ModelFormatError, DiscountError, ValueError, OSError) as exc:
+    except (CorpusError, ModelFormatError, DiscountError, ValueError, OSError, ImportError) as exc:
         print(f"glm {args.command}: error: {_one_line(exc)}", file=sys.stderr)
         return 1
     except BrokenProcessPool:

@@ -11,12 +11,14 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
+from functools import cached_property
 from typing import Iterator, Sequence
 
 import numpy as np
 
 from . import formats
 from ._query import Trie, trie_hash
+from ._state import Queries
 from .corpus import expand_inputs, line_chunks, read_chunks
 from .spill import in_memory, release
 from .threads import threads
@@ -35,6 +37,11 @@ class Evaluation:
     @property
     def perplexity(self) -> float:
         return 10.0 ** (-self.log10_prob / self.tokens) if self.tokens else float("nan")
+
+    @property
+    def entropy(self) -> float:
+        """Cross-entropy in bits per token, log2(perplexity) (nltk.lm's ``entropy``)."""
+        return -self.log10_prob / self.tokens * math.log2(10.0) if self.tokens else float("nan")
 
     @property
     def perplexity_excluding_oov(self) -> float:
@@ -90,6 +97,7 @@ class Model:
         self.source = None            # the file the model was read from (glm.load), named in errors
         self._lock = threading.Lock()
         self._scorer = None
+        self._source = None          # the file it was loaded from (glm.model.load), for pickling
 
     @property
     def _trie(self):
@@ -106,6 +114,29 @@ class Model:
     def _make_scorer(self):
         raise NotImplementedError
 
+    @cached_property
+    def _queries(self) -> Queries:
+        """The per-call queries of one sentence (score, full_scores, perplexity) in compiled code."""
+        return Queries(self.vocab.table, self._trie)
+
+    # -- pickling --------------------------------------------------------------------------------
+    def _parts(self) -> dict:
+        """The arguments of the class that make this model again (as a reader's formats.Parts)."""
+        raise NotImplementedError
+
+    def __reduce__(self):
+        """A model loaded from a file pickles as its path and the file's identity (size, modification
+        time, inode): unpickling loads the file again, and fails if it changed.  Any other model
+        pickles as its contents."""
+        if self._source is not None:
+            return _reopen, (self._source,)
+        try:
+            parts = self._parts()
+        except NotImplementedError:
+            raise TypeError(f"a {type(self).__name__} that was not loaded from a file cannot be "
+                            "pickled") from None
+        return _rebuild, (self.kind, parts)
+
     # -- structure -------------------------------------------------------------------------------
     @property
     def counts(self) -> list[int]:
@@ -116,10 +147,11 @@ class Model:
         return f"<glm.{type(self).__name__} order={self.order} ngrams={self.counts}>"
 
     def __contains__(self, word) -> bool:
-        """Whether ``word`` (str or bytes) is in the vocabulary, as ``word in kenlm.Model``."""
+        """Whether ``word`` (str or bytes) is a word of the model, as ``word in kenlm.Model``: <s> and
+        </s> are, <unk> (the unknown word, what any other word is scored as) is not."""
         if not isinstance(word, (str, bytes)):
             raise TypeError(f"expected a word (str or bytes), not {type(word).__name__}")
-        return word in self.vocab
+        return self.vocab.id(word) != 0
 
     def describe(self, sep: str = ": ") -> list[str]:
         """Lines of n-gram counts and discounts (what ``glm info`` prints)."""
@@ -136,6 +168,79 @@ class Model:
             raise TypeError("context: expected a sequence of words, oldest first, not one string")
         ids = [self.vocab.id(w) for w in context]
         return float(self._trie.logprob(self.vocab.id(word), ids)[0])
+
+    # -- the next word ---------------------------------------------------------------------------
+    def _context_ids(self, context) -> list[int]:
+        if isinstance(context, (str, bytes)):
+            raise TypeError("context: expected a sequence of words, oldest first, not one string")
+        return [self.vocab.id(w) for w in context]
+
+    def _next_logprobs(self, ids: list[int]) -> np.ndarray:
+        scorer = self._trie
+        if hasattr(scorer, "next_logprobs"):
+            out = scorer.next_logprobs(ids)
+        else:                      # a scorer without it: word by word
+            out = np.array([scorer.logprob(w, ids)[0] for w in range(len(self.vocab))], dtype=np.float64)
+        out[1] = -np.inf           # <s> is never predicted
+        return out
+
+    def next_logprobs(self, context: Sequence[str] = ()) -> np.ndarray:
+        """log10 p(w | context) of every word w of the vocabulary, by id (``vocab.word(i)`` is word i),
+        computed in compiled code; <s> gets -inf (it is never predicted), </s> and <unk> their
+        probabilities, so that 10 ** the array sums to 1.
+
+        Parameters
+        ----------
+        context : sequence of str
+            The words before, oldest first; start it with "<s>" for the beginning of a sentence.
+        """
+        return self._next_logprobs(self._context_ids(context))
+
+    def next_words(self, context: Sequence[str] = (), k: int | None = 10) -> list[tuple[str, float]]:
+        """The k most probable next words after ``context`` (see ``next_logprobs``), as (word, log10 p),
+        most probable first (ties by word id); k=None: every word but <s>."""
+        lp = self.next_logprobs(context)
+        n = len(lp) - 1 if k is None else min(int(k), len(lp) - 1)
+        if n <= 0:
+            return []
+        neg = -lp
+        kth = np.partition(neg, n - 1)[n - 1]         # (ties at the n-th place: the lowest ids)
+        above = np.flatnonzero(neg < kth)
+        top = np.concatenate([above, np.flatnonzero(neg == kth)[:n - len(above)]])
+        top = top[np.lexsort((top, neg[top]))]
+        return [(self.vocab.word(int(i)), float(lp[i])) for i in top]
+
+    def generate(self, n: int = 1, *, seed=None, max_words: int = 100,
+                 prefix: Sequence[str] = ()) -> list[str]:
+        """n sentences sampled from the model, word after word from ``next_logprobs`` (numpy's PCG64
+        generator seeded with ``seed``: the same seed gives the same sentences), each starting after
+        <s> and ``prefix`` (words it begins with) and ending at </s> or after ``max_words`` words.  A
+        sampled <unk> is written as "<unk>"."""
+        if isinstance(prefix, (str, bytes)):
+            raise TypeError("prefix: expected a sequence of words, not one string")
+        if max_words < 0:
+            raise ValueError(f"max_words must be >= 0, not {max_words}")
+        rng = np.random.default_rng(seed)
+        keep = self.order - 1
+        out = []
+        for _ in range(int(n)):
+            words = [w if isinstance(w, str) else w.decode("utf-8") for w in prefix]
+            ids = [1] + self._context_ids(words)
+            while len(words) < max_words:
+                p = np.cumsum(10.0 ** self._next_logprobs(ids[len(ids) - keep:] if keep else []))
+                w = int(np.searchsorted(p, rng.random() * p[-1], side="right"))
+                w = min(w, len(p) - 1)
+                if w == 2:
+                    break
+                words.append(self.vocab.word(w))
+                ids.append(w)
+            out.append(" ".join(words))
+        return out
+
+    def entropy(self, inputs=None, bos: bool = True, eos: bool = True, *, lines=None) -> float:
+        """Cross-entropy of text in bits per token, log2 of its perplexity (as nltk.lm's ``entropy``):
+        files (``inputs``) or ``lines=``, as ``evaluate``."""
+        return self.evaluate(inputs, bos, eos, lines=lines).entropy
 
     def _stream(self, lines: Sequence[str | bytes]) -> np.ndarray:
         if not lines:
@@ -170,13 +275,13 @@ class Model:
         return self.score_lines(lines, bos, eos).log10_prob
 
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
-        """log10 probability of one sentence."""
-        return float(self._trie.score_stream(self._stream([_sentence(sentence)]), bos, eos)[0][0])
+        """log10 probability of one sentence (compiled from the string to the sum: as fast per call
+        as the kenlm module's)."""
+        return self._queries.score(sentence, bos, eos)
 
     def full_scores(self, sentence: str, bos: bool = True, eos: bool = True) -> Iterator[tuple]:
         """Per token (words, then </s> when eos): (log10 prob, matched n-gram length, OOV flag)."""
-        _, (lp, matched, oov) = self._trie.score_stream(self._stream([_sentence(sentence)]), bos, eos, True)
-        return iter([(float(a), int(b), bool(c)) for a, b, c in zip(lp, matched, oov)])
+        return self._queries.full_scores(sentence, bos, eos)
 
     def token_scores(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True):
         """Per-token arrays for many lines: (line_starts, log10 prob, matched length, OOV flag);
@@ -189,8 +294,7 @@ class Model:
 
     def perplexity(self, sentence: str) -> float:
         """10^(-score / (words + 1)), as ``kenlm.Model.perplexity`` (words split as the model splits them)."""
-        lp, tokens, _, _ = self._trie.score_stream(self._stream([_sentence(sentence)]))
-        return 10.0 ** (-lp[0] / tokens[0])
+        return self._queries.perplexity(sentence)
 
     def evaluate(self, inputs=None, bos: bool = True, eos: bool = True, quiet: bool = True,
                  bad_utf8: str = "error", *, lines=None) -> Evaluation:
@@ -291,6 +395,10 @@ class BackoffModel(Model):
     def _make_scorer(self) -> Trie:
         return Trie(self.levels, self.child_index)
 
+    def _parts(self) -> dict:
+        return dict(vocab=self.vocab, levels=self.levels, discounts=self.discounts, counts=self.unpruned_counts,
+                    meta=self.meta, child_index=self.child_index)
+
     @property
     def counts(self) -> list[int]:
         return [len(self.levels[0]["logprob"])] + [len(lv["word"]) for lv in self.levels[1:]]
@@ -345,6 +453,13 @@ class GeneralizedModel(Model):
         self.hash = in_memory(self.hash[0]), self.hash[1]
         return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
                       self.tables.compat)
+
+    def _parts(self) -> dict:
+        from .generalized import Tables
+        t = self.tables          # (what a binary file keeps: not the tuning statistics, nor the records)
+        return dict(vocab=self.vocab, tables=Tables(t.order, t.method, t.tables, t.discounts, t.sizes,
+                                                    compat=t.compat),
+                    meta=self.meta, weights=self.weights, hash_table=self.hash)
 
     @property
     def counts(self) -> list[int]:
@@ -437,6 +552,7 @@ def load(path, quiet: bool = True) -> Model:
         The file is not a model glm reads, or is damaged (the message names the file and the line,
         section or array).
     """
+    source = _Source.of(path)
     parts = formats.read(path, quiet=quiet)
     try:
         model = KINDS[parts.kind](**parts.args)
@@ -445,18 +561,45 @@ def load(path, quiet: bool = True) -> Model:
     except (ValueError, KeyError, TypeError) as exc:     # (the readers check what the models need)
         raise formats.ModelFormatError(f"{os.fspath(path)}: {exc}") from None
     model.source = os.fspath(path)
+    model._source = source
     return model
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The file a model was loaded from, as it was then."""
+    path: str
+    size: int
+    mtime_ns: int
+    inode: int
+
+    @classmethod
+    def of(cls, path) -> "_Source":
+        path = os.path.abspath(os.fspath(path))
+        st = os.stat(path)
+        return cls(path, st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def _reopen(source: _Source) -> Model:
+    """Unpickling a model loaded from a file: the file again, if it is the same."""
+    try:
+        now = _Source.of(source.path)
+    except FileNotFoundError:
+        raise formats.ModelFormatError(f"{source.path}: cannot unpickle the model: the file is gone") from None
+    if now != source:
+        raise formats.ModelFormatError(
+            f"{source.path}: cannot unpickle the model: the file changed since it was pickled (size, "
+            "modification time or inode differ); load it again with glm.load")
+    return load(source.path)
+
+
+def _rebuild(kind: str, parts: dict) -> Model:
+    return KINDS[kind](**parts)
 
 
 def _discounts(d, sep: str) -> str:
     gap = "\t" if sep == "\t" else "  "
     return f"{gap}D1={d[0]:.6g} D2={d[1]:.6g} D3+={d[2]:.6g}" if d else ""
-
-
-def _sentence(sentence) -> str | bytes:
-    if not isinstance(sentence, (str, bytes)):
-        raise TypeError(f"expected a sentence (str or bytes), not {type(sentence).__name__}")
-    return sentence
 
 
 def _lines(lines) -> list:

@@ -25,7 +25,8 @@ import numpy as np
 from . import _count
 
 _UNITS = {"": 1, "B": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
-PAGE = os.sysconf("SC_PAGE_SIZE")
+PAGE = mmap.ALLOCATIONGRANULARITY      # (the page size; 64 KiB on Windows, where maps start at its multiples)
+_STATM = "/proc/self/statm"
 
 
 def parse_size(text) -> int:
@@ -43,10 +44,30 @@ def parse_size(text) -> int:
 
 
 def resident_bytes() -> tuple[int, int]:
-    """(resident, of which file-backed or shared) bytes of this process, from /proc/self/statm."""
-    with open("/proc/self/statm") as f:
-        fields = f.read().split()
-    return int(fields[1]) * PAGE, int(fields[2]) * PAGE
+    """(resident, of which file-backed or shared) bytes of this process: from /proc/self/statm (Linux),
+    else from psutil (where it has no shared figure, all of the resident set counts)."""
+    try:
+        with open(_STATM) as f:
+            fields = f.read().split()
+        return int(fields[1]) * mmap.PAGESIZE, int(fields[2]) * mmap.PAGESIZE
+    except OSError:
+        import psutil
+        info = psutil.Process().memory_info()
+        return info.rss, getattr(info, "shared", info.rss)
+
+
+def check_memory_budget_support() -> None:
+    """A ValueError saying why a memory budget cannot work here: it needs madvise (not on Windows) and
+    the process's resident size (/proc on Linux, or the psutil package elsewhere)."""
+    if not hasattr(mmap.mmap, "madvise") or not hasattr(mmap, "MADV_DONTNEED"):
+        raise ValueError("--memory / memory= needs madvise(MADV_DONTNEED), which this system lacks "
+                         "(Windows); build without a memory budget")
+    if not os.path.exists(_STATM):
+        try:
+            import psutil  # noqa: F401
+        except ImportError:
+            raise ValueError("--memory / memory= watches this process's memory through /proc (Linux) or "
+                             "the psutil package elsewhere: pip install psutil") from None
 
 
 @dataclass
@@ -70,6 +91,7 @@ class Scratch:
 
     def __init__(self, memory, tmpdir=None, trim_at: float = 0.85):
         self.memory = parse_size(memory)
+        check_memory_budget_support()
         if tmpdir is not None and not os.path.isdir(tmpdir):
             raise ValueError(f"--tmpdir {tmpdir}: no such directory")
         self.tmpdir, self.limit = tmpdir, int(self.memory * trim_at)

@@ -32,6 +32,9 @@ class Vocabulary:
     def __len__(self) -> int:
         return int(self.table.size)
 
+    def __reduce__(self):
+        return _from_arrays, self.table.arrays()
+
     def __iter__(self) -> Iterator[str]:
         return (w.decode("utf-8", errors="replace") for w in self.table.words())
 
@@ -85,6 +88,11 @@ class Vocabulary:
         """Padded id stream of lines of text for scoring: unknown words and literal <s> / </s> as <unk>."""
         data = text.encode("utf-8") if isinstance(text, str) else text
         return self.tokenize(Chunk(data, "<text>", 1), symbols="unk", bad_utf8="replace")
+
+
+def _from_arrays(blob, offsets, table) -> Vocabulary:
+    """Unpickling: a frozen vocabulary over the arrays of ``VocabTable.arrays``."""
+    return Vocabulary(VocabTable.from_arrays(blob, offsets, table))
 
 
 def _line_start(data: bytes, n: int) -> int:

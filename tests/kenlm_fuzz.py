@@ -112,7 +112,10 @@ def run_cases(paths: list[str], timeout: float = 20.0) -> dict[str, str]:
     env = dict(os.environ, GLM_THREADS="1")
     while todo:
         proc = subprocess.Popen([sys.executable, "-c", CHILD, *todo], stdout=subprocess.PIPE,
-                                stderr=subprocess.DEVNULL, text=True, env=env)
+                                stderr=subprocess.PIPE, text=True, env=env)
+        err: list = []
+        threading.Thread(target=lambda: err.append(proc.stderr.read()), daemon=True).start()
+        progressed = False
         lines: queue.Queue = queue.Queue()
 
         def pump():
@@ -134,10 +137,13 @@ def run_cases(paths: list[str], timeout: float = 20.0) -> dict[str, str]:
                 proc.wait()
                 if current is not None:
                     results[current] = f"crash\texit status {proc.returncode}"
+                elif not progressed:       # the child fails before any file (glm does not import)
+                    raise RuntimeError(f"the probing process exits with status {proc.returncode} "
+                                       f"before its first file: {''.join(err)[-2000:]}")
                 break
             fields = line.split("\t", 2)
             if fields[0] == "start":
-                current = fields[1]
+                current, progressed = fields[1], True
             elif fields[0] == "done":
                 results[fields[1]] = fields[2]
                 current = None

@@ -25,7 +25,8 @@ class DocFormat:
 
     fmt: 'text' or 'jsonl'.  unit (text only): 'line' (one document per line) or 'paragraph' (documents
     separated by blank lines).  text_field / id_field (JSONL): field names, dotted paths allowed
-    ('meta.id'); without id_field the id is ``file:line``.  on_error: a malformed JSONL line raises
+    ('meta.id'); without id_field the id is the document's ``id`` field when it has one (a string or a
+    number: the convention of dolma and datatrove), else ``file:line``.  on_error: a malformed JSONL line raises
     CorpusError ('error') or is skipped and counted ('skip').  bad_utf8: 'error' or 'replace'.
     """
     fmt: str = "text"
@@ -167,7 +168,8 @@ def _parse_json(line: bytes, where: str, fmt: DocFormat) -> Document:
         raise CorpusError(f"{where}: text field {fmt.text_field!r} holds a {type(text).__name__}, "
                           "not a string")
     if fmt.id_field is None:
-        doc_id = where
+        doc_id = obj.get("id")
+        doc_id = str(doc_id) if isinstance(doc_id, (str, int, float)) and not isinstance(doc_id, bool) else where
     else:
         try:
             doc_id = get_field(obj, fmt.id_field)

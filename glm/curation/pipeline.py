@@ -52,14 +52,17 @@ def _check(outputs: dict, inputs, *others) -> None:
     check_outputs(outputs, paths)
 
 
-def _manifest(command: str, inputs, fmt: DocFormat, model=None, **extra) -> dict:
+def _manifest(command: str, inputs, fmt: DocFormat, model=None, tokenizer=None, **extra) -> dict:
     from .. import __version__
+    from ..ccnet import PERPLEXITY_DEFINITION as CCNET_DEFINITION
     out = dict(glm_version=__version__, command=command, inputs=[os.path.abspath(p) if p != "-" else p
                                                                 for p in input_paths(inputs)],
                input_format=dataclasses.asdict(fmt))
     if model is not None:
         out["model"] = _model_info(model)
-    out["perplexity_definition"] = PERPLEXITY_DEFINITION
+    out["perplexity_definition"] = PERPLEXITY_DEFINITION if tokenizer is None else CCNET_DEFINITION
+    if tokenizer is not None:
+        out["tokenizer"] = dict(name="ccnet", sp_model=os.path.abspath(tokenizer.path))
     out.update(extra)
     return out
 
@@ -77,10 +80,12 @@ def _json_row(**row) -> str:
 
 # -- glm score --per-doc ---------------------------------------------------------------------------
 def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: bool = False,
-                  manifest="auto", workers=None, quiet: bool = True, plot=None) -> dict:
+                  manifest="auto", workers=None, quiet: bool = True, plot=None, tokenizer=None) -> dict:
     """Write one row per document (id, tokens, oovs, log10_prob, perplexity) as JSONL or TSV (with the
     perplexity definition as a '#' line) and return the corpus totals.  manifest: a path, None, or
-    'auto' (next to a JSONL output file: OUTPUT.manifest.json)."""
+    'auto' (next to a JSONL output file: OUTPUT.manifest.json).  tokenizer: None or a
+    glm.ccnet.CCNetTokenizer (CCNet's perplexities)."""
+    from ..ccnet import PERPLEXITY_DEFINITION as CCNET_DEFINITION
     if manifest == "auto":
         manifest = None if tsv or output == "-" else f"{output}.manifest.json"
     _check({"--output": output, "--manifest": manifest, "--plot": plot}, inputs, model)
@@ -90,8 +95,9 @@ def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: 
     ppl_parts = []
     with open_output(output) as out:
         if tsv:
-            out.write(f"# {PERPLEXITY_DEFINITION}\nid\ttokens\toovs\tlog10_prob\tperplexity\n".encode())
-        for rows, res in score_rows(model, inputs, fmt, tsv, workers, quiet):
+            definition = PERPLEXITY_DEFINITION if tokenizer is None else CCNET_DEFINITION
+            out.write(f"# {definition}\nid\ttokens\toovs\tlog10_prob\tperplexity\n".encode())
+        for rows, res in score_rows(model, inputs, fmt, tsv, workers, quiet, tokenizer):
             out.write(rows)
             total["documents"] += len(res)
             total["tokens"] += int(res.tokens.sum())
@@ -102,7 +108,7 @@ def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: 
                 ppl_parts.append(res.perplexity)
     total["perplexity"] = 10.0 ** (-total["log10_prob"] / total["tokens"]) if total["tokens"] else None
     if manifest:
-        write_json(manifest, _manifest("score --per-doc", inputs, fmt, model, output=os.fspath(output),
+        write_json(manifest, _manifest("score --per-doc", inputs, fmt, model, tokenizer, output=os.fspath(output),
                                        columns=["id", "tokens", "oovs", "log10_prob", "perplexity"],
                                        totals=total))
     if plot:
@@ -185,11 +191,15 @@ def _count_documents(inputs, fmt: DocFormat, quiet: bool) -> int:
 
 def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, ref_fraction=None,
                    order: int = 5, criterion: str = "low", rate: float = 0.5, seed: int = 0,
-                   rejected=None, manifest=None, workers=None, quiet: bool = True, plot=None) -> dict:
+                   rejected=None, manifest=None, workers=None, quiet: bool = True, plot=None,
+                   tokenizer=None) -> dict:
     """Keep round(rate * N) documents by perplexity band under a given model or one trained on a
-    seeded ``ref_fraction`` of the documents (left out of the outputs); returns the manifest."""
+    seeded ``ref_fraction`` of the documents (left out of the outputs); returns the manifest.
+    tokenizer: as score_to_file (with a given model only)."""
     if (model is None) == (ref_fraction is None):
         raise ValueError("give either a model or a reference fraction")
+    if tokenizer is not None and model is None:
+        raise ValueError("a tokenizer (CCNet's) goes with a given model, not one trained on the documents")
     _check({"--output": output, "--rejected": rejected, "--manifest": manifest, "--plot": plot}, inputs, model)
     if plot:
         check_matplotlib()
@@ -206,7 +216,8 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
             scored_with = model_path
         else:
             scored_with = model
-        scores = DocScores.concat(score_documents(scored_with, inputs, fmt, workers, quiet), keep_ids=False)
+        scores = DocScores.concat(score_documents(scored_with, inputs, fmt, workers, quiet, tokenizer),
+                                  keep_ids=False)
     n = len(scores)
     if ref is not None and len(ref) != n:
         raise ValueError("the input changed while it was read")
@@ -225,7 +236,7 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
                 rej_f.write(doc.raw + sep)
     lo, hi = (float(ppl[keep].min()), float(ppl[keep].max())) if keep.any() else (None, None)
     info = _manifest(
-        "prune", inputs, fmt, model,
+        "prune", inputs, fmt, model, tokenizer,
         reference_model=None if ref is None else dict(
             trained_on=f"a random {ref_fraction} of the documents (seed {seed}), left out of the outputs",
             order=order),
@@ -246,7 +257,7 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
 # -- glm bucket ------------------------------------------------------------------------------------
 def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutoffs=(30, 60),
                   cutoff_csv=None, lang_field=None, lang=None, workers=None, quiet: bool = True,
-                  plot=None) -> dict:
+                  plot=None, tokenizer=None) -> dict:
     """CCNet buckets: OUT/{head,middle,tail}.EXT (and all.EXT for documents of a language the cutoff
     file lacks), OUT/manifest.json, and OUT/cutoff.csv when the cutoffs come from the documents."""
     head_p, tail_p = check_cutoffs(cutoffs)
@@ -267,7 +278,7 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
     table = read_cutoff_csv(cutoff_csv) if cutoff_csv else None
     rereadable_paths(inputs, "bucket")
     os.makedirs(out_dir, exist_ok=True)
-    ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet), keep_ids=False).perplexity
+    ppl = DocScores.concat(score_documents(model, inputs, fmt, workers, quiet, tokenizer), keep_ids=False).perplexity
     if table is None:
         if not len(ppl):
             raise ValueError("no documents to take percentiles of")
@@ -291,7 +302,7 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
                 files[b] = stack.enter_context(open_output(os.path.join(out_dir, f"{b}.{ext}")))
             files[b].write(doc.raw + sep)
             counts[b] += 1
-    info = _manifest("bucket", inputs, fmt, model, out_dir=os.path.abspath(out_dir),
+    info = _manifest("bucket", inputs, fmt, model, tokenizer, out_dir=os.path.abspath(out_dir),
                      cutoffs=dict(head_percentile=head_p, tail_percentile=tail_p,
                                   source=os.path.abspath(cutoff_csv) if cutoff_csv else "the documents' "
                                   "own perplexities (written to cutoff.csv)",

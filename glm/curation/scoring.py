@@ -52,13 +52,15 @@ class DocScores:
     oovs: np.ndarray          # int64
     log10_prob: np.ndarray    # float64
     skipped: int = 0
+    decimals: int | None = None   # perplexities rounded to this many decimals (CCNet's: 1)
 
     def __len__(self) -> int:
         return len(self.tokens)
 
     @property
     def perplexity(self) -> np.ndarray:
-        return 10.0 ** (-self.log10_prob / self.tokens)
+        ppl = 10.0 ** (-self.log10_prob / self.tokens)
+        return ppl if self.decimals is None else np.round(ppl, self.decimals)
 
     @classmethod
     def concat(cls, parts: Iterable["DocScores"], keep_ids: bool = True) -> "DocScores":
@@ -72,7 +74,8 @@ class DocScores:
         ids = [i for p in parts for i in p.ids]
         cols = [np.concatenate([getattr(p, c) for p in parts]) if parts else np.zeros(0, dtype=t)
                 for c, t in (("tokens", np.int64), ("oovs", np.int64), ("log10_prob", np.float64))]
-        return cls(ids, *cols, skipped=sum(p.skipped for p in parts))
+        return cls(ids, *cols, skipped=sum(p.skipped for p in parts),
+                   decimals=parts[0].decimals if parts else None)
 
     def rows(self) -> Iterator[dict]:
         """One dict per document: id, tokens, oovs, log10_prob, perplexity."""
@@ -81,33 +84,41 @@ class DocScores:
             yield dict(id=i, tokens=t, oovs=o, log10_prob=lp, perplexity=pp)
 
 
-def score_texts(model, docs: Iterable[Document | str]) -> DocScores:
-    """Scores of a batch of documents (Document objects or texts) with a loaded model, in this process."""
+def score_texts(model, docs: Iterable[Document | str], tokenizer=None) -> DocScores:
+    """Scores of a batch of documents (Document objects or texts) with a loaded model, in this process.
+    tokenizer: None, or a callable text -> tokenized text (``glm.ccnet.CCNetTokenizer``: CCNet's
+    perplexities, tokens counted as CCNet counts them)."""
     docs = list(docs)
     texts = [d.text if isinstance(d, Document) else d for d in docs]
     ids = [d.id if isinstance(d, Document) else i for i, d in enumerate(docs)]
+    if tokenizer is not None:
+        texts = [tokenizer(t) for t in texts]
     lines = [t.split("\n") for t in texts]
     per_doc = np.fromiter((len(x) for x in lines), dtype=np.int64, count=len(lines))
+    decimals = None if tokenizer is None else 1
     if not len(per_doc):
-        return DocScores([], np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0))
-    res = model.score_lines([ln for x in lines for ln in x])
+        return DocScores([], np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros(0), decimals=decimals)
+    flat = [ln for x in lines for ln in x]
+    res = model.score_lines(flat)
     starts = np.zeros(len(per_doc), dtype=np.int64)
     np.cumsum(per_doc[:-1], out=starts[1:])
-    return DocScores(ids, np.add.reduceat(res.tokens.astype(np.int64), starts),
-                     np.add.reduceat(res.oovs.astype(np.int64), starts),
-                     np.add.reduceat(res.log10_prob.astype(np.float64), starts))
+    tokens = res.tokens.astype(np.int64)
+    if tokenizer is not None:      # CCNet's count: len(line.split()) + 1 (Python's split: Unicode spaces)
+        tokens = np.fromiter((len(ln.split()) + 1 for ln in flat), dtype=np.int64, count=len(flat))
+    return DocScores(ids, np.add.reduceat(tokens, starts), np.add.reduceat(res.oovs.astype(np.int64), starts),
+                     np.add.reduceat(res.log10_prob.astype(np.float64), starts), decimals=decimals)
 
 
-def _score_chunk(chunk, fmt: DocFormat, model) -> DocScores:
+def _score_chunk(chunk, fmt: DocFormat, model, tokenizer=None) -> DocScores:
     """Scores of the documents of a chunk; one document per line of plain text goes straight from the
     chunk's bytes to the tokenizer (the same tokens as through score_texts)."""
-    if fmt.fmt == "text" and fmt.unit == "line":
+    if fmt.fmt == "text" and fmt.unit == "line" and tokenizer is None:
         res = model.score_ids(model.vocab.tokenize(chunk, symbols="unk", bad_utf8=fmt.bad_utf8))
         ids = [f"{chunk.path}:{n}" for n in range(chunk.first_line, chunk.first_line + len(res.tokens))]
         return DocScores(ids, res.tokens.astype(np.int64), res.oovs.astype(np.int64),
                          res.log10_prob.astype(np.float64))
     docs, skipped = parse_chunk(chunk, fmt)
-    res = score_texts(model, docs)
+    res = score_texts(model, docs, tokenizer)
     res.skipped = skipped
     return res
 
@@ -130,9 +141,9 @@ def render_rows(res: DocScores, tsv: bool = False) -> bytes:
     return "".join(rows).encode("utf-8")
 
 
-def _score_and_render(chunk, fmt: DocFormat, model, tsv: bool) -> tuple[bytes, DocScores]:
+def _score_and_render(chunk, fmt: DocFormat, model, tsv: bool, tokenizer=None) -> tuple[bytes, DocScores]:
     """Rows of a chunk, and its scores without the ids (they are in the rows)."""
-    res = _score_chunk(chunk, fmt, model)
+    res = _score_chunk(chunk, fmt, model, tokenizer)
     rows = render_rows(res, tsv)
     res.ids = []
     return rows, res
@@ -227,16 +238,17 @@ def map_chunks(fn, model, inputs, fmt: DocFormat, workers: int | None, quiet: bo
 
 
 def score_documents(model, inputs, fmt: DocFormat = DocFormat(), workers: int | None = None,
-                    quiet: bool = True) -> Iterator[DocScores]:
+                    quiet: bool = True, tokenizer=None) -> Iterator[DocScores]:
     """Scores of the documents of files, directories or '-', batch after batch in input order.
 
     model: a Model, or the path of a model file (ARPA or binary).  workers: processes (default: the
-    cores this process may use, $GLM_THREADS); 1 scores in this process.
+    cores this process may use, $GLM_THREADS); 1 scores in this process.  tokenizer: as score_texts
+    (picklable, for the workers).
     """
-    return map_chunks(_score_chunk, model, inputs, fmt, workers, quiet)
+    return map_chunks(_score_chunk, model, inputs, fmt, workers, quiet, tokenizer)
 
 
 def score_rows(model, inputs, fmt: DocFormat = DocFormat(), tsv: bool = False, workers: int | None = None,
-               quiet: bool = True) -> Iterator[tuple[bytes, DocScores]]:
+               quiet: bool = True, tokenizer=None) -> Iterator[tuple[bytes, DocScores]]:
     """As score_documents, with each batch's output rows (JSONL or TSV) made in the workers."""
-    return map_chunks(_score_and_render, model, inputs, fmt, workers, quiet, tsv)
+    return map_chunks(_score_and_render, model, inputs, fmt, workers, quiet, tsv, tokenizer)
