@@ -299,7 +299,9 @@ def probe(path: str, lines: list[str], scratch: str) -> tuple[str, str]:
 def child_main(lines_file: str) -> None:
     with open(lines_file, encoding="utf-8") as f:
         lines = f.read().split("\n")
-    scratch = tempfile.mkdtemp(prefix="glm-fuzz-child-")
+    # the scratch directory sits in the parent's work directory (given by GLM_FUZZ_SCRATCH), which the
+    # parent removes: a child killed for a crash or a hang leaves nothing behind
+    scratch = tempfile.mkdtemp(prefix="glm-fuzz-child-", dir=os.environ.get("GLM_FUZZ_SCRATCH"))
     for row in sys.stdin:
         index, path = row.rstrip("\n").split("\t", 1)
         print(f"BEGIN\t{index}", flush=True)
@@ -317,6 +319,7 @@ def run_files(paths: list[str], lines_file: str, timeout: float = 20.0) -> list[
         proc = subprocess.Popen([sys.executable, os.path.abspath(__file__), "--child", lines_file],
                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True, env=dict(os.environ, GLM_THREADS="1",
+                                                    GLM_FUZZ_SCRATCH=os.path.dirname(lines_file),
                                                     PYTHONPATH=os.environ.get("GLM_FUZZ_PYTHONPATH",
                                                                               os.environ.get("PYTHONPATH", ""))))
         feed = "".join(f"{i}\t{paths[i]}\n" for i in range(todo, len(paths)))
