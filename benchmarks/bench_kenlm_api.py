@@ -28,6 +28,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench_mkn import table
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_CORPORA = HERE.parent.parent / "shared" / "corpora"
 
@@ -42,16 +44,6 @@ def prefix(src: Path, dst: Path, max_bytes: int | None = None) -> int:
             fout.write(line)
             n += len(line)
     return n
-
-
-def table(title: str, header: list[str], rows: list[list]) -> None:
-    print(f"\n{title}")
-    widths = [max(len(str(x)) for x in col) for col in zip(header, *rows)]
-    print("| " + " | ".join(h.ljust(w) for h, w in zip(header, widths)) + " |")
-    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        print("| " + " | ".join(str(x).ljust(w) for x, w in zip(r, widths)) + " |")
-    sys.stdout.flush()
 
 
 # -- the loops timed (the same code for both modules) ----------------------------------------------
