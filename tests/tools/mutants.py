@@ -61,8 +61,8 @@ MUTANTS = [
     Mutant("M06", "glm/generalized.py", "out[mask] = [(kids[0], w)] + ", "out[mask] = [(kids[0], 1.0 - w)] + ",
            "GLM: a pattern's farthest-word child gets weight 1 - lambda instead of lambda",
            ["tests/test_glm.py", "tests/test_glm_tuning_cli.py"]),
-    Mutant("M07", "glm/curation/scoring.py", "np.add.reduceat(res.tokens.astype(np.int64), starts)",
-           "np.add.reduceat(res.tokens.astype(np.int64) - 1, starts)",
+    Mutant("M07", "glm/curation/scoring.py", "tokens = res.tokens.astype(np.int64)\n",
+           "tokens = res.tokens.astype(np.int64) - 1\n",
            "curation: </s> left out of the tokens of per-document scores", ["tests/test_curation.py"]),
     # -- more, across the pipeline -----------------------------------------------------------------
     Mutant("M08", "glm/discount.py", "y = f(t1) / f(t1 + 2.0 * t2)", "y = f(t1) / f(t1 + t2)",
@@ -80,7 +80,7 @@ MUTANTS = [
     Mutant("M13", "glm/mkn.py", "int(keep1.sum())) - excluded, opts.vocab_pad)",
            "int(keep1.sum())), opts.vocab_pad)",
            "interpolation: the uniform distribution counts <s> too"),
-    Mutant("M14", "glm/discount.py", "values = [float(np.float32(v)) for v in", "values = [float(v) for v in",
+    Mutant("M14", "glm/discount.py", "values = [float(np.float32(float(v))) for v in", "values = [float(float(v)) for v in",
            "discounts: --discount_fallback values not rounded to float32 as lmplz stores them"),
     Mutant("M15", "ext/_vocab.pyx",
            "out[0] = -(<double>m / POW10[frac]) if neg else <double>m / POW10[frac]",
@@ -99,7 +99,7 @@ MUTANTS = [
            "    return c == 32 or c == 9 or c == 13",
            "vocabulary: NUL no longer separates tokens (lmplz splits on space, TAB, CR, NUL)",
            ["tests/test_corpus.py", "tests/test_counting.py", "tests/test_lmplz_stored.py"]),
-    Mutant("M19", "ext/_query.pyx", "add_token(&R, line, sc, m, w == 0)", "add_token(&R, line, sc, m, w == 0 and m == 1)",
+    Mutant("M19", "ext/_query.pyx", "add_token(R, line, sc, m, w == 0)", "add_token(R, line, sc, m, w == 0 and m == 1)",
            "scoring: an OOV matched in a longer n-gram (literal <unk> in training) is not counted as OOV",
            ["tests/test_kenlm_agreement.py", "tests/test_formats.py", "tests/test_corpus.py"]),
     Mutant("M20", "ext/_query.pyx", "ctx_bo[0] = self.bo[1][1]", "ctx_bo[0] = 0",
@@ -194,6 +194,13 @@ def failed_tests(output: str) -> list[str]:
     return [m.group(2) for m in re.finditer(r"^(FAILED|ERROR) (\S+)", output, re.M)]
 
 
+def stale_mutants(repo: Path, mutants: list) -> list[str]:
+    """The mutants whose snippet does not occur exactly once in its file (the code moved on)."""
+    counts = {m.name: (repo / m.file).read_text(encoding="utf-8").count(m.old) if (repo / m.file).exists() else 0
+              for m in mutants}
+    return [f"{m.name}: {counts[m.name]} times in {m.file}" for m in mutants if counts[m.name] != 1]
+
+
 def apply(repo: Path, m: Mutant) -> tuple[bytes, float, list]:
     """Apply a mutant; returns what restore() needs."""
     path = repo / m.file
@@ -270,6 +277,10 @@ def main(argv=None) -> int:
         for m in mutants:
             print(f"{m.name}  {m.file:28} {m.what}")
         return 0
+    stale = stale_mutants(ROOT, mutants)
+    if stale:
+        print("the list is out of date: " + "; ".join(stale), file=sys.stderr)
+        return 2
     env = environment(args.no_lmplz)
     repo = make_scratch(ROOT)
     print(f"scratch copy: {repo}", file=sys.stderr)
