@@ -487,6 +487,14 @@ def test_missing_input_is_refused_before_any_work(files, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_directory_as_model_is_a_clear_error(files, tmp_path, capsys):
+    assert main(["score", str(tmp_path), str(files["text"])]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path}: is a directory, not a model file" in err
+    with pytest.raises(IsADirectoryError, match="not a model file"):
+        glm.load(tmp_path)
+
+
 def test_empty_corpus_and_held_out_text(files, tmp_path, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")

@@ -210,6 +210,8 @@ def read(path, quiet: bool = True) -> Parts:
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path}: is a directory, not a model file")
     with open(path, "rb") as f:
         head = f.read(64)
     if head[:len(MAGIC)] == MAGIC:
