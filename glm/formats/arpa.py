@@ -191,7 +191,12 @@ def read_arpa(stream, path: str, quiet: bool = True):
             for block in src.section():
                 status, ids, prob, bo, nlines = table.read_arpa_ngrams(block, n, n == 1, n < order)
                 if status:
-                    raise src.error(_WHY[status], src.line + nlines + 1)
+                    why = _WHY[status]
+                    if status == 2:
+                        why += (f" (a {n}-gram line is a log10 probability and {n} word{'s' if n > 1 else ''}"
+                                + (", then an optional backoff)" if n < order else
+                                   f"; {n} is the highest order, whose lines carry no backoff)"))
+                    raise src.error(why, src.line + nlines + 1)
                 for acc, arr in zip(parts, (ids, prob, bo)):
                     acc.append(arr)
                 bar.update(len(prob))
