@@ -189,7 +189,7 @@ def park(arr: np.ndarray, scratch: Scratch) -> np.ndarray:
     the last reference to the map.  The data then lives in the page cache, which the kernel can write
     out and reclaim, instead of the process's anonymous memory.  Arrays under PARK_BYTES are returned
     as they are."""
-    if arr.nbytes < max(PARK_BYTES, 1):
+    if not worth_parking(arr):
         return arr
     arr = np.ascontiguousarray(arr)
     fd, path = tempfile.mkstemp(prefix="park-", dir=scratch.path)
@@ -197,10 +197,24 @@ def park(arr: np.ndarray, scratch: Scratch) -> np.ndarray:
         with os.fdopen(fd, "wb") as f:
             f.write(memoryview(arr).cast("B"))
         with open(path, "rb") as f:
-            mm = mmap.mmap(f.fileno(), arr.nbytes, access=mmap.ACCESS_READ)
+            return map_array(f.fileno(), 0, arr, scratch)
     finally:
         os.unlink(path)
-    return scratch._track(mm, arr.dtype, arr.size, arr.shape)
+
+
+def worth_parking(arr: np.ndarray) -> bool:
+    """Whether park() moves arr out of memory (arrays under PARK_BYTES stay)."""
+    return arr.nbytes >= max(PARK_BYTES, 1)
+
+
+def map_array(fileno: int, offset: int, like: np.ndarray, scratch: Scratch | None = None) -> np.ndarray:
+    """A read-only map of the bytes at ``offset`` of an open file as an array of ``like``'s dtype and
+    shape (its data written there already); the scratch's watcher trims it like the other maps when
+    given.  ``offset`` is a multiple of PAGE."""
+    mm = mmap.mmap(fileno, like.nbytes, access=mmap.ACCESS_READ, offset=offset)
+    if scratch is not None:
+        return scratch._track(mm, like.dtype, like.size, like.shape)
+    return np.frombuffer(mm, dtype=like.dtype, count=like.size).reshape(like.shape)
 
 
 def _mapping(arr: np.ndarray) -> mmap.mmap | None:

@@ -482,14 +482,13 @@ class StreamingBinary:
         return pos - self.start, digest
 
     def park(self, arr: np.ndarray) -> np.ndarray:
-        from ..spill import PAGE, PARK_BYTES
-        if arr.nbytes < max(PARK_BYTES, 1):
+        """As ``spill.park``, into the model file itself (where the array is written anyway)."""
+        from ..spill import PAGE, map_array, worth_parking
+        if not worth_parking(arr):
             return arr
         offset, digest = self._append(arr, PAGE)
         self._f.flush()
-        mm = mmap.mmap(self._f.fileno(), arr.nbytes, access=mmap.ACCESS_READ, offset=self.start + offset)
-        out = (self.scratch._track(mm, arr.dtype, arr.size, arr.shape) if self.scratch is not None else
-               np.frombuffer(mm, dtype=arr.dtype, count=arr.size).reshape(arr.shape))
+        out = map_array(self._f.fileno(), self.start + offset, arr, self.scratch)
         self.parked[(out.__array_interface__["data"][0], out.nbytes)] = offset, digest
         return out
 
