@@ -1,5 +1,7 @@
 """glm: exact, fast modified Kneser-Ney and Generalized n-gram language models.
 
+In short (docs/usage.md has the whole API)::
+
     import glm
     model = glm.train("corpus.txt", order=5)      # or glm.load("model.arpa" / "model.glmb")
     model.score("a sentence")                     # log10 probability, as kenlm.Model.score

@@ -162,6 +162,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     dask : str or distributed.Client, optional
         Count on a Dask cluster: 'local' (a LocalCluster of ``dask_workers`` processes, default 2), a
         scheduler address or a Client (glm.distributed; files only).  The model is the same.
+    dask_workers : int, optional
+        The processes of a local cluster (``dask='local'``; default 2).
     output : path, optional
         Also save the model there (as ``Model.save``; the name is checked before counting, and may not
         be one of the inputs).  An untuned GLM saved as .glmb is written while it is built (each finished

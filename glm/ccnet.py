@@ -49,9 +49,25 @@ PERPLEXITY_DEFINITION = (
 
 def normalize(text: str, accent: bool = True, case: bool = True, numbers: bool = True,
               punct: int = 1) -> str:
-    """CCNet's ``text_normalizer.normalize``: strip; lower-case (case); strip accents (accent); every
-    decimal digit to 0 (numbers); Unicode punctuation to ASCII (punct=1) or removed (punct=2); then the
-    control characters removed."""
+    """CCNet's ``text_normalizer.normalize``: strip, then the steps below, then the control characters
+    removed (LF and TAB included).
+
+    Parameters
+    ----------
+    text : str
+    accent : bool
+        Strip accents (NFD without the combining marks).
+    case : bool
+        Lower-case.
+    numbers : bool
+        Every decimal digit to 0.
+    punct : {0, 1, 2}
+        Unicode punctuation kept (0), to ASCII (1) or removed (2).
+
+    Returns
+    -------
+    str
+    """
     text = text.strip()
     if not text:
         return text
@@ -125,7 +141,19 @@ class CCNetTokenizer:
 
 
 def doc_perplexity(log10_prob: float, tokens: int) -> float:
-    """CCNet's per-document perplexity (``DocLM``): 10^(-log10_prob / tokens), rounded to 0.1."""
+    """CCNet's per-document perplexity (``DocLM``): 10^(-log10_prob / tokens), rounded to 0.1.
+
+    Parameters
+    ----------
+    log10_prob : float
+        The document's summed log10 probability.
+    tokens : int
+        Its tokens, counted as CCNet counts them (``len(line.split()) + 1`` per line).
+
+    Returns
+    -------
+    float
+    """
     return round(10.0 ** (-log10_prob / tokens), 1)
 
 

@@ -121,8 +121,6 @@ class Model(Queries):
     ----------
     path : bytes
         The absolute path of the file, as the kenlm module gives it.
-    order : int
-        The n-gram order.
     model : glm.Model
         The glm model underneath.
     """

@@ -27,7 +27,21 @@ from .vocab import Vocabulary
 
 @dataclass
 class Evaluation:
-    """Corpus totals, as ``query -v summary`` reports them."""
+    """Corpus totals, as ``query -v summary`` reports them (``Model.evaluate``).
+
+    Attributes
+    ----------
+    log10_prob : float
+        The sum of log10 p over all scored tokens.
+    tokens : int
+        Words plus one ``</s>`` per line (when ``eos``).
+    oovs : int
+        Tokens not in the vocabulary (scored as ``<unk>``).
+    oov_log10_prob : float
+        The sum of log10 p over the OOV tokens.
+    lines : int
+        Lines scored.
+    """
     log10_prob: float
     tokens: int          # words plus one </s> per line
     oovs: int
@@ -36,6 +50,7 @@ class Evaluation:
 
     @property
     def perplexity(self) -> float:
+        """10 ** (-log10_prob / tokens), OOVs included (NaN without tokens)."""
         return 10.0 ** (-self.log10_prob / self.tokens) if self.tokens else float("nan")
 
     @property
@@ -45,11 +60,17 @@ class Evaluation:
 
     @property
     def perplexity_excluding_oov(self) -> float:
+        """The perplexity of the tokens that are not OOVs, as KenLM's ``query`` (NaN without any)."""
         n = self.tokens - self.oovs
         return 10.0 ** (-(self.log10_prob - self.oov_log10_prob) / n) if n else float("nan")
 
     def add(self, res: "LineScores") -> None:
-        """Add the lines of a batch to the totals."""
+        """Add the lines of a batch to the totals.
+
+        Parameters
+        ----------
+        res : LineScores
+        """
         self.log10_prob += float(res.log10_prob.sum())
         self.tokens += int(res.tokens.sum())
         self.oovs += int(res.oovs.sum())
@@ -57,6 +78,12 @@ class Evaluation:
         self.lines += len(res.tokens)
 
     def as_dict(self) -> dict:
+        """The fields and both perplexities (what ``glm score --json`` prints).
+
+        Returns
+        -------
+        dict
+        """
         d = asdict(self)
         d.update(perplexity=self.perplexity, perplexity_excluding_oov=self.perplexity_excluding_oov)
         return d
@@ -64,7 +91,19 @@ class Evaluation:
 
 @dataclass
 class LineScores:
-    """Per-line results of a batch: log10 probability, tokens, OOVs and the log10 probability of OOVs."""
+    """Per-line results of a batch (``Model.score_lines``): four arrays, one entry per line.
+
+    Attributes
+    ----------
+    log10_prob : numpy.ndarray
+        float64, the log10 probability of the line.
+    tokens : numpy.ndarray
+        int64, words plus 1 for ``</s>`` when ``eos``.
+    oovs : numpy.ndarray
+        int64, the OOV tokens.
+    oov_log10_prob : numpy.ndarray
+        float64, the summed log10 p of the OOV tokens.
+    """
     log10_prob: np.ndarray
     tokens: np.ndarray
     oovs: np.ndarray
@@ -86,6 +125,14 @@ class Model:
         The n-gram order.
     meta : dict
         How the model was made (as stored in its file).
+    source : str or None
+        The file the model was loaded from (None for a model trained in this process), named in errors.
+
+    Notes
+    -----
+    All scores are log10.  ``bos`` (default True) conditions the first word on ``<s>``; ``eos`` (default
+    True) adds the term for predicting ``</s>``.  A word not in the vocabulary is an OOV, scored as
+    ``<unk>``.
     """
 
     kind = ""            # the storage kind, as the file formats know it (glm.formats)
@@ -154,16 +201,51 @@ class Model:
         return self.vocab.id(word) != 0
 
     def describe(self, sep: str = ": ") -> list[str]:
-        """Lines of n-gram counts and discounts (what ``glm info`` prints)."""
+        """Lines of n-gram counts and discounts (what ``glm info`` prints).
+
+        Parameters
+        ----------
+        sep : str
+            Between a line's name and its values.
+
+        Returns
+        -------
+        list of str
+        """
         raise NotImplementedError
 
     def info(self) -> dict:
-        """The model's structure as a dict (what ``glm info --json`` prints)."""
+        """The model's structure (what ``glm info --json`` prints).
+
+        Returns
+        -------
+        dict
+            ``order``, ``ngrams``, ``vocabulary``, ``meta`` (and ``discounts``; for a GLM ``method``,
+            ``patterns``, ``weights``).
+        """
         return dict(order=self.order, ngrams=self.counts, vocabulary=len(self.vocab), meta=self.meta)
 
     # -- queries ---------------------------------------------------------------------------------
     def logprob(self, word: str, context: Sequence[str] = ()) -> float:
-        """log10 p(word | context); context is a tuple of words, oldest first (may start with <s>)."""
+        """log10 p(word | context).
+
+        Parameters
+        ----------
+        word : str
+            The predicted word; an unknown word is scored as ``<unk>``.
+        context : sequence of str
+            The words before it, oldest first (may start with ``"<s>"``); only the last ``order - 1``
+            are used.
+
+        Returns
+        -------
+        float
+
+        Raises
+        ------
+        TypeError
+            ``context`` is one string instead of a sequence of words.
+        """
         if isinstance(context, (str, bytes)):
             raise TypeError("context: expected a sequence of words, oldest first, not one string")
         ids = [self.vocab.id(w) for w in context]
@@ -193,12 +275,34 @@ class Model:
         ----------
         context : sequence of str
             The words before, oldest first; start it with "<s>" for the beginning of a sentence.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, one entry per word id.
+
+        Raises
+        ------
+        TypeError
+            ``context`` is one string instead of a sequence of words.
         """
         return self._next_logprobs(self._context_ids(context))
 
     def next_words(self, context: Sequence[str] = (), k: int | None = 10) -> list[tuple[str, float]]:
-        """The k most probable next words after ``context`` (see ``next_logprobs``), as (word, log10 p),
-        most probable first (ties by word id); k=None: every word but <s>."""
+        """The most probable next words after ``context`` (see ``next_logprobs``).
+
+        Parameters
+        ----------
+        context : sequence of str
+            The words before, oldest first.
+        k : int or None
+            How many words; None: every word but ``<s>``.
+
+        Returns
+        -------
+        list of (str, float)
+            (word, log10 p), most probable first (ties: the lower word id first).
+        """
         lp = self.next_logprobs(context)
         n = len(lp) - 1 if k is None else min(int(k), len(lp) - 1)
         if n <= 0:
@@ -212,10 +316,31 @@ class Model:
 
     def generate(self, n: int = 1, *, seed=None, max_words: int = 100,
                  prefix: Sequence[str] = ()) -> list[str]:
-        """n sentences sampled from the model, word after word from ``next_logprobs`` (numpy's PCG64
-        generator seeded with ``seed``: the same seed gives the same sentences), each starting after
-        <s> and ``prefix`` (words it begins with) and ending at </s> or after ``max_words`` words.  A
-        sampled <unk> is written as "<unk>"."""
+        """Sentences sampled from the model, word after word from ``next_logprobs``.
+
+        Parameters
+        ----------
+        n : int
+            How many sentences.
+        seed : int or None
+            The seed of numpy's PCG64 generator: the same seed gives the same sentences.
+        max_words : int
+            A sentence ends at ``</s>`` or after this many words.
+        prefix : sequence of str
+            Words each sentence begins with (after ``<s>``).
+
+        Returns
+        -------
+        list of str
+            The sentences (a sampled ``<unk>`` is written ``<unk>``).
+
+        Raises
+        ------
+        TypeError
+            ``prefix`` is one string.
+        ValueError
+            ``max_words`` is negative.
+        """
         if isinstance(prefix, (str, bytes)):
             raise TypeError("prefix: expected a sequence of words, not one string")
         if max_words < 0:
@@ -238,8 +363,17 @@ class Model:
         return out
 
     def entropy(self, inputs=None, bos: bool = True, eos: bool = True, *, lines=None) -> float:
-        """Cross-entropy of text in bits per token, log2 of its perplexity (as nltk.lm's ``entropy``):
-        files (``inputs``) or ``lines=``, as ``evaluate``."""
+        """Cross-entropy of text in bits per token, log2 of its perplexity (as nltk.lm's ``entropy``).
+
+        Parameters
+        ----------
+        inputs, bos, eos, lines
+            As for ``evaluate``.
+
+        Returns
+        -------
+        float
+        """
         return self.evaluate(inputs, bos, eos, lines=lines).entropy
 
     def _stream(self, lines: Sequence[str | bytes]) -> np.ndarray:
@@ -255,7 +389,24 @@ class Model:
         return self.vocab.tokenize_text(data + b"\n")
 
     def score_lines(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> LineScores:
-        """Per-line totals of many lines, computed in compiled code on all cores."""
+        """Per-line totals of many lines, computed in compiled code on all cores.
+
+        Parameters
+        ----------
+        lines : sequence of str or bytes
+            One sentence per item (an LF inside one counts as a space).
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+
+        Returns
+        -------
+        LineScores
+
+        Raises
+        ------
+        TypeError
+            ``lines`` is one string, or holds items that are not str or bytes.
+        """
         lines = _lines(lines)
         parts = _split(lines, threads())
         if len(parts) <= 1:
@@ -267,25 +418,93 @@ class Model:
         return LineScores(*cols)
 
     def score_ids(self, ids: np.ndarray, bos: bool = True, eos: bool = True) -> LineScores:
-        """Per-line totals of a padded id stream (``Vocabulary.tokenize``), in the calling thread."""
+        """Per-line totals of a padded id stream (``Vocabulary.tokenize``), in the calling thread.
+
+        Parameters
+        ----------
+        ids : numpy.ndarray
+            uint32 ids, ``1 w1 .. wn 2`` per line.
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+
+        Returns
+        -------
+        LineScores
+        """
         return LineScores(*self._trie.score_stream(ids, bos, eos))
 
     def score_many(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True) -> np.ndarray:
-        """log10 probability of each line (float64 array), as ``kenlm.Model.score`` per line."""
+        """log10 probability of each line, as ``kenlm.Model.score`` per line.
+
+        Parameters
+        ----------
+        lines : sequence of str or bytes
+            One sentence per item.
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+
+        Returns
+        -------
+        numpy.ndarray
+            float64, one entry per line.
+
+        Raises
+        ------
+        TypeError
+            ``lines`` is one string, or holds items that are not str or bytes.
+        """
         return self.score_lines(lines, bos, eos).log10_prob
 
     def score(self, sentence: str, bos: bool = True, eos: bool = True) -> float:
         """log10 probability of one sentence (compiled from the string to the sum: as fast per call
-        as the kenlm module's)."""
+        as the kenlm module's).
+
+        Parameters
+        ----------
+        sentence : str or bytes
+            Words separated by space, TAB, CR, LF or NUL.
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+
+        Returns
+        -------
+        float
+        """
         return self._queries.score(sentence, bos, eos)
 
     def full_scores(self, sentence: str, bos: bool = True, eos: bool = True) -> Iterator[tuple]:
-        """Per token (words, then </s> when eos): (log10 prob, matched n-gram length, OOV flag)."""
+        """Scores of each token of one sentence.
+
+        Parameters
+        ----------
+        sentence : str or bytes
+            Words separated by space, TAB, CR, LF or NUL.
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+
+        Returns
+        -------
+        iterator of (float, int, bool)
+            (log10 p, matched n-gram length, OOV) per word, then for ``</s>`` when ``eos``.
+        """
         return self._queries.full_scores(sentence, bos, eos)
 
     def token_scores(self, lines: Sequence[str | bytes], bos: bool = True, eos: bool = True):
-        """Per-token arrays for many lines: (line_starts, log10 prob, matched length, OOV flag);
-        the tokens of line i are line_starts[i] .. line_starts[i+1]."""
+        """Per-token arrays for many lines.
+
+        Parameters
+        ----------
+        lines : sequence of str or bytes
+            One sentence per item.
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            ``(line_starts, log10p, matched, oov)``: int64 of ``len(lines) + 1`` entries, then float32,
+            uint8 and bool per token; the tokens of line i are ``line_starts[i]:line_starts[i + 1]``.
+        """
         stream = self._stream(_lines(lines))
         (lp_line, tok_line, _, _), (lp, matched, oov) = self._trie.score_stream(stream, bos, eos, True)
         starts = np.zeros(len(tok_line) + 1, dtype=np.int64)
@@ -293,13 +512,48 @@ class Model:
         return starts, lp, matched, oov
 
     def perplexity(self, sentence: str) -> float:
-        """10^(-score / (words + 1)), as ``kenlm.Model.perplexity`` (words split as the model splits them)."""
+        """10^(-score / (words + 1)), as ``kenlm.Model.perplexity`` (words split as the model splits them).
+
+        Parameters
+        ----------
+        sentence : str or bytes
+
+        Returns
+        -------
+        float
+        """
         return self._queries.perplexity(sentence)
 
     def evaluate(self, inputs=None, bos: bool = True, eos: bool = True, quiet: bool = True,
                  bad_utf8: str = "error", *, lines=None) -> Evaluation:
-        """Corpus totals over files (paths, a directory, '-') or ``lines=`` (an iterable of lines), read
-        as one sentence per line."""
+        """Corpus totals over files or lines, read as one sentence per line (as KenLM's ``query``).
+
+        Parameters
+        ----------
+        inputs : path or list of paths, optional
+            Files (plain or compressed), directories or ``'-'`` (stdin).
+        bos, eos : bool
+            Condition the first word on ``<s>``; predict ``</s>``.
+        quiet : bool
+            No progress bar.
+        bad_utf8 : {'error', 'replace'}
+            Invalid UTF-8 raises ``CorpusError`` naming the file and line, or becomes U+FFFD.
+        lines : iterable of str or bytes, optional
+            Lines instead of files (give ``inputs`` or ``lines``, not both).
+
+        Returns
+        -------
+        Evaluation
+
+        Raises
+        ------
+        TypeError
+            Both or neither of ``inputs`` and ``lines``.
+        CorpusError
+            A missing input or bad text (the message names the file and line).
+        ValueError
+            An unknown ``bad_utf8``.
+        """
         total = Evaluation(0.0, 0, 0, 0.0, 0)
         for res in self.score_chunks(inputs, bos, eos, quiet, bad_utf8, lines=lines):
             total.add(res)
@@ -308,7 +562,23 @@ class Model:
     def score_chunks(self, inputs=None, bos: bool = True, eos: bool = True, quiet: bool = True,
                      bad_utf8: str = "error", *, lines=None) -> Iterator[LineScores]:
         """Per-line scores of files (or ``lines=``), chunk after chunk, in input order (chunks scored on
-        all cores)."""
+        all cores): the streaming form of ``evaluate``.
+
+        Parameters
+        ----------
+        inputs, bos, eos, quiet, bad_utf8, lines
+            As for ``evaluate``.
+
+        Yields
+        ------
+        LineScores
+            The lines of one chunk.
+
+        Raises
+        ------
+        TypeError, CorpusError, ValueError
+            As ``evaluate``.
+        """
         if (inputs is None) == (lines is None):
             raise TypeError("give either inputs (paths of files) or lines= (an iterable of lines)"
                             + (", not both" if inputs is not None else ""))
@@ -337,6 +607,13 @@ class Model:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
         .glmb (binary, both kinds).  A model read from a binary file is verified first (``verify``).
 
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; written under a temporary name and renamed into place.
+        quiet : bool
+            No progress bar.
+
         Raises
         ------
         ValueError
@@ -351,6 +628,11 @@ class Model:
         checksum of every array and every value of the file (word ids, the structure of the tables,
         probabilities, the hashes); for other models, every value of the arrays (a text file's values
         were checked as it was read).  Costs a read of the whole model (docs/formats.md).
+
+        Parameters
+        ----------
+        threads : int, optional
+            Threads for the checks (default: the cores).
 
         Returns
         -------
@@ -370,7 +652,16 @@ class BackoffModel(Model):
     """An n-gram back-off model, as an ARPA file holds it: MKN models, ARPA files (KenLM's, SRILM's).
 
     The levels form a suffix trie (``ext/_query.pyx``): level 1 indexed by word id; the children of an
-    n-gram g (in level n+1) are the n-grams x g, sorted by x, at starts[g] .. starts[g+1].
+    n-gram g (in level n+1) are the n-grams x g, sorted by x, at ``starts[g] .. starts[g+1]``.
+
+    Attributes
+    ----------
+    levels : list of dict
+        The query arrays of each order (docs/formats.md).
+    discounts : list of (float, float, float) or None
+        (D1, D2, D3+) per order; None for a model read from ARPA.
+    unpruned_counts : list of int or None
+        N-grams per order before pruning; None for a model read from ARPA.
     """
 
     kind = "backoff"
@@ -415,13 +706,28 @@ class BackoffModel(Model):
 
 class GeneralizedModel(Model):
     """A Generalized Language Model (or MKN computed over the pattern lattice): the same queries as
-    Model, answered by recursive interpolation over skip patterns (glm.generalized)."""
+    ``Model``, answered by recursive interpolation over skip patterns (docs/glm.md).
+
+    Attributes
+    ----------
+    method : str
+        ``'glm'``, ``'glm-abs'``, ``'mkn'`` (tuned), ``'glmtk2014'`` or ``'glmtk2014-mkn'``.
+    weights : dict
+        {pattern mask: the farthest-word child's weight, or a tuple of every child's weight}; empty:
+        uniform weights.
+    """
 
     kind = "generalized"
 
     def __init__(self, vocab: Vocabulary, tables, meta: dict | None = None, weights: dict | None = None,
                  hash_table=None):
-        """hash_table: (pattern_hash array, {mask: largest range searched}) of the tables, made when None."""
+        """Made by ``glm.train`` and ``glm.load``.
+
+        Parameters
+        ----------
+        hash_table : tuple, optional
+            (pattern_hash array, {mask: largest range searched}) of the tables, made when None.
+        """
         from ._glm import pattern_hash
         from .generalized import combination
         from .records import searched
@@ -470,7 +776,17 @@ class GeneralizedModel(Model):
         return f"<glm.GeneralizedModel method={self.method} order={self.order} ngrams={self.counts}>"
 
     def describe(self, sep: str = ": ") -> list[str]:
-        """Lines per pattern: n-grams, discounts and weight."""
+        """Lines per pattern: n-grams, discounts and weight (what ``glm info`` prints).
+
+        Parameters
+        ----------
+        sep : str
+            Between a line's name and its values.
+
+        Returns
+        -------
+        list of str
+        """
         from .formats.glmtext import format_weight
         from .patterns import name
         gap = "\t" if sep == "\t" else "  "
@@ -492,8 +808,25 @@ class GeneralizedModel(Model):
                     patterns={name(m): size for m, size in sorted(self.tables.sizes.items())})
 
     def with_weights(self, weights: dict) -> "GeneralizedModel":
-        """The same tables combined with other child weights ({mask: parent weight, or every child's
-        weight}, as glm.generalized.combination)."""
+        """The same tables combined with other child weights.
+
+        Parameters
+        ----------
+        weights : dict
+            {pattern mask: the farthest-word child's weight (the other children share the rest
+            equally), or a sequence of every child's weight, farthest-word child first}, as
+            ``glm.generalized.combination``.
+
+        Returns
+        -------
+        GeneralizedModel
+
+        Raises
+        ------
+        ValueError
+            A weight out of [0, 1], weights that do not sum to 1, or a mask that is no pattern with
+            children.
+        """
         return GeneralizedModel(self.vocab, self.tables, self.meta, weights, self.hash)
 
 
@@ -528,12 +861,35 @@ class KenLMModel(Model):
             f"kenlm binary{sep}{self.meta['kenlm_type']}"]
 
     def to_model(self, quiet: bool = True) -> BackoffModel:
-        """A BackoffModel with this binary's n-grams and values (dequantized when quantized)."""
+        """A BackoffModel with this binary's n-grams and values (dequantized when quantized).
+
+        Parameters
+        ----------
+        quiet : bool
+            No progress bar.
+
+        Returns
+        -------
+        BackoffModel
+        """
         from .formats.kenlm import dump
         return BackoffModel(**dump(self, quiet).args)
 
     def save(self, path, quiet: bool = True) -> None:
-        """Write the n-grams as ARPA (.arpa, .arpa.gz, ...) or glm's binary (.glmb)."""
+        """Write the n-grams as ARPA (.arpa, .arpa.gz, ...) or glm's binary (.glmb).
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The file; the format follows the name.
+        quiet : bool
+            No progress bar.
+
+        Raises
+        ------
+        ValueError
+            An unknown format name or a missing directory.
+        """
         self.to_model(quiet).save(path, quiet=quiet)
 
 
@@ -541,8 +897,20 @@ KINDS = {cls.kind: cls for cls in (BackoffModel, GeneralizedModel, KenLMModel)}
 
 
 def load(path, quiet: bool = True) -> Model:
-    """Read a model file: ARPA or .glm text (plain or compressed) or glm's binary, recognized by its
-    first bytes.
+    """Read a model file: ARPA or .glm text (plain or compressed), glm's binary (memory-mapped) or a
+    KenLM binary, recognized by its first bytes.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+    quiet : bool
+        No progress bar while a text model is read.
+
+    Returns
+    -------
+    Model
+        A ``BackoffModel``, ``GeneralizedModel`` or ``KenLMModel``.
 
     Raises
     ------

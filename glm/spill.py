@@ -228,7 +228,7 @@ def _mapping(arr: np.ndarray) -> mmap.mmap | None:
 def in_memory(arr: np.ndarray) -> np.ndarray:
     """arr if it is in memory; if it is file-mapped, a copy in memory, and the file's pages dropped.
     For tables read at random: numpy asks the kernel for transparent huge pages for large arrays, and
-    on 4 KB pages of a file each random read also misses the TLB (docs/glm.md §7)."""
+    on 4 KB pages of a file each random read also misses the TLB (docs/glm.md §6)."""
     if _mapping(arr) is None:
         return arr
     out = np.array(arr)

@@ -43,19 +43,59 @@ class Vocabulary:
         return b == b"<unk>" or self.table.lookup(b) != UNK
 
     def id(self, word) -> int:
-        """Id of word; 0 (<unk>) when it is not in the vocabulary."""
+        """Id of a word.
+
+        Parameters
+        ----------
+        word : str or bytes
+
+        Returns
+        -------
+        int
+            0 (<unk>) when it is not in the vocabulary.
+        """
         return int(self.table.lookup(word.encode("utf-8") if isinstance(word, str) else word))
 
     def word(self, i: int) -> str:
+        """The word of an id.
+
+        Parameters
+        ----------
+        i : int
+            A word id, below ``len(vocab)``.
+
+        Returns
+        -------
+        str
+            The word (invalid UTF-8 replaced).
+        """
         return self.table.word(i).decode("utf-8", errors="replace")
 
     def tokenize(self, chunk: Chunk, add: bool = False, symbols: str = "error",
                  bad_utf8: str = "error") -> np.ndarray:
         """Padded id stream (``1 w1 .. wn 2`` per line) of a chunk of lines.
 
-        add: new words get new ids (training); otherwise they map to <unk>.  symbols: what literal <s>
-        and </s> in the text do: 'error', 'skip' (dropped) or 'unk' (read as <unk>).  bad_utf8: 'error'
-        or 'replace' (bad bytes become U+FFFD).
+        Parameters
+        ----------
+        chunk : glm.corpus.Chunk
+            Lines of text, with the file and first line they come from (named in errors).
+        add : bool
+            New words get new ids (training); otherwise they map to <unk>.
+        symbols : {'error', 'skip', 'unk'}
+            What literal <s> and </s> in the text do: fail, are dropped, or are read as <unk>.
+        bad_utf8 : {'error', 'replace'}
+            Invalid UTF-8 fails, or becomes U+FFFD.
+
+        Returns
+        -------
+        numpy.ndarray
+            uint32 ids.
+
+        Raises
+        ------
+        CorpusError
+            A literal <s> or </s> (with 'error'), invalid UTF-8 (with 'error'); the message names the
+            file and line.
         """
         mode = _SYMBOLS[symbols]
         data = chunk.data
@@ -85,7 +125,18 @@ class Vocabulary:
         return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def tokenize_text(self, text: str | bytes) -> np.ndarray:
-        """Padded id stream of lines of text for scoring: unknown words and literal <s> / </s> as <unk>."""
+        """Padded id stream of lines of text for scoring: unknown words and literal <s> / </s> as <unk>.
+
+        Parameters
+        ----------
+        text : str or bytes
+            Lines separated by LF (invalid UTF-8 replaced).
+
+        Returns
+        -------
+        numpy.ndarray
+            uint32 ids.
+        """
         data = text.encode("utf-8") if isinstance(text, str) else text
         return self.tokenize(Chunk(data, "<text>", 1), symbols="unk", bad_utf8="replace")
 

@@ -636,6 +636,18 @@ def test_non_regular_targets_are_written_directly(files, capsys):
     capsys.readouterr()
 
 
+def test_dev_stdout_on_a_pipe_is_written_directly(files):
+    """/dev/stdout when stdout is a pipe: its real path is no file ('pipe:[N]'); glm writes to it."""
+    r = subprocess.run([sys.executable, "-m", "glm", "score", str(files["glmb"]), str(files["text"]),
+                        "--per-line", "tsv", "-o", "/dev/stdout"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.rstrip("\n").split("\n")       # the rows, then the summary (the rows went to a file)
+    n = Path(files["text"]).read_bytes().count(b"\n")
+    assert out[0].split("\t") == ["line", "log10_prob", "tokens", "oovs", "perplexity"]
+    assert [row.split("\t")[0] for row in out[1:n + 1]] == [str(i) for i in range(1, n + 1)]
+    assert out[n + 1].startswith("Perplexity including OOVs:")
+
+
 def test_model_file_replaced_by_rename_while_loaded(files, gen):
     """A loaded .glmb keeps scoring the file it mapped when a new model is renamed over it (what every
     glm writer does)."""

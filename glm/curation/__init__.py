@@ -1,5 +1,5 @@
 """Data curation with n-gram models: document readers, per-document scores, SoftDedup weights,
-seeded resampling, perplexity pruning and CCNet buckets (see docs/curation.md).
+seeded resampling, perplexity pruning and CCNet buckets (see docs/curation.md)::
 
     from glm.curation import DocFormat, read_documents, score_documents
     fmt = DocFormat("jsonl", text_field="text", id_field="meta.id")

@@ -45,7 +45,12 @@ class DocFormat:
             raise ValueError(f"on_error must be 'error' or 'skip', not {self.on_error!r}")
 
     def separator(self) -> bytes:
-        """What follows a document's raw bytes when documents are written out again."""
+        """What follows a document's raw bytes when documents are written out again.
+
+        Returns
+        -------
+        bytes
+        """
         return b"\n" if self.fmt == "text" and self.unit == "paragraph" else b""
 
 
@@ -60,7 +65,23 @@ class Document:
 
 
 def get_field(obj: dict, path: str):
-    """obj[path], or the value at a dotted path ('a.b' -> obj['a']['b']); KeyError when absent."""
+    """obj[path], or the value at a dotted path ('a.b' -> obj['a']['b']); a key that itself holds the
+    dot is tried first.
+
+    Parameters
+    ----------
+    obj : dict
+    path : str
+
+    Returns
+    -------
+    object
+
+    Raises
+    ------
+    KeyError
+        No such field.
+    """
     if path in obj:
         return obj[path]
     value = obj
@@ -217,12 +238,41 @@ def parse_chunk(chunk: Chunk, fmt: DocFormat) -> tuple[list[Document], int]:
 
 def read_documents(inputs, fmt: DocFormat = DocFormat(), quiet: bool = True) -> Iterator[Document]:
     """Documents of files, directories or '-' in input order (malformed JSONL lines skipped when
-    fmt.on_error == 'skip')."""
+    fmt.on_error == 'skip').
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    quiet : bool
+        No progress bar.
+
+    Yields
+    ------
+    Document
+
+    Raises
+    ------
+    CorpusError
+        A missing input, bad text or JSON (the message names the file and line).
+    """
     for chunk in document_chunks(inputs, fmt, quiet=quiet):
         yield from parse_chunk(chunk, fmt)[0]
 
 
 def document_lines(docs) -> Iterator[str]:
-    """The lines of documents (text split at LF), as they are scored: training text for a model."""
+    """The lines of documents (text split at LF), as they are scored: training text for a model.
+
+    Parameters
+    ----------
+    docs : iterable of Document
+
+    Yields
+    ------
+    str
+    """
     for doc in docs:
         yield from doc.text.split("\n")

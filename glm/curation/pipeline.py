@@ -82,9 +82,45 @@ def _json_row(**row) -> str:
 def score_to_file(model, inputs, output="-", fmt: DocFormat = DocFormat(), tsv: bool = False,
                   manifest="auto", workers=None, quiet: bool = True, plot=None, tokenizer=None) -> dict:
     """Write one row per document (id, tokens, oovs, log10_prob, perplexity) as JSONL or TSV (with the
-    perplexity definition as a '#' line) and return the corpus totals.  manifest: a path, None, or
-    'auto' (next to a JSONL output file: OUTPUT.manifest.json).  tokenizer: None or a
-    glm.ccnet.CCNetTokenizer (CCNet's perplexities)."""
+    perplexity definition as a '#' line).
+
+    Parameters
+    ----------
+    model : glm.Model or path
+        The model, or the path of a model file (ARPA, .glm or binary).
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    output : path
+        Where the rows go (``'-'``: stdout).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    tsv : bool
+        TSV rows instead of JSONL.
+    manifest : path, 'auto' or None
+        Where the manifest goes; 'auto': next to a JSONL output file (OUTPUT.manifest.json).
+    workers : int, optional
+        Scoring processes (default: the cores this process may use, ``$GLM_THREADS``); 1 scores in
+        this process.
+    quiet : bool
+        No progress bar.
+    plot : path, optional
+        Also draw the histogram of the values with the thresholds (needs matplotlib).
+    tokenizer : callable, optional
+        Text -> tokenized text before scoring (``glm.ccnet.CCNetTokenizer``: CCNet's perplexities).
+
+    Returns
+    -------
+    dict
+        The corpus totals (documents, tokens, OOVs, perplexity).
+
+    Raises
+    ------
+    ValueError
+        An output that is an input or the model.
+    CorpusError
+        A missing input, bad text or JSON.
+    """
     from ..ccnet import PERPLEXITY_DEFINITION as CCNET_DEFINITION
     if manifest == "auto":
         manifest = None if tsv or output == "-" else f"{output}.manifest.json"
@@ -122,8 +158,41 @@ def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: in
                       mode: str = "geomean", segments: int = 10, stat: str = "median",
                       normalize: str = "docs", clip=None, floor_segment: bool = False, save_model=None,
                       manifest=None, workers=None, quiet: bool = True, plot=None) -> dict:
-    """Write SoftDedup rows (id, tokens, commonness, log10_commonness, segment, weight) and return the
-    manifest.  save_model: where to keep the model trained on the corpus (else it is temporary)."""
+    """Write SoftDedup rows (id, tokens, commonness, log10_commonness, segment, weight).
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    output : path
+        Where the rows go (JSONL).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    order, model, mode, segments, stat, normalize, clip, floor_segment, save_model
+        As for ``softdedup``.
+    manifest : path, optional
+        Where the manifest (parameters and counts, JSON) goes.
+    workers : int, optional
+        Scoring processes (default: the cores this process may use, ``$GLM_THREADS``); 1 scores in
+        this process.
+    quiet : bool
+        No progress bar.
+    plot : path, optional
+        Also draw the histogram of the values with the thresholds (needs matplotlib).
+
+    Returns
+    -------
+    dict
+        The manifest (parameters, and per segment its documents, tokens, commonness and weight).
+
+    Raises
+    ------
+    ValueError
+        Bad parameters, an output that is an input.
+    CorpusError
+        A missing input, bad text or JSON.
+    """
     _check({"--output": output, "--manifest": manifest, "--save-model": save_model, "--plot": plot}, inputs,
            model)
     if save_model is not None:
@@ -166,7 +235,43 @@ def softdedup_to_file(inputs, output, fmt: DocFormat = DocFormat(), *, order: in
 # -- glm resample ----------------------------------------------------------------------------------
 def resample_to_file(inputs, weights, output, fmt: DocFormat = DocFormat(), *, target_docs=None,
                      target_tokens=None, seed: int = 0, manifest=None, quiet: bool = True) -> dict:
-    """Write the documents drawn by weight (with replacement, seeded) in input order."""
+    """Write the documents drawn by weight (with replacement, seeded) in input order.
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    weights : path
+        A JSONL file with ``id``, ``weight`` (and ``tokens`` for a token target) per document, in the
+        order of the inputs.
+    output : path
+        Where the drawn documents go.
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    target_docs : int, optional
+        Draw this many documents.
+    target_tokens : int, optional
+        Or draw until the drawn documents' tokens reach this.
+    seed : int
+        The seed of numpy's PCG64 generator.
+    manifest : path, optional
+        Where the manifest (parameters and counts, JSON) goes.
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    ValueError
+        Neither or both targets, an output that is an input.
+    CorpusError
+        A weights file that does not list the inputs' documents in order, bad input.
+    """
     _check({"--output": output, "--manifest": manifest}, inputs, weights)
     ids, w, tokens = read_weights(weights)
     counts = draw_counts(w, tokens, target_docs, target_tokens, seed)
@@ -193,9 +298,58 @@ def prune_to_files(inputs, output, fmt: DocFormat = DocFormat(), *, model=None, 
                    order: int = 5, criterion: str = "low", rate: float = 0.5, seed: int = 0,
                    rejected=None, manifest=None, workers=None, quiet: bool = True, plot=None,
                    tokenizer=None) -> dict:
-    """Keep round(rate * N) documents by perplexity band under a given model or one trained on a
-    seeded ``ref_fraction`` of the documents (left out of the outputs); returns the manifest.
-    tokenizer: as score_to_file (with a given model only)."""
+    """Keep round(rate * N) documents by perplexity band (Ankner et al. 2024) under a given model or
+    one trained on a seeded ``ref_fraction`` of the documents (left out of the outputs).
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    output : path
+        Where the kept documents go, as they were read.
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    model : glm.Model or path, optional
+        The model, or the path of a model file (ARPA, .glm or binary).
+    ref_fraction : float, optional
+        Instead of ``model``: train one of ``order`` on this seeded fraction of the documents.
+    order : int
+        The order of that model.
+    criterion : {'low', 'medium', 'high'}
+        Keep the lowest perplexities, the band around the median, or the highest.
+    rate : float
+        The fraction of the candidates kept.
+    seed : int
+        The seed of the reference split.
+    rejected : path, optional
+        Where the other candidates go.
+    manifest : path, optional
+        Where the manifest (parameters and counts, JSON) goes.
+    workers : int, optional
+        Scoring processes (default: the cores this process may use, ``$GLM_THREADS``); 1 scores in
+        this process.
+    quiet : bool
+        No progress bar.
+    plot : path, optional
+        Also draw the histogram of the values with the thresholds (needs matplotlib).
+    tokenizer : callable, optional
+        Text -> tokenized text before scoring, with a given model only
+        (``glm.ccnet.CCNetTokenizer``: CCNet's perplexities).
+
+    Returns
+    -------
+    dict
+        The manifest.
+
+    Raises
+    ------
+    ValueError
+        Neither or both of ``model`` and ``ref_fraction``, a bad criterion or rate, an output that is an
+        input, stdin as input (it is read twice).
+    CorpusError
+        A missing input, bad text or JSON.
+    """
     if (model is None) == (ref_fraction is None):
         raise ValueError("give either a model or a reference fraction")
     if tokenizer is not None and model is None:
@@ -259,7 +413,51 @@ def bucket_to_dir(inputs, model, out_dir, fmt: DocFormat = DocFormat(), *, cutof
                   cutoff_csv=None, lang_field=None, lang=None, workers=None, quiet: bool = True,
                   plot=None, tokenizer=None) -> dict:
     """CCNet buckets: OUT/{head,middle,tail}.EXT (and all.EXT for documents of a language the cutoff
-    file lacks), OUT/manifest.json, and OUT/cutoff.csv when the cutoffs come from the documents."""
+    file lacks), OUT/manifest.json, and OUT/cutoff.csv when the cutoffs come from the documents.
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    model : glm.Model or path
+        The model, or the path of a model file (ARPA, .glm or binary).
+    out_dir : path
+        The output directory (made when missing).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    cutoffs : (int, int)
+        The head and tail percentiles of the documents' own perplexities (default 30, 60).
+    cutoff_csv : path, optional
+        CCNet's cutoff file (one column per language) instead of ``cutoffs``.
+    lang_field : str, optional
+        JSONL: the field of each document's language (for ``cutoff_csv``).
+    lang : str, optional
+        The language of every document (a column of ``cutoff_csv``; the column name of the written
+        cutoff.csv).
+    workers : int, optional
+        Scoring processes (default: the cores this process may use, ``$GLM_THREADS``); 1 scores in
+        this process.
+    quiet : bool
+        No progress bar.
+    plot : path, optional
+        Also draw the histogram of the values with the thresholds (needs matplotlib).
+    tokenizer : callable, optional
+        Text -> tokenized text before scoring (``glm.ccnet.CCNetTokenizer``: CCNet's perplexities).
+
+    Returns
+    -------
+    dict
+        The manifest (thresholds and counts), as written to OUT/manifest.json.
+
+    Raises
+    ------
+    ValueError
+        ``out_dir`` is a file, a language field without JSONL input, no documents, an output that is
+        an input.
+    CorpusError
+        A missing input, bad text or JSON (the message names the file and line).
+    """
     head_p, tail_p = check_cutoffs(cutoffs)
     ext = "jsonl" if fmt.fmt == "jsonl" else "txt"
     if os.path.exists(out_dir) and not os.path.isdir(out_dir):

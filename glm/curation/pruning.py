@@ -25,7 +25,27 @@ BUCKETS = ("head", "middle", "tail", "all")
 
 
 def prune_mask(perplexity: np.ndarray, criterion: str = "low", rate: float = 0.5) -> np.ndarray:
-    """Boolean mask of the kept documents."""
+    """Boolean mask of the kept documents: exactly round(rate * N) (round half up) by perplexity.
+
+    Parameters
+    ----------
+    perplexity : numpy.ndarray
+        The documents' perplexities.
+    criterion : {'low', 'medium', 'high'}
+        Keep the lowest, the band around the median, or the highest (ties in input order).
+    rate : float
+        The fraction kept, 0 to 1.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per document.
+
+    Raises
+    ------
+    ValueError
+        An unknown criterion or a rate outside [0, 1].
+    """
     if criterion not in CRITERIA:
         raise ValueError(f"criterion must be one of {CRITERIA}, not {criterion!r}")
     if not 0 <= rate <= 1:
@@ -40,7 +60,27 @@ def prune_mask(perplexity: np.ndarray, criterion: str = "low", rate: float = 0.5
 
 
 def reference_split(n: int, fraction: float, seed: int = 0) -> np.ndarray:
-    """Boolean mask of the round(fraction * n) documents, drawn with the seed, that train the reference."""
+    """Boolean mask of the round(fraction * n) documents, drawn with the seed, that train the reference.
+
+    Parameters
+    ----------
+    n : int
+        Documents.
+    fraction : float
+        Between 0 and 1 (exclusive).
+    seed : int
+        The seed of numpy's PCG64 permutation.
+
+    Returns
+    -------
+    numpy.ndarray
+        bool, one per document.
+
+    Raises
+    ------
+    ValueError
+        A fraction outside (0, 1).
+    """
     if not 0 < fraction < 1:
         raise ValueError(f"the reference fraction must be between 0 and 1 (exclusive), not {fraction}")
     k = math.floor(fraction * n + 0.5)
@@ -50,7 +90,17 @@ def reference_split(n: int, fraction: float, seed: int = 0) -> np.ndarray:
 
 
 def percentile_cutoffs(perplexity: np.ndarray) -> np.ndarray:
-    """Perplexity at the percentiles 0, 1, .., 100 (numpy's linear interpolation)."""
+    """Perplexity at the percentiles 0, 1, .., 100 (numpy's linear interpolation).
+
+    Parameters
+    ----------
+    perplexity : numpy.ndarray
+
+    Returns
+    -------
+    numpy.ndarray
+        101 values.
+    """
     return np.percentile(perplexity, np.arange(101))
 
 
@@ -65,7 +115,21 @@ def write_cutoff_csv(path, columns: dict[str, np.ndarray]) -> None:
 
 
 def read_cutoff_csv(path) -> dict[str, np.ndarray]:
-    """Language -> perplexity at the percentiles 0..100, from a CCNet cutoff.csv."""
+    """Language -> perplexity at the percentiles 0..100, from a CCNet cutoff.csv.
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+
+    Raises
+    ------
+    CorpusError
+        Not a cutoff table (the message names the line).
+    """
     with open(path, newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     if len(rows) < 2:

@@ -16,7 +16,21 @@ from ..corpus import DECOMPRESS_ERRORS, CorpusError, open_binary
 
 
 def read_weights(path) -> tuple[list, np.ndarray, np.ndarray | None]:
-    """ids, weights and tokens (None when a row lacks them) of a weights JSONL file."""
+    """ids, weights and tokens (None when a row lacks them) of a weights JSONL file.
+
+    Parameters
+    ----------
+    path : path
+
+    Returns
+    -------
+    (list, numpy.ndarray, numpy.ndarray or None)
+
+    Raises
+    ------
+    CorpusError
+        A row without id and weight, weights that are not finite, negative or all 0.
+    """
     ids, weights, tokens = [], [], []
     with open_binary(path) as f:
         try:
@@ -43,7 +57,29 @@ def read_weights(path) -> tuple[list, np.ndarray, np.ndarray | None]:
 def draw_counts(weights: np.ndarray, tokens: np.ndarray | None = None, target_docs: int | None = None,
                 target_tokens: int | None = None, seed: int = 0) -> np.ndarray:
     """How many times each document is drawn: ``target_docs`` draws, or draws until their tokens reach
-    ``target_tokens``."""
+    ``target_tokens``.
+
+    Parameters
+    ----------
+    weights : numpy.ndarray
+        The documents' weights (>= 0).
+    tokens : numpy.ndarray, optional
+        Their tokens (for ``target_tokens``).
+    target_docs, target_tokens : int, optional
+        Exactly one of them.
+    seed : int
+        The seed of numpy's PCG64 generator.
+
+    Returns
+    -------
+    numpy.ndarray
+        int64 draws per document.
+
+    Raises
+    ------
+    ValueError
+        Neither or both targets, no documents, a token target without tokens.
+    """
     if (target_docs is None) == (target_tokens is None):
         raise ValueError("give exactly one of target_docs and target_tokens")
     n = len(weights)
@@ -71,7 +107,27 @@ def draw_counts(weights: np.ndarray, tokens: np.ndarray | None = None, target_do
 
 
 def repeat_documents(docs, ids: list, counts: np.ndarray, weights_path: str = "weights") -> Iterator:
-    """Each document ``counts[i]`` times, checking that the documents are those of the weights file."""
+    """Each document ``counts[i]`` times, checking that the documents are those of the weights file.
+
+    Parameters
+    ----------
+    docs : iterable of Document
+    ids : list
+        The ids of the weights file, in order.
+    counts : numpy.ndarray
+        Draws per document (``draw_counts``).
+    weights_path : str
+        The weights file's name, for errors.
+
+    Yields
+    ------
+    Document
+
+    Raises
+    ------
+    CorpusError
+        A document whose id is not the weights file's at its place, or another number of documents.
+    """
     i = -1
     for i, doc in enumerate(docs):
         if i >= len(ids) or doc.id != ids[i]:

@@ -78,16 +78,35 @@ class DocScores:
                    decimals=parts[0].decimals if parts else None)
 
     def rows(self) -> Iterator[dict]:
-        """One dict per document: id, tokens, oovs, log10_prob, perplexity."""
+        """The rows of a scores file.
+
+        Yields
+        ------
+        dict
+            id, tokens, oovs, log10_prob, perplexity of each document.
+        """
         for i, t, o, lp, pp in zip(self.ids, self.tokens.tolist(), self.oovs.tolist(),
                                    self.log10_prob.tolist(), self.perplexity.tolist()):
             yield dict(id=i, tokens=t, oovs=o, log10_prob=lp, perplexity=pp)
 
 
 def score_texts(model, docs: Iterable[Document | str], tokenizer=None) -> DocScores:
-    """Scores of a batch of documents (Document objects or texts) with a loaded model, in this process.
-    tokenizer: None, or a callable text -> tokenized text (``glm.ccnet.CCNetTokenizer``: CCNet's
-    perplexities, tokens counted as CCNet counts them)."""
+    """Scores of a batch of documents with a loaded model, in this process (each LF-separated line of
+    a text is a sentence; docs/curation.md).
+
+    Parameters
+    ----------
+    model : glm.Model
+    docs : iterable of Document or str
+        Documents, or their texts (ids 0, 1, ...).
+    tokenizer : callable, optional
+        Text -> tokenized text (``glm.ccnet.CCNetTokenizer``: CCNet's perplexities, tokens counted as
+        CCNet counts them).
+
+    Returns
+    -------
+    DocScores
+    """
     docs = list(docs)
     texts = [d.text if isinstance(d, Document) else d for d in docs]
     ids = [d.id if isinstance(d, Document) else i for i, d in enumerate(docs)]
@@ -241,9 +260,32 @@ def score_documents(model, inputs, fmt: DocFormat = DocFormat(), workers: int | 
                     quiet: bool = True, tokenizer=None) -> Iterator[DocScores]:
     """Scores of the documents of files, directories or '-', batch after batch in input order.
 
-    model: a Model, or the path of a model file (ARPA or binary).  workers: processes (default: the
-    cores this process may use, $GLM_THREADS); 1 scores in this process.  tokenizer: as score_texts
-    (picklable, for the workers).
+    Parameters
+    ----------
+    model : glm.Model or path
+        A model, or the path of a model file (ARPA, .glm or binary).
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    workers : int, optional
+        Processes (default: the cores this process may use, ``$GLM_THREADS``); 1 scores in this
+        process.
+    quiet : bool
+        No progress bar.
+    tokenizer : callable, optional
+        As for ``score_texts`` (picklable, for the workers).
+
+    Yields
+    ------
+    DocScores
+        The documents of one chunk.
+
+    Raises
+    ------
+    CorpusError
+        A missing input, bad text or JSON (the message names the file and line).
     """
     return map_chunks(_score_chunk, model, inputs, fmt, workers, quiet, tokenizer)
 

@@ -33,7 +33,24 @@ NORMALIZE = ("docs", "tokens")
 
 
 def log10_commonness(scores: DocScores, mode: str = "geomean") -> np.ndarray:
-    """log10 of each document's commonness."""
+    """log10 of each document's commonness.
+
+    Parameters
+    ----------
+    scores : DocScores
+    mode : {'geomean', 'joint'}
+        The per-token geometric mean probability (1 / perplexity), or the document's probability.
+
+    Returns
+    -------
+    numpy.ndarray
+        float64, one per document.
+
+    Raises
+    ------
+    ValueError
+        An unknown mode.
+    """
     if mode == "geomean":
         return scores.log10_prob / scores.tokens
     if mode == "joint":
@@ -58,8 +75,36 @@ def segments_of(log_c: np.ndarray, segments: int) -> np.ndarray:
 def softdedup_weights(log_c: np.ndarray, tokens: np.ndarray, segments: int = 10, stat: str = "median",
                       normalize: str = "docs", clip: tuple[float, float] | None = None,
                       floor_segment: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """(segment, weight) per document from log10 commonness and token counts (see the module notes);
-    segment is -1 for every document when segments == 0."""
+    """(segment, weight) per document from log10 commonness and token counts (docs/curation.md).
+
+    Parameters
+    ----------
+    log_c : numpy.ndarray
+        log10 commonness per document (``log10_commonness``).
+    tokens : numpy.ndarray
+        Tokens per document.
+    segments : int
+        Equal-count segments by commonness; 0: each document its own weight, 1 / commonness.
+    stat : {'median', 'mean'}
+        The statistic of a segment's commonness whose inverse is its weight.
+    normalize : {'docs', 'tokens'}
+        The weights average 1 per document, or per token.
+    clip : (float, float), optional
+        Bounds of a segment's weight, times the median segment weight.
+    floor_segment : bool
+        Segment 0 gets the weight of segment 1.
+
+    Returns
+    -------
+    (numpy.ndarray, numpy.ndarray)
+        The segment (int64; -1 for every document when ``segments`` is 0) and the weight (float64)
+        of each document.
+
+    Raises
+    ------
+    ValueError
+        An unknown stat or normalization, a negative number of segments, bad clip bounds.
+    """
     if stat not in STATS:
         raise ValueError(f"stat must be one of {STATS}, not {stat!r}")
     if normalize not in NORMALIZE:
@@ -107,7 +152,13 @@ class SoftDedup:
     weight: np.ndarray
 
     def rows(self):
-        """Dicts id, tokens, commonness, log10_commonness, segment (None without segments), weight."""
+        """The rows of a weights file.
+
+        Yields
+        ------
+        dict
+            id, tokens, commonness, log10_commonness, segment (None without segments), weight.
+        """
         for i, t, lc, s, w in zip(self.scores.ids, self.scores.tokens.tolist(), self.log10_commonness.tolist(),
                                   self.segment.tolist(), self.weight.tolist()):
             yield dict(id=i, tokens=t, commonness=10.0 ** lc, log10_commonness=lc,
@@ -115,9 +166,28 @@ class SoftDedup:
 
 
 def train_on_documents(inputs, fmt: DocFormat, order: int, quiet: bool = True, keep=None):
-    """A modified Kneser-Ney model of the documents' lines (lines of documents i with keep[i] when
-    keep is given).  Discounts that the counts leave undefined fall back to lmplz's defaults; literal
-    <s> / </s> are dropped from the training text (scoring reads them as <unk>)."""
+    """A modified Kneser-Ney model of the documents' lines.  Discounts that the counts leave undefined
+    fall back to lmplz's defaults; literal <s> / </s> are dropped from the training text (scoring reads
+    them as <unk>).
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    order : int
+        The n-gram order.
+    quiet : bool
+        No progress bar.
+    keep : sequence of bool, optional
+        Train on the documents i with ``keep[i]`` only.
+
+    Returns
+    -------
+    glm.Model
+    """
     options = dict(order=order, discount_fallback=True, skip_symbols=True, bad_utf8=fmt.bad_utf8, quiet=quiet)
     if keep is None and fmt.fmt == "text" and fmt.unit == "line":
         return train(input_paths(inputs), **options)   # every line is a document: the files are the text
@@ -131,9 +201,43 @@ def softdedup(inputs, fmt: DocFormat = DocFormat(), *, order: int = 4, model=Non
               segments: int = 10, stat: str = "median", normalize: str = "docs", clip=None,
               floor_segment: bool = False, save_model=None, workers: int | None = None,
               quiet: bool = True) -> SoftDedup:
-    """Train an order-``order`` model on the documents (unless ``model``, a Model or a path, is given;
-    kept at ``save_model`` when that is given), score every document with it and compute SoftDedup
-    weights."""
+    """Train an order-``order`` model on the documents (unless ``model`` is given), score every
+    document with it and compute SoftDedup weights (He et al. 2024; docs/curation.md).
+
+    Parameters
+    ----------
+    inputs : path or list of paths
+        Files (plain or compressed), directories (walked in sorted order), glob patterns or ``'-'``
+        (stdin).
+    fmt : DocFormat
+        How documents are read (text lines or paragraphs, JSONL fields, malformed lines).
+    order : int
+        The order of the model trained on the documents.
+    model : glm.Model or path, optional
+        A model to use instead.
+    mode : {'geomean', 'joint'}
+        Commonness: per-token geometric mean probability, or the document's probability.
+    segments, stat, normalize, clip, floor_segment
+        As for ``softdedup_weights``.
+    save_model : path, optional
+        Keep the trained model there.
+    workers : int, optional
+        Scoring processes (default: the cores).
+    quiet : bool
+        No progress bar.
+
+    Returns
+    -------
+    SoftDedup
+        ``.scores`` (DocScores), ``.log10_commonness``, ``.segment`` and ``.weight`` per document.
+
+    Raises
+    ------
+    ValueError
+        Bad parameters, stdin as input without ``model`` (it is read twice).
+    CorpusError
+        A missing input, bad text or JSON.
+    """
     if mode not in MODES:
         raise ValueError(f"commonness mode must be one of {MODES}, not {mode!r}")
     if model is None:

@@ -122,10 +122,11 @@ def atomic_output(path):
     removes it otherwise (an exception, Ctrl-C, SIGTERM).  An existing path that is not a regular file
     (/dev/null, a FIFO) is yielded itself, never replaced; a symbolic link is followed (the file it
     points to is replaced, the link stays)."""
-    path = os.path.realpath(os.fspath(path))
-    if special(path):
+    path = os.fspath(path)
+    if special(path):        # (before realpath: /dev/stdout on a pipe resolves to no path, 'pipe:[N]')
         yield path
         return
+    path = os.path.realpath(path)
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(path)}.", suffix=".tmp", dir=directory)
     os.close(fd)
