@@ -88,6 +88,15 @@ def _numbers(kind, what: str, empty_ok: bool):
     return parse
 
 
+def _fraction(text: str) -> float:
+    from .split import check_fraction
+    try:
+        return float(check_fraction(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the training lines in [0, 0.5] "
+                                         f"(e.g. 0.1), not {text!r}") from None
+
+
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bad-utf8", choices=("error", "replace"), default="error",
                    help="invalid UTF-8 in the text: fail naming file and line (default) or replace bad bytes")
@@ -247,7 +256,13 @@ def _parser() -> argparse.ArgumentParser:
                         "the 2014 toolkit's GLM and MKN, NOT normalized, to reproduce the paper (.glmb only)")
     b.add_argument("--tune", metavar="HELDOUT", action="append", default=None,
                    help="fit child weights (GLM) and discount scales on held-out text (a file or directory; "
-                        "repeat --tune for several); the model is then written as .glm / .glmb, for mkn too")
+                        "repeat --tune for several) instead of on a part of the training text; the model "
+                        "is then written as .glm / .glmb, for mkn too")
+    b.add_argument("--tune-split", type=_fraction, default=None, metavar="FRACTION",
+                   help="fit child weights (GLM) and discount scales on an interleaved FRACTION of the "
+                        "training lines (0.1: every 10th line), then rebuild on all the lines with them; "
+                        "default 0.1 for glm and glm-abs (unless --tune), 0 otherwise; 0: untuned "
+                        "(uniform weights); with mkn: a tuned MKN (docs/glm.md §3.1)")
     b.add_argument("--prune", type=_numbers(int, "thresholds (whole numbers)", False), default=(),
                    metavar="T", help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, "
                                      "...; non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
@@ -300,6 +315,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--order", "-n", type=int, required=True)
     e.add_argument("--method", choices=METHODS, default="glm")
     e.add_argument("--tune", metavar="HELDOUT", action="append", default=None)
+    e.add_argument("--tune-split", type=_fraction, default=0.0, metavar="FRACTION",
+                   help="fit on an interleaved FRACTION of the training lines, then rebuild on all "
+                        "(default 0 here: the paper's models are untuned)")
     e.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
                    metavar="D")
     e.add_argument("--padding", choices=("kenlm", "paper"), default="kenlm",
@@ -344,7 +362,8 @@ def _build(args) -> None:
                       discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
-                      dask_workers=args.workers if args.dask else None, output=args.output)
+                      dask_workers=args.workers if args.dask else None, output=args.output,
+                      tune_split=args.tune_split)
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
@@ -491,9 +510,10 @@ def _paper_eval(args) -> None:
     expand_inputs(args.test, "--test")            # (checked before training)
     model = train(args.train, args.order, method=args.method, tune=args.tune,
                   discount_fallback=args.discount_fallback, bad_utf8=args.bad_utf8, quiet=args.quiet,
-                  padding=args.padding)
+                  padding=args.padding, tune_split=args.tune_split)
     res = dict(sequence_perplexity(model, args.test, args.order, args.quiet, args.bad_utf8),
-               order=args.order, method=args.method, tuned=bool(args.tune), padding=args.padding)
+               order=args.order, method=args.method, tuned=bool(args.tune or args.tune_split),
+               padding=args.padding)
     if args.json:
         print(json_text(res))
     else:

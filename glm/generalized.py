@@ -95,9 +95,12 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
 
 
 def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
-             fixed_discounts=None, keep_stats: bool = False, park=None, pad: int | None = None) -> Tables:
+             fixed_discounts=None, keep_stats: bool = False, park=None, pad: int | None = None,
+             discount_scales: dict | None = None) -> Tables:
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
     for every pattern instead of estimated ones (for tests and the paper's worked example).
+    discount_scales: {mask: c}, each pattern's estimated discounts scaled, D_k -> c D_k kept within
+    [0, k] (the scales glm.tune fitted, on a model of part of the text).
     keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning).
     park: applied to each array of a finished table (glm.spill.park: moved to a file-backed map, so
     that the tables built so far do not add to the memory of the ones still being built).
@@ -125,12 +128,13 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     _map_large_arrays()
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
 
-    def disc(stat, label, last_open=None):
+    def disc(stat, label, last_open=None, mask=None):
         if fixed_discounts is not None:
             return tuple(float(x) for x in fixed_discounts)
         if compat:
             return glmtk2014.discounts(count_of_counts(stat), label, fallback)
-        return discounts(count_of_counts(stat, last_open), label, fallback)
+        d = discounts(count_of_counts(stat, last_open), label, fallback)
+        return scaled(d, discount_scales[mask]) if discount_scales and mask in discount_scales else d
 
     # the statistic of contiguous patterns: occurrences at the top (and for glm-abs), else adjusted counts
     def contiguous_stat(L):
@@ -157,7 +161,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
         tops = glmtk2014.Tops(levels)
         tables = {1: dict(prob=tops.unigrams(uni))}
     else:
-        D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
+        D = {1: disc(uni, "unigrams", levels[0].get("last_open"), 1)}
         # the uniform distribution leaves out <s>, and the pad word
         tables = {1: dict(prob=unigram_probs(uni, D[1], opts, excluded=1 + (pad is not None)))}
         if pad is not None:
@@ -201,7 +205,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             h = np.empty(len(words), dtype=np.uint32)
             h[inverse] = hist
             hist = h
-        d = disc(stat, f"pattern {name(mask)}", last_open)
+        d = disc(stat, f"pattern {name(mask)}", last_open, mask)
         if compat:
             den = tops.prev if mask == (1 << order) - 1 else None     # the top: histories' occurrences
             alpha, gamma = glmtk2014.terms(stat, hist, d, table_sizes[hmask], is_contiguous(mask), den)
@@ -228,6 +232,11 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
                 levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
     return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if tops else None)
+
+
+def scaled(D: tuple, c: float) -> tuple:
+    """Discounts (D1, D2, D3+) scaled by c, each kept within [0, k] (which keeps the model normalized)."""
+    return tuple(min(max(c * d, 0.0), float(k)) for k, d in zip((1, 2, 3), D))
 
 
 def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int, zero_stats: bool = False):

@@ -28,14 +28,17 @@ from .progress import progress
 GOLDEN = (math.sqrt(5) - 1) / 2
 
 
-def heldout_ids(model: GeneralizedModel, inputs, bad_utf8: str = "error") -> list[np.ndarray]:
-    """The held-out text as padded id streams, cut at line ends into one part per thread."""
-    from .corpus import CorpusError, read_chunks
-    parts = [model.vocab.tokenize(c, symbols="unk", bad_utf8=bad_utf8) for c in read_chunks(inputs)]
+def heldout_ids(model: GeneralizedModel, inputs, bad_utf8: str = "error", lines=None,
+                label: str | None = None) -> list[np.ndarray]:
+    """The held-out text (paths ``inputs``, or ``lines``: an iterable of lines) as padded id streams,
+    cut at line ends into one part per thread.  label: what the held-out text is, named in errors."""
+    from .corpus import CorpusError, line_chunks, read_chunks
+    chunks = read_chunks(inputs) if lines is None else line_chunks(lines)
+    parts = [model.vocab.tokenize(c, symbols="unk", bad_utf8=bad_utf8) for c in chunks]
     ids = np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint32)
     ends = np.flatnonzero(ids == 2) + 1
     if not len(ends):
-        names = ", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs)
+        names = label or (", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs))
         raise CorpusError(f"no text in {names}: nothing to tune on (the held-out text is empty)")
     k = threads()
     cuts = [0] + [int(ends[min(len(ends) - 1, len(ends) * i // k)]) for i in range(1, k)] + [len(ids)]
@@ -70,11 +73,16 @@ def _golden(f, lo: float, hi: float, x0: float, iters: int) -> tuple[float, floa
     return best
 
 
-def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, weights: bool = True,
-         discounts: bool = True, quiet: bool = True, bad_utf8: str = "error") -> GeneralizedModel:
-    """A model with weights and discount scales fitted on ``heldout`` (paths).  Discounts can be fitted
-    only on a model fresh from training (its statistics are kept: glm.train(..., tune=...))."""
-    ids = heldout_ids(model, heldout, bad_utf8)
+def tune(model: GeneralizedModel, heldout=None, rounds: int = 2, iters: int = 10, weights: bool = True,
+         discounts: bool = True, quiet: bool = True, bad_utf8: str = "error", lines=None,
+         label: str | None = None) -> GeneralizedModel:
+    """A model with weights and discount scales fitted on ``heldout`` (paths) or ``lines`` (an iterable
+    of lines; label: what they are, for errors and meta["tuned_on"]).  Discounts can be fitted only on
+    a model fresh from training (its statistics are kept: glm.train(..., tune=...)).  The fitted
+    scales c of the discounts (D_k -> c D_k) are in the result's meta["discount_scales"] ({pattern
+    name: c}), so that they can be applied to a model of more text (``discount_scales`` of
+    glm.generalized.estimate)."""
+    ids = heldout_ids(model, heldout, bad_utf8, lines, label)
     tables = model.tables
     if discounts and tables.stats is None:
         raise ValueError("discounts can be tuned only while training (the statistics are not stored)")
@@ -87,6 +95,7 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
     if discounts:
         params += [("discount", m) for m in [1] + masks]
     base = dict(tables.discounts)
+    scales = {m: 1.0 for m in base}
     current = [model]
 
     def rebuild():
@@ -107,10 +116,10 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
 
         def f(c):
             rediscount(tables, m, tuple(c * d for d in base[m]))
+            scales[m] = c
             return rebuild()
         top = min(2.0, *(k / d for k, d in zip((1, 2, 3), base[m]) if d > 0))
-        scale = tables.discounts[m][0] / base[m][0] if base[m][0] else 1.0
-        return f, 0.25, top, scale
+        return f, 0.25, top, scales[m]
 
     bar = progress(total=rounds * len(params), desc="tuning", quiet=quiet)
     for _ in range(rounds):
@@ -120,6 +129,9 @@ def tune(model: GeneralizedModel, heldout, rounds: int = 2, iters: int = 10, wei
             f(x)
             bar.update(1)
     bar.close()
-    meta = dict(model.meta, tuned_on=[str(h) for h in heldout] if isinstance(heldout, (list, tuple))
-                else str(heldout), heldout_cross_entropy=cross_entropy(current[0], ids))
+    tuned_on = (label if lines is not None else
+                [str(h) for h in heldout] if isinstance(heldout, (list, tuple)) else str(heldout))
+    meta = dict(model.meta, tuned_on=tuned_on, heldout_cross_entropy=cross_entropy(current[0], ids))
+    if discounts:
+        meta["discount_scales"] = {name(m): scales[m] for m in sorted(scales)}
     return GeneralizedModel(model.vocab, tables, meta, wts, model.hash)
