@@ -115,7 +115,7 @@ class _Plan:
         if output is not None:
             from .formats import check_output
             output = os.fspath(output)
-            check_output(output, generalized, inputs=(paths or []) + (tune or []))
+            check_output(output, generalized, inputs=(paths or []) + (tune or []), arpa=method == "mkn")
         if discount_fallback is True:
             discount_fallback = ()
         opts = Options(tuple(int(t) for t in prune),

@@ -178,3 +178,40 @@ def test_errors(lines, tmp_path, capsys):
     with pytest.raises(glm.CorpusError, match=f"{bad}:41: invalid UTF-8"):
         glm.train([bad], 3, method="glm", discount_fallback=True)
     assert not (tmp_path / "x.glmb").exists()
+
+
+def test_tuned_mkn_as_arpa_scores_as_kenlm(text, lines, tmp_path, capsys):
+    """A tuned MKN written as ARPA (glm.backoff): the kenlm module loads it and gives every token the
+    tuned model's log10 probability to float32 precision; glm reads it back the same; the untuned MKN
+    scores otherwise (the discounts are the tuned ones)."""
+    kenlm = pytest.importorskip("kenlm")
+    test = text[1500:] + ["w1 never-seen w2 w3", ""]
+    for order in (2, 4):
+        tuned = glm.train(lines=lines, order=order, method="mkn", tune_split=0.1, discount_fallback=True)
+        arpa = tmp_path / f"tuned{order}.arpa"
+        tuned.save(arpa)
+        k = kenlm.Model(str(arpa))
+        back = glm.load(arpa)
+        untuned = glm.train(lines=lines, order=order, discount_fallback=True)
+        assert back.counts == untuned.counts == tuned.counts
+        far = 0.0
+        for line in test:
+            want = np.array([s[0] for s in tuned.full_scores(line)])
+            got = np.array([s[0] for s in k.full_scores(line)])
+            np.testing.assert_allclose(got, want, rtol=0, atol=4e-7 * max(1.0, np.abs(want).max()))
+            np.testing.assert_allclose([s[0] for s in back.full_scores(line)], want, rtol=0,
+                                       atol=4e-7 * max(1.0, np.abs(want).max()))
+            far = max(far, np.abs(np.array([s[0] for s in untuned.full_scores(line)]) - want).max())
+        assert far > 1e-3
+    # the command line: built as ARPA directly; a GLM is refused as ARPA, naming the formats
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(lines) + "\n")
+    out = tmp_path / "cli.arpa"
+    assert main(["build", str(train), "-n", "4", "--tune-split", "0.1", "--discount-fallback", "-o", str(out),
+                 "-q"]) == 0
+    assert out.read_bytes() == (tmp_path / "tuned4.arpa").read_bytes()
+    glmb = tmp_path / "g.glmb"
+    assert main(["build", str(train), "-n", "3", "--method", "glm", "--tune-split", "0", "--discount-fallback",
+                 "-o", str(glmb), "-q"]) == 0
+    assert main(["convert", str(glmb), str(tmp_path / "g.arpa"), "-q"]) == 1
+    assert "only MKN" in capsys.readouterr().err and not (tmp_path / "g.arpa").exists()
