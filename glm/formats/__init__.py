@@ -45,7 +45,7 @@ def check_output(path, generalized: bool = False, inputs=(), arpa: bool = False)
     if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(text)):
         kind = "a GLM model" if generalized else "an MKN model"
         if generalized and os.path.basename(path).endswith(ARPA_SUFFIXES):
-            raise ValueError(f"{path}: a GLM has no back-off form, so it is not written as ARPA (only MKN, "
+            raise ValueError(f"{path}: a GLM model has no back-off form, so it is not written as ARPA (only MKN, "
                              f"tuned or not, is); use a name ending in {', '.join(text)} or {BINARY_SUFFIX}")
         raise ValueError(f"{path}: unknown model format for {kind}; use a name ending in "
                          f"{', '.join(text)} or {BINARY_SUFFIX}")
