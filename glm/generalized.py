@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import _count, _glm, glmtk2014, paperpad
+from .compat import Compat
 from .threads import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
@@ -64,7 +65,7 @@ class Tables:
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
-    compat: dict | None = None    # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
+    compat: Compat | None = None  # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
     records: object = None        # the scorer's node records (glm.records.Records), made on first use
 
 

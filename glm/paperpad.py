@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compat import Compat
 from .terms import interpolation_terms
 from .vocab import BOS
 
@@ -51,7 +52,7 @@ class Tops:
         self.tables[(1 << L) - 1] = {k: (park(v) if park else v) for k, v in (("alpha", alpha), ("gamma", gamma))}
         self.D[(1 << L) - 1] = tuple(D)
 
-    def compat(self, method: str) -> dict:
+    def compat(self, method: str) -> Compat:
         """What the scorer needs beside the pattern tables (no extra term, no floor), and the pad word."""
-        return dict(extra=0.0, floor=0.0, top={1: dict(prob=self.top1), **self.tables}, discounts=self.D,
-                    pad=self.pad)
+        return Compat(extra=0.0, floor=0.0, top={1: dict(prob=self.top1), **self.tables}, discounts=self.D,
+                      pad=self.pad)

@@ -155,7 +155,7 @@ def save(model, path, quiet: bool = True) -> None:
     """Write ``model`` (a ``glm.Model``) in the format its name asks for."""
     path = os.fspath(path)
     generalized = model.kind == "generalized"
-    if generalized and "pad" in (model.tables.compat or {}):
+    if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     mkn = generalized and model.method == "mkn"
     check_output(path, generalized, inputs=[model.source] if model.source is not None else (), arpa=mkn)
