@@ -247,11 +247,12 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files (plain, gzip, bzip2, xz or zstd), directories, or - for stdin")
     b.add_argument("-o", "--output", required=True, metavar="MODEL",
-                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN), .glm, .glm.gz/... (GLM) or "
-                        f"{BINARY_SUFFIX} (binary, both)")
+                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN, tuned MKN), .glm, .glm.gz/... (GLM, "
+                        f"tuned MKN) or {BINARY_SUFFIX} (binary, all)")
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
     b.add_argument("--method", choices=METHODS, default="mkn",
-                   help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model; "
+                   help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model "
+                        "(tuned by default on a tenth of the training text: --tune-split); "
                         "glm-abs: GLM with occurrence counts at the lower orders; glmtk2014, glmtk2014-mkn: "
                         "the 2014 toolkit's GLM and MKN, NOT normalized, to reproduce the paper (.glmb only)")
     b.add_argument("--tune", metavar="HELDOUT", action="append", default=None,
@@ -262,7 +263,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="fit child weights (GLM) and discount scales on an interleaved FRACTION of the "
                         "training lines (0.1: every 10th line), then rebuild on all the lines with them; "
                         "default 0.1 for glm and glm-abs (unless --tune), 0 otherwise; 0: untuned "
-                        "(uniform weights); with mkn: a tuned MKN (docs/glm.md §3.1)")
+                        "(uniform weights); with mkn: a tuned MKN, which .arpa holds too (docs/glm.md "
+                        "§3.1)")
     b.add_argument("--prune", type=_numbers(int, "thresholds (whole numbers)", False), default=(),
                    metavar="T", help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, "
                                      "...; non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
