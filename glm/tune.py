@@ -74,13 +74,12 @@ def _golden(f, lo: float, hi: float, x0: float, iters: int) -> tuple[float, floa
 
 
 def token_scores(model: GeneralizedModel, ids: list[np.ndarray]) -> tuple[float, np.ndarray]:
-    """(average -log10 probability per token, as cross_entropy; every token's probability, float64)."""
+    """(average -log10 probability per token; every token's probability, float64).  Both are sums over
+    the tokens in their order, so they do not depend on how the text was cut into parts."""
     with ThreadPoolExecutor(len(ids)) as ex:
         res = list(ex.map(lambda part: model._trie.score_stream(part, True, True, True), ids))
-    total = sum(float(lines[0].sum()) for lines, _ in res)
-    tokens = sum(int(lines[1].sum()) for lines, _ in res)
-    probs = np.concatenate([10.0 ** tok[0].astype(np.float64) for _, tok in res])
-    return -total / max(1, tokens), probs
+    lp = np.concatenate([tok[0] for _, tok in res]).astype(np.float64)
+    return -float(lp.sum()) / max(1, len(lp)), 10.0 ** lp
 
 
 def _best_on_line(p0: np.ndarray, slope: np.ndarray, x0: float, lo: float, hi: float) -> float:
@@ -191,7 +190,8 @@ def tune(model: GeneralizedModel, heldout=None, rounds: int = 3, iters: int = 10
     bar.close()
     tuned_on = (label if lines is not None else
                 [str(h) for h in heldout] if isinstance(heldout, (list, tuple)) else str(heldout))
-    meta = dict(model.meta, tuned_on=tuned_on, heldout_cross_entropy=cross_entropy(current[0], ids))
+    final = token_scores(current[0], ids)[0] if search == "linear" else cross_entropy(current[0], ids)
+    meta = dict(model.meta, tuned_on=tuned_on, heldout_cross_entropy=final)
     if discounts:
         meta["discount_scales"] = {name(m): scales[m] for m in sorted(scales)}
     return GeneralizedModel(model.vocab, tables, meta, wts, model.hash)

@@ -242,3 +242,15 @@ def test_token_probabilities_are_linear_in_each_parameter(text, lines):
         m = GeneralizedModel(vocab, estimate(levels, ORDER, "glm", Options(discount_fallback=()), keep_stats=True))
         ce[search] = tune(m, lines=text[1500:1650], label="h", search=search, rounds=2).meta["heldout_cross_entropy"]
     assert ce["linear"] <= ce["golden"] + 1e-6
+
+
+def test_same_model_under_a_memory_budget_and_one_thread(lines, tmp_path):
+    """The split pass spills and parks under --memory like the build; the fit does not depend on it, nor
+    on the number of threads (the held-out text is scored in one part per thread)."""
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(lines) + "\n")
+    want = glm.train([train], ORDER, method="glm", discount_fallback=True)
+    for kw in (dict(memory="50M", tmpdir=tmp_path), dict(workers=1)):
+        got = glm.train([train], ORDER, method="glm", discount_fallback=True, **kw)
+        assert got.weights == want.weights and got.tables.discounts == want.tables.discounts
+        np.testing.assert_array_equal(got.score_many(lines[:100]), want.score_many(lines[:100]))
