@@ -2,7 +2,7 @@
 
     python benchmarks/bench_glm.py [--corpora ../shared/corpora] [--tokens 20] [--orders 4 5]
 
-Build: `glm build --method glm` (default, and under `--memory --glm-memory`; finished pattern tables
+Build: `glm build --method glm --tune-split 0` (the untuned GLM: bench_glm_default.py times the tuned default; and under `--memory --glm-memory`; finished pattern tables
 go to the output file as they are built) and `--method mkn` on the first --tokens million tokens of the
 Gutenberg training text (decompressed first), all writing the binary format: wall time and peak RSS of
 each process (median of --repeat runs).  Scoring: tokens/s of one thread over the Gutenberg test split
@@ -79,7 +79,7 @@ def main() -> None:
                                        ("mkn", "mkn", [])):
                 out = str(Path(tmp) / f"{key}{order}.glmb")
                 runs = [run([sys.executable, "-m", "glm.cli", "build", "--order", str(order), "--method",
-                             method, str(train), "-o", out, "-q", "--tmpdir", tmp] + extra)
+                             method, str(train), "-o", out, "-q", "--tmpdir", tmp, "--tune-split", "0"] + extra)
                         for _ in range(args.repeat)]
                 res[key] = (statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs),
                             *(scoring_speed(out, test) if key != "budget" else res["glm"][2:]))   # same model

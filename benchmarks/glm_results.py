@@ -96,7 +96,7 @@ def main() -> None:
                 ppl = {}
                 t0 = time.time()
                 for label, method, tuned in VARIANTS:
-                    model = glm.train([train], n, method=method, tune=[valid] if tuned else None,
+                    model = glm.train([train], n, method=method, tune=[valid] if tuned else None, tune_split=0,
                                       discount_fallback=True)
                     ppl[label] = model.evaluate([test]).perplexity
                 d = lambda a, b: f"{100 * (ppl[a] / ppl[b] - 1):+.2f}%"   # noqa: E731
@@ -112,7 +112,7 @@ def main() -> None:
         print("| n | MKN | GLM | Δ GLM | MKN (in-vocabulary sequences) | GLM (in-vocabulary sequences) |")
         print("|---|---|---|---|---|---|")
         for n in args.orders:
-            r = {m: sequence_perplexity(glm.train([paper / "en0008t.train.txt.gz"], n, method=m),
+            r = {m: sequence_perplexity(glm.train([paper / "en0008t.train.txt.gz"], n, method=m, tune_split=0),
                                         [paper / "en0008t.testing.5.gz"], n) for m in ("mkn", "glm")}
             print(f"| {n} | {r['mkn']['perplexity']:.1f} | {r['glm']['perplexity']:.1f} | "
                   f"{100 * (r['glm']['perplexity'] / r['mkn']['perplexity'] - 1):+.2f}% | "

@@ -5,8 +5,8 @@
 from __future__ import annotations
 
 import os
-from contextlib import nullcontext
-from dataclasses import dataclass
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -14,6 +14,7 @@ import numpy as np
 from . import _count, paperpad
 from .corpus import Chunk, CorpusError, expand_inputs, line_chunks, read_chunks
 from .counts import NgramCounter
+from .discount import DiscountError
 from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
 from .model import BackoffModel, Model
@@ -23,6 +24,8 @@ from .vocab import Vocabulary
 
 MAX_ORDER = 16
 BAD_UTF8 = ("error", "replace")
+TUNED_BY_DEFAULT = ("glm", "glm-abs")     # fitted on a part of the training text unless told otherwise
+DEFAULT_TUNE_SPLIT = 0.1
 
 
 def text_chunks(inputs=None, lines=None, quiet: bool = True) -> Iterator[Chunk]:
@@ -34,10 +37,11 @@ def text_chunks(inputs=None, lines=None, quiet: bool = True) -> Iterator[Chunk]:
 
 def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, skip_symbols: bool = False,
           bad_utf8: str = "error", quiet: bool = True, scratch=None, dask=None,
-          dask_workers: int | None = None, pad: int = 0) -> tuple[Vocabulary, list[dict]]:
+          dask_workers: int | None = None, pad: int = 0, chunks=None) -> tuple[Vocabulary, list[dict]]:
     """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw), counted
     here (spilling to ``scratch`` when given) or on a Dask cluster.  pad: that many copies of the pad
-    word of glm.paperpad after each <s>."""
+    word of glm.paperpad after each <s>.  chunks: the text as chunks of lines (glm.corpus.Chunk)
+    instead of inputs or lines (counted here)."""
     symbols = "skip" if skip_symbols else "error"
     if dask is not None:
         from .distributed import count_on_dask
@@ -47,7 +51,7 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
         vocab = Vocabulary()
         pad_id = vocab.table.add_word(paperpad.WORD) if pad else None
         counter = NgramCounter(order, scratch=scratch)
-        for chunk in text_chunks(inputs, lines, quiet):
+        for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet):
             ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
             counter.add(ids if not pad else paperpad.pad_stream(ids, pad_id, pad), len(vocab))
         keys, counts, layout = counter.merged(len(vocab))
@@ -67,10 +71,12 @@ class _Plan:
     opts: Options
     tune: list | None
     output: str | None
+    tune_split: float = 0.0  # the interleaved part of the training lines the parameters are fitted on
 
     @classmethod
     def check(cls, inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
-              vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers) -> "_Plan":
+              vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers,
+              tune_split=None) -> "_Plan":
         if (inputs is None) == (lines is None):
             raise TypeError("train: give either inputs (paths of files) or lines= (an iterable of lines)"
                             + (", not both" if inputs is not None else ""))
@@ -89,7 +95,20 @@ class _Plan:
         paper = padding == "paper"
         if paper and (method not in ("glm", "glm-abs", "mkn") or tune or output is not None):
             raise ValueError("paper padding is for untuned glm, glm-abs and mkn models that are not saved")
-        generalized = method != "mkn" or bool(tune) or paper
+        if tune_split is None:       # the default: GLMs are fitted on a part of their training text
+            split = DEFAULT_TUNE_SPLIT if method in TUNED_BY_DEFAULT and not tune and not paper else 0.0
+        else:
+            from .split import check_fraction
+            split = float(check_fraction(tune_split))
+            if split and tune:
+                raise ValueError("give tune (a held-out file: --tune) or tune_split (a part of the training "
+                                 "text: --tune-split), not both; tune_split=0 with tune")
+            if split and paper:
+                raise ValueError("paper padding is for untuned models: give tune_split=0 (--tune-split 0)")
+            if split and method.startswith("glmtk2014"):
+                raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (give tune_split=0, "
+                                 "or use glm or mkn)")
+        generalized = method != "mkn" or bool(tune) or paper or split > 0
         if generalized:
             from .generalized import check
             check(order, method)
@@ -97,7 +116,7 @@ class _Plan:
         if output is not None:
             from .formats import check_output
             output = os.fspath(output)
-            check_output(output, generalized, inputs=(paths or []) + (tune or []))
+            check_output(output, generalized, inputs=(paths or []) + (tune or []), arpa=method == "mkn")
         if discount_fallback is True:
             discount_fallback = ()
         opts = Options(tuple(int(t) for t in prune),
@@ -113,14 +132,14 @@ class _Plan:
                 raise ValueError("dask: paper padding is not supported")
             if paths is None:
                 raise ValueError("dask: the inputs must be files (paths or directories), not lines")
-        return cls(paths, int(order), method, generalized, paper, opts, tune, output)
+        return cls(paths, int(order), method, generalized, paper, opts, tune, output, split)
 
 
 def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = None, method: str = "mkn",
           tune=None, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
           vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error", quiet: bool = True,
           memory=None, tmpdir=None, workers: int | None = None, dask=None, dask_workers: int | None = None,
-          output=None, padding: str = "kenlm") -> Model:
+          output=None, padding: str = "kenlm", tune_split: float | None = None) -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     Parameters
@@ -137,6 +156,15 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     tune : path or list of paths, optional
         Held-out text to fit the child weights (GLM) and discount scales on (``glm.tune``); the result
         is a ``GeneralizedModel``, for 'mkn' too.
+    tune_split : float, optional
+        Fit the parameters on a part of the training text instead: an interleaved fraction of the
+        lines is held out (0.1: every 10th line; glm.split), a model of the other lines is tuned on
+        it, and the model is then rebuilt on **all** the lines with the fitted child weights and
+        discount scales.  Default (None): 0.1 for 'glm' and 'glm-abs' when no ``tune`` is given, 0
+        otherwise; 0 gives the untuned model (uniform weights for a GLM); at most 0.5.  Giving both
+        a fraction > 0 and ``tune`` is an error.  For 'mkn' the result is a tuned MKN (a
+        ``GeneralizedModel``).  Inputs read from stdin are copied to a temporary file in ``tmpdir``
+        (the text is read twice), and an iterator of ``lines`` is kept in a list.
     prune : sequence of int
         Raw-count thresholds per order from unigrams on (lmplz's ``--prune``; the last repeats; MKN only).
     discount_fallback : None, True or up to three floats
@@ -189,8 +217,14 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         Other invalid arguments (named in the message).
     """
     plan = _Plan.check(inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
-                       vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers)
-    with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch:
+                       vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers, tune_split)
+    with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch, \
+            _rereadable(plan, tmpdir) as plan:
+        fitted = None
+        if plan.tune_split:
+            if lines is not None and not isinstance(lines, (list, tuple)):
+                lines = list(lines)          # (read twice)
+            fitted = _fit_on_split(plan, lines, skip_symbols, bad_utf8, quiet, scratch)
         raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
         vocab, levels = count(plan.inputs, plan.order, lines=lines, with_raw=raw, skip_symbols=skip_symbols,
                               bad_utf8=bad_utf8, quiet=quiet, scratch=scratch, dask=dask,
@@ -198,7 +232,7 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         if len(vocab) == 3 and not levels[0]["count"][0]:
             raise CorpusError(f"no text in {_names(plan.inputs)}: not a single word to train on")
         if plan.generalized:
-            return _estimate_generalized(plan, vocab, levels, scratch, quiet, bad_utf8)
+            return _estimate_generalized(plan, vocab, levels, scratch, quiet, bad_utf8, fitted)
         est = estimate(levels, plan.order, plan.opts, np.zeros if scratch is None else scratch.zeros)
     if est.unigram_keep is not None:
         words = vocab.table.words()
@@ -218,13 +252,92 @@ def _names(paths) -> str:
     return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more files" if len(paths) > 3 else "")
 
 
+@contextmanager
+def _rereadable(plan: _Plan, tmpdir):
+    """The plan, with stdin copied to a temporary file when the text is read twice (tune_split)."""
+    if not plan.tune_split or plan.inputs is None or "-" not in plan.inputs:
+        yield plan
+        return
+    import shutil
+    from .split import rereadable
+    paths, directory = rereadable(plan.inputs, tmpdir)
+    try:
+        yield replace(plan, inputs=paths)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass
+class Fitted:
+    """What was fitted on the held-out part of the training text: the child weights {mask: weights},
+    the discount scales {mask: c}, and what the model's meta says of it."""
+    weights: dict
+    scales: dict
+    meta: dict
+
+
+def _split_label(fraction: float) -> str:
+    k = round(1 / fraction)
+    if abs(k * fraction - 1) < 1e-12:
+        return f"every {k}th line of the training text (tune_split {fraction:g})"
+    return f"{fraction:g} of the training lines, interleaved (tune_split {fraction:g})"
+
+
+def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: bool, scratch) -> Fitted:
+    """Weights and discount scales fitted on the interleaved held-out part of the training text
+    (glm.split), with a model of the other lines (counted here, also when the final count is on Dask)."""
+    from .generalized import estimate as estimate_glm
+    from .model import GeneralizedModel
+    from .patterns import parse
+    from .spill import park
+    from .split import Interleave
+    from .tune import tune as fit
+    part = Interleave(plan.tune_split)
+    label = _split_label(plan.tune_split)
+    try:
+        vocab, levels = count(None, plan.order, chunks=part.train(text_chunks(plan.inputs, lines, quiet)),
+                              skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
+                              with_raw=plan.method == "glm-abs")
+    except CorpusError:
+        _recheck(plan, lines, skip_symbols, bad_utf8)     # (names the exact line of a bad one)
+        raise
+    if len(vocab) == 3 and not levels[0]["count"][0]:
+        raise CorpusError(f"no text in {_names(plan.inputs)} once {label} is held out: nothing to train on")
+    if not part.heldout:
+        raise CorpusError(f"{label} holds out no line of the {part.lines} lines of {_names(plan.inputs)}: "
+                          "give more text, a held-out file (--tune / tune=), or --tune-split 0 "
+                          "(tune_split=0) for the untuned model")
+    try:
+        tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=True,
+                              park=None if scratch is None else (lambda a: park(a, scratch)))
+    except DiscountError as e:
+        raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
+                            "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
+    model = fit(GeneralizedModel(vocab, tables, meta=_options(plan)), lines=part.heldout, label=label,
+                quiet=quiet, bad_utf8=bad_utf8)
+    scales = {parse(k): float(c) for k, c in model.meta["discount_scales"].items()}
+    meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
+                heldout_cross_entropy=model.meta["heldout_cross_entropy"],
+                discount_scales=model.meta["discount_scales"])
+    return Fitted(dict(model.weights), scales, meta)
+
+
+def _recheck(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str) -> None:
+    """Read the whole text as counting does, to raise its first error with the exact line."""
+    vocab = Vocabulary()
+    for chunk in text_chunks(plan.inputs, lines, True):
+        vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error", bad_utf8=bad_utf8)
+
+
 def _options(plan: _Plan) -> dict:
     return {"interpolate_unigrams": plan.opts.interpolate_unigrams, "vocab_pad": plan.opts.vocab_pad}
 
 
-def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_utf8: str):
-    """A GeneralizedModel from the counted levels, tuned when asked, written when asked (an untuned
-    .glmb while its tables are made)."""
+def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_utf8: str,
+                          fitted: Fitted | None = None):
+    """A GeneralizedModel from the counted levels, tuned when asked, written when asked (a .glmb while
+    its tables are made, unless tuned on a held-out file).  fitted: the parameters fitted on a part of
+    the text, applied as the tables are made."""
     from .formats import BINARY_SUFFIX
     from .generalized import estimate as estimate_glm
     from .model import GeneralizedModel
@@ -236,8 +349,10 @@ def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_
         parking = (writer.park if writer is not None else
                    None if scratch is None else (lambda a: park(a, scratch)))
         tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
-                              park=parking, pad=vocab.id(paperpad.WORD) if plan.paper else None)
-        model = GeneralizedModel(vocab, tables, meta=_options(plan))
+                              park=parking, pad=vocab.id(paperpad.WORD) if plan.paper else None,
+                              discount_scales=fitted.scales if fitted else None)
+        model = GeneralizedModel(vocab, tables, meta=dict(_options(plan), **(fitted.meta if fitted else {})),
+                                 weights=fitted.weights if fitted else None)
         if writer is not None:
             writer.finish(model)
     if plan.tune:

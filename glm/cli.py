@@ -88,6 +88,15 @@ def _numbers(kind, what: str, empty_ok: bool):
     return parse
 
 
+def _fraction(text: str) -> float:
+    from .split import check_fraction
+    try:
+        return float(check_fraction(text))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction of the training lines in [0, 0.5] "
+                                         f"(e.g. 0.1), not {text!r}") from None
+
+
 def _add_input_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--bad-utf8", choices=("error", "replace"), default="error",
                    help="invalid UTF-8 in the text: fail naming file and line (default) or replace bad bytes")
@@ -238,16 +247,24 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("inputs", nargs="+", metavar="INPUT",
                    help="text files (plain, gzip, bzip2, xz or zstd), directories, or - for stdin")
     b.add_argument("-o", "--output", required=True, metavar="MODEL",
-                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN), .glm, .glm.gz/... (GLM) or "
-                        f"{BINARY_SUFFIX} (binary, both)")
+                   help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN, tuned MKN), .glm, .glm.gz/... (GLM, "
+                        f"tuned MKN) or {BINARY_SUFFIX} (binary, all)")
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
     b.add_argument("--method", choices=METHODS, default="mkn",
-                   help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model; "
+                   help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model "
+                        "(tuned by default on a tenth of the training text: --tune-split); "
                         "glm-abs: GLM with occurrence counts at the lower orders; glmtk2014, glmtk2014-mkn: "
                         "the 2014 toolkit's GLM and MKN, NOT normalized, to reproduce the paper (.glmb only)")
     b.add_argument("--tune", metavar="HELDOUT", action="append", default=None,
                    help="fit child weights (GLM) and discount scales on held-out text (a file or directory; "
-                        "repeat --tune for several); the model is then written as .glm / .glmb, for mkn too")
+                        "repeat --tune for several) instead of on a part of the training text; the model "
+                        "is then written as .glm / .glmb, for mkn too")
+    b.add_argument("--tune-split", type=_fraction, default=None, metavar="FRACTION",
+                   help="fit child weights (GLM) and discount scales on an interleaved FRACTION of the "
+                        "training lines (0.1: every 10th line), then rebuild on all the lines with them; "
+                        "default 0.1 for glm and glm-abs (unless --tune), 0 otherwise; 0: untuned "
+                        "(uniform weights); with mkn: a tuned MKN, which .arpa holds too (docs/glm.md "
+                        "§3.1)")
     b.add_argument("--prune", type=_numbers(int, "thresholds (whole numbers)", False), default=(),
                    metavar="T", help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, "
                                      "...; non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
@@ -300,6 +317,9 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--order", "-n", type=int, required=True)
     e.add_argument("--method", choices=METHODS, default="glm")
     e.add_argument("--tune", metavar="HELDOUT", action="append", default=None)
+    e.add_argument("--tune-split", type=_fraction, default=0.0, metavar="FRACTION",
+                   help="fit on an interleaved FRACTION of the training lines, then rebuild on all "
+                        "(default 0 here: the paper's models are untuned)")
     e.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
                    metavar="D")
     e.add_argument("--padding", choices=("kenlm", "paper"), default="kenlm",
@@ -344,7 +364,8 @@ def _build(args) -> None:
                       discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
-                      dask_workers=args.workers if args.dask else None, output=args.output)
+                      dask_workers=args.workers if args.dask else None, output=args.output,
+                      tune_split=args.tune_split)
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
@@ -491,9 +512,10 @@ def _paper_eval(args) -> None:
     expand_inputs(args.test, "--test")            # (checked before training)
     model = train(args.train, args.order, method=args.method, tune=args.tune,
                   discount_fallback=args.discount_fallback, bad_utf8=args.bad_utf8, quiet=args.quiet,
-                  padding=args.padding)
+                  padding=args.padding, tune_split=args.tune_split)
     res = dict(sequence_perplexity(model, args.test, args.order, args.quiet, args.bad_utf8),
-               order=args.order, method=args.method, tuned=bool(args.tune), padding=args.padding)
+               order=args.order, method=args.method, tuned=bool(args.tune or args.tune_split),
+               padding=args.padding)
     if args.json:
         print(json_text(res))
     else:

@@ -22,11 +22,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import _count, _glm, _mkn, glmtk2014, paperpad
+from . import _count, _glm, glmtk2014, paperpad
+from .compat import Compat
 from .threads import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
+from .terms import interpolation_terms, scaled
 from .vocab import BOS
 
 METHODS = ("glm", "glm-abs", "mkn", "glmtk2014", "glmtk2014-mkn")
@@ -63,7 +65,7 @@ class Tables:
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
-    compat: dict | None = None    # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
+    compat: Compat | None = None  # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
     records: object = None        # the scorer's node records (glm.records.Records), made on first use
 
 
@@ -95,9 +97,12 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
 
 
 def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
-             fixed_discounts=None, keep_stats: bool = False, park=None, pad: int | None = None) -> Tables:
+             fixed_discounts=None, keep_stats: bool = False, park=None, pad: int | None = None,
+             discount_scales: dict | None = None) -> Tables:
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
     for every pattern instead of estimated ones (for tests and the paper's worked example).
+    discount_scales: {mask: c}, each pattern's estimated discounts scaled, D_k -> c D_k kept within
+    [0, k] (the scales glm.tune fitted, on a model of part of the text).
     keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning).
     park: applied to each array of a finished table (glm.spill.park: moved to a file-backed map, so
     that the tables built so far do not add to the memory of the ones still being built).
@@ -125,12 +130,13 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     _map_large_arrays()
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
 
-    def disc(stat, label, last_open=None):
+    def disc(stat, label, last_open=None, mask=None):
         if fixed_discounts is not None:
             return tuple(float(x) for x in fixed_discounts)
         if compat:
             return glmtk2014.discounts(count_of_counts(stat), label, fallback)
-        return discounts(count_of_counts(stat, last_open), label, fallback)
+        d = discounts(count_of_counts(stat, last_open), label, fallback)
+        return scaled(d, discount_scales[mask]) if discount_scales and mask in discount_scales else d
 
     # the statistic of contiguous patterns: occurrences at the top (and for glm-abs), else adjusted counts
     def contiguous_stat(L):
@@ -157,7 +163,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
         tops = glmtk2014.Tops(levels)
         tables = {1: dict(prob=tops.unigrams(uni))}
     else:
-        D = {1: disc(uni, "unigrams", levels[0].get("last_open"))}
+        D = {1: disc(uni, "unigrams", levels[0].get("last_open"), 1)}
         # the uniform distribution leaves out <s>, and the pad word
         tables = {1: dict(prob=unigram_probs(uni, D[1], opts, excluded=1 + (pad is not None)))}
         if pad is not None:
@@ -201,7 +207,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             h = np.empty(len(words), dtype=np.uint32)
             h[inverse] = hist
             hist = h
-        d = disc(stat, f"pattern {name(mask)}", last_open)
+        d = disc(stat, f"pattern {name(mask)}", last_open, mask)
         if compat:
             den = tops.prev if mask == (1 << order) - 1 else None     # the top: histories' occurrences
             alpha, gamma = glmtk2014.terms(stat, hist, d, table_sizes[hmask], is_contiguous(mask), den)
@@ -228,30 +234,6 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
                 levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
     return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if tops else None)
-
-
-def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int, zero_stats: bool = False):
-    """(alpha per n-gram, float32; gamma per history, float64: NaN for histories never followed) of one
-    pattern, from the n-grams' statistic, their histories' indices and the pattern's discounts.
-
-    alpha is stored in float32 (as ARPA files store probabilities); gamma is then 1 - the sum of the
-    stored alphas of its history, which equals (D1 N1 + D2 N2 + D3+ N3+) / den up to that rounding and
-    keeps every distribution summing to 1 exactly.  zero_stats: some n-grams have the statistic 0
-    (glm.paperpad), and some histories none above it (den 0).
-    """
-    stat = np.ascontiguousarray(stat, dtype=np.uint32)
-    hist = np.ascontiguousarray(hist, dtype=np.uint32)
-    den, _ = _mkn.context_sums(hist, stat, None, D, n_hist)
-    alpha = stat.astype(np.float32)                        # in place from here: the arrays are large
-    alpha -= np.array((0.0,) + tuple(D), dtype=np.float32)[np.minimum(stat, 3)]
-    np.maximum(alpha, 0.0, out=alpha)
-    d = den[hist]                                          # den > 0: the history of a seen n-gram,
-    if zero_stats:
-        d[d == 0] = 1.0                                    # unless its statistics are all 0 (alpha 0)
-    alpha /= d
-    gamma = np.maximum(1.0 - np.bincount(hist, weights=alpha, minlength=n_hist), 0.0)
-    gamma[den == 0] = np.nan
-    return alpha, gamma
 
 
 def rediscount(tables: Tables, mask: int, D: tuple) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import _mkn
+from .compat import Compat
 from .discount import DiscountError
 from .vocab import BOS, EOS
 
@@ -97,8 +98,8 @@ class Tops:
         self.D[(1 << L) - 1] = D
         self.prev = raw
 
-    def compat(self, method: str) -> dict:
+    def compat(self, method: str) -> Compat:
         """What the scorer needs beside the pattern tables: the tops, the extra term of the GLM's
         average (0 for MKN) and the floor."""
-        return dict(extra=self.unseen if method == "glmtk2014" else 0.0, floor=FLOOR,
-                    top={1: dict(prob=self.top1), **self.tables}, discounts=self.D)
+        return Compat(extra=self.unseen if method == "glmtk2014" else 0.0, floor=FLOOR,
+                      top={1: dict(prob=self.top1), **self.tables}, discounts=self.D)

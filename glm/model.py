@@ -758,7 +758,7 @@ class GeneralizedModel(Model):
             self.tables.records = Records(self.tables.tables, [1, *children])
         self.hash = in_memory(self.hash[0]), self.hash[1]
         return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
-                      self.tables.compat)
+                      None if self.tables.compat is None else self.tables.compat.scorer_args())
 
     def _parts(self) -> dict:
         from .generalized import Tables
@@ -796,7 +796,7 @@ class GeneralizedModel(Model):
                     else "") for m in sorted(t.sizes)]
         if t.compat is not None:          # the 2014 toolkit's tops of the shorter lengths
             lines += [f"top {name(m)}{sep}(occurrences){_discounts(d, sep)}"
-                      for m, d in sorted(t.compat["discounts"].items())]
+                      for m, d in sorted(t.compat.discounts.items())]
             lines.append(f"normalized{sep}no (the 2014 toolkit's {self.method}; docs/glm.md §4.1)")
         return lines
 

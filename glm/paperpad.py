@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .compat import Compat
+from .terms import interpolation_terms
 from .vocab import BOS
 
 WORD = b"<s> (pad)"      # a word the tokenizer never produces: it holds a space
@@ -32,7 +34,7 @@ def pad_stream(stream: np.ndarray, pad: int, k: int) -> np.ndarray:
 class Tops:
     """The normalized top level of every length below the order, from occurrences: the unigram
     (c(w) - D(c)) / N + gamma / |V'| and, for L = 2 .. order-1, alpha and gamma of the contiguous
-    L-grams (glm.generalized.interpolation_terms)."""
+    L-grams (glm.terms.interpolation_terms)."""
 
     def __init__(self, raw: np.ndarray, pad: int, D: tuple):
         c = np.asarray(raw, dtype=np.float64)        # occurrences, 0 for <s> and the pad word
@@ -45,13 +47,12 @@ class Tops:
 
     def add(self, L: int, raw, hist, D: tuple, park=None) -> None:
         """The top of length L from the level's occurrences and its n-grams' histories."""
-        from .generalized import interpolation_terms
         alpha, gamma = interpolation_terms(raw, hist, D, self.n_hist, zero_stats=True)
         self.n_hist = len(raw)
         self.tables[(1 << L) - 1] = {k: (park(v) if park else v) for k, v in (("alpha", alpha), ("gamma", gamma))}
         self.D[(1 << L) - 1] = tuple(D)
 
-    def compat(self, method: str) -> dict:
+    def compat(self, method: str) -> Compat:
         """What the scorer needs beside the pattern tables (no extra term, no floor), and the pad word."""
-        return dict(extra=0.0, floor=0.0, top={1: dict(prob=self.top1), **self.tables}, discounts=self.D,
-                    pad=self.pad)
+        return Compat(extra=0.0, floor=0.0, top={1: dict(prob=self.top1), **self.tables}, discounts=self.D,
+                      pad=self.pad)

@@ -23,7 +23,7 @@ def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str
     """The paper's per-word chain-rule perplexity of the first n words of each line of ``inputs``."""
     compat = getattr(getattr(model, "tables", None), "compat", None)
     bounds = compat is not None             # <s> and </s> are words
-    pad = compat.get("pad") if bounds else None
+    pad = compat.pad if bounds else None
     p_bos = model.logprob("<s>") if bounds and pad is None else 0.0
     total = inv_total = 0.0
     sequences = tokens = oovs = inv_sequences = inv_tokens = short = 0

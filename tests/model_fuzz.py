@@ -44,7 +44,7 @@ def base_models(workdir: str, lines: list[str]) -> dict[str, bytes]:
     read slowly)."""
     import glm
     mkn = glm.train(lines=lines, order=3, discount_fallback=True)
-    gen = glm.train(lines=lines[:len(lines) // 3], order=3, method="glm", discount_fallback=True)
+    gen = glm.train(lines=lines[:len(lines) // 3], order=3, method="glm", discount_fallback=True, tune_split=0)
     out = {}
     for fmt, model in (("arpa", mkn), ("glm", gen), ("mkn.glmb", mkn), ("glm.glmb", gen)):
         path = os.path.join(workdir, "base-" + fmt.replace(".", "-") + SUFFIX[fmt])

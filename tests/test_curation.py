@@ -188,7 +188,7 @@ def test_generalized_model_scores_documents(tmp_path, shakespeare, shakespeare_f
     """A GLM model (GeneralizedModel) scores documents as the sums of its own per-line scores, the same
     with 1 and 2 workers: forked workers take the model over, spawned ones map a temporary binary file."""
     import glm.curation.scoring as scoring
-    model = glm.train(lines=shakespeare[:4000], order=3, method="glm")
+    model = glm.train(lines=shakespeare[:4000], order=3, method="glm", tune_split=0)
     fmt = DocFormat(unit="paragraph")
     one = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=1))
     two = DocScores.concat(score_documents(model, shakespeare_file, fmt, workers=2))

@@ -113,7 +113,7 @@ def test_mkn_special_case_equals_mkn_model():
     lines = [" ".join(s) for s in sents]
     for order in (2, 3, 5):
         mkn = glm.train(lines=lines, order=order, discount_fallback=True)
-        lat = glm.train(lines=lines, order=order, method="glm", discount_fallback=True)
+        lat = glm.train(lines=lines, order=order, method="glm", discount_fallback=True, tune_split=0)
         lat_mkn = build(lines, order, "mkn", fallback=())
         test = lines[::7] + ["w1 w2 never-seen w3", ""]
         np.testing.assert_allclose(lat_mkn.score_many(test), mkn.score_many(test), rtol=0, atol=2e-5)
@@ -127,7 +127,7 @@ def test_mkn_special_case_equals_mkn_model():
 def test_file_round_trip(tmp_path, suffix):
     sents = random_corpus(5, vocab_size=25, n_sentences=200)
     lines = [" ".join(s) for s in sents]
-    m = glm.train(lines=lines, order=4, method="glm", discount_fallback=True)
+    m = glm.train(lines=lines, order=4, method="glm", discount_fallback=True, tune_split=0)
     m = m.with_weights({parse("111"): 0.7, parse("1111"): (0.5, 0.3, 0.2), parse("1011"): (0.1, 0.9)})
     path = tmp_path / f"model{suffix}"
     m.save(path)
@@ -148,7 +148,7 @@ def test_searched_or_hashed_ranges_score_the_same(tmp_path):
     from glm._glm import pattern_hash
     sents = random_corpus(11, vocab_size=60, n_sentences=600)
     lines = [" ".join(s) for s in sents]
-    m = glm.train(lines=lines, order=5, method="glm", discount_fallback=True)
+    m = glm.train(lines=lines, order=5, method="glm", discount_fallback=True, tune_split=0)
     sizes = [np.diff(np.asarray(t["starts"])).max() for k, t in m.tables.tables.items() if k > 1]
     assert max(sizes) > 32                      # (some ranges are hashed under every rule)
     test = lines[:60] + ["w1 w2 w3 w4", "never seen words here"]
@@ -176,7 +176,7 @@ def test_searched_or_hashed_ranges_score_the_same(tmp_path):
 def test_score_ids_refuses_a_stream_cut_inside_a_line(method):
     """score_ids takes whole lines (a padded stream ends with </s>); a cut stream is an error, not a
     write past the per-line results."""
-    m = glm.train(lines=EXAMPLE, order=3, method=method, discount_fallback=True)
+    m = glm.train(lines=EXAMPLE, order=3, method=method, discount_fallback=True, tune_split=0)
     ids = m.vocab.tokenize_text("\n".join(EXAMPLE))
     assert m.score_ids(ids).tokens.sum() > 0
     with pytest.raises(ValueError, match="must end with </s>"):
@@ -186,7 +186,7 @@ def test_score_ids_refuses_a_stream_cut_inside_a_line(method):
 def test_child_weights(tmp_path):
     """A pattern's weights: the parent's (the others share the rest) or every child's, checked; a .glm
     file with weights that do not fit its patterns is an error naming the line."""
-    m = glm.train(lines=EXAMPLE * 3, order=3, method="glm", discount_fallback=True)
+    m = glm.train(lines=EXAMPLE * 3, order=3, method="glm", discount_fallback=True, tune_split=0)
     ctx = ["the", "cat"]
     same = m.with_weights({parse("111"): 0.6}), m.with_weights({parse("111"): (0.6, 0.4)})
     assert p(same[0], "sat", ctx) == p(same[1], "sat", ctx)
@@ -247,14 +247,14 @@ def test_glm_build_same_under_memory_budget_workers_and_parking(tmp_path, monkey
     train = Path(__file__).resolve().parents[1] / "data" / "shakespeare-train.txt.gz"
     outs = []
     for i, kw in enumerate([{}, dict(memory="50M", tmpdir=tmp_path), dict(workers=1)]):
-        glm.train([train], 4, method=method, **kw).save(tmp_path / f"m{i}.glmb")
+        glm.train([train], 4, method=method, tune_split=0, **kw).save(tmp_path / f"m{i}.glmb")
         outs.append((tmp_path / f"m{i}.glmb").read_bytes())
     assert outs[0] == outs[1] == outs[2]
     monkeypatch.setattr(spill, "PARK_BYTES", 0)
     want = glm.load(tmp_path / "m0.glmb")
     for kw in (dict(memory="1G", tmpdir=tmp_path), dict(output=tmp_path / "s.glmb"),
                dict(memory="1G", tmpdir=tmp_path, output=tmp_path / "t.glmb")):
-        model = glm.train([train], 4, method=method, **kw)
+        model = glm.train([train], 4, method=method, tune_split=0, **kw)
         assert all(not t["alpha"].flags.writeable for m, t in model.tables.tables.items() if m > 1)
         got = [model] + ([glm.load(kw["output"])] if "output" in kw else [])
         for m in got:
@@ -277,5 +277,5 @@ def test_failed_streaming_build_leaves_no_file(tmp_path):
     """A GLM written while it is built (train(output=...glmb)) that fails leaves no file behind."""
     from glm.discount import DiscountError
     with pytest.raises(DiscountError):
-        glm.train(lines=["a b c", "a b d"], order=4, method="glm", output=tmp_path / "m.glmb")
+        glm.train(lines=["a b c", "a b d"], order=4, method="glm", output=tmp_path / "m.glmb", tune_split=0)
     assert not list(tmp_path.iterdir())

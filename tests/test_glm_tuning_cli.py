@@ -100,7 +100,7 @@ def test_cli_build_score_info_glm(tmp_path, capsys):
     train.write_text("".join(ln + "\n" for ln in train_lines), encoding="utf-8")
     test.write_text("".join(ln + "\n" for ln in test_lines), encoding="utf-8")
     out = tmp_path / "m.glmb"
-    assert main(["build", "--order", "3", "--method", "glm", str(train), "-o", str(out), "-q"]) == 0
+    assert main(["build", "--order", "3", "--method", "glm", str(train), "-o", str(out), "-q", "--tune-split", "0"]) == 0
     assert main(["score", str(out), str(test), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     ref = ReferenceGLM([ln.split() for ln in train_lines], 3, "glm")
@@ -127,7 +127,7 @@ def test_cli_tune_and_paper_eval(corpus, tmp_path, capsys):
                  "-o", str(out), "-q"]) == 0
     written = glm.load(out)
     tuned = glm.train([train], 3, method="glm", tune=[valid], discount_fallback=True)   # tune()'s result
-    untuned = glm.train([train], 3, method="glm", discount_fallback=True)
+    untuned = glm.train([train], 3, method="glm", discount_fallback=True, tune_split=0)
     assert isinstance(written, GeneralizedModel) and written.weights == tuned.weights
     assert written.tables.discounts == tuned.tables.discounts
     assert any(max(w) - min(w) > 0.05 for w in written.weights.values())      # not left uniform

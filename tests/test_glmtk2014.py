@@ -84,7 +84,7 @@ def test_file_round_trips(data, tmp_path, method):
     for name in ("m.glmb", "m.glm", "m.glm.gz"):
         model.save(tmp_path / name)
         back = glm.load(tmp_path / name)
-        assert back.method == method and back.tables.compat["discounts"] == model.tables.compat["discounts"]
+        assert back.method == method and back.tables.compat.discounts == model.tables.compat.discounts
         assert np.array_equal(back.score_many(lines), want), name
         assert back.logprob("<s>") == model.logprob("<s>")
         assert sequence_perplexity(back, seqs, 4) == sequence_perplexity(model, seqs, 4)

@@ -249,7 +249,7 @@ def test_state_of_another_model(tmp_path):
 def test_glm_model_through_kenlm_api(tmp_path):
     """A GLM: its State keeps the last order-1 words; chains give Model.full_scores and logprob."""
     sentences = random_corpus(331)
-    model = glm.train(lines=to_lines(sentences), order=4, method="glm", discount_fallback=True)
+    model = glm.train(lines=to_lines(sentences), order=4, method="glm", discount_fallback=True, tune_split=0)
     model.save(tmp_path / "g.glmb")
     ours = gk.Model(tmp_path / "g.glmb")
     for line in to_lines(sentences[:30]) + ["oov " + " ".join(sentences[1])]:

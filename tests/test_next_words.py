@@ -28,7 +28,7 @@ def contexts(model, seed, n=25):
 def model(request):
     method, order = request.param
     sentences = random_corpus(500 + order, n_sentences=300, unk_prob=0.01)
-    return glm.train(lines=to_lines(sentences), order=order, method=method, discount_fallback=True,
+    return glm.train(lines=to_lines(sentences), order=order, method=method, discount_fallback=True, tune_split=0,
                      prune=(0, 1) if order == 5 else ())
 
 

@@ -39,7 +39,7 @@ def mkn(lines):
 
 @pytest.fixture(scope="module")
 def gen(lines):
-    return glm.train(lines=lines[:500], order=3, method="glm", discount_fallback=True)
+    return glm.train(lines=lines[:500], order=3, method="glm", discount_fallback=True, tune_split=0)
 
 
 @pytest.fixture
@@ -376,7 +376,7 @@ SPECIAL_TOKENS = ["_", "__", "\\", "\\_", "\\\\", "\\1:\\", "\\end\\", "\\glm\\"
 
 
 def round_trip(tmp_path, vocab_lines):
-    m = glm.train(lines=vocab_lines, order=3, method="glm", discount_fallback=True)
+    m = glm.train(lines=vocab_lines, order=3, method="glm", discount_fallback=True, tune_split=0)
     m.save(tmp_path / "r.glm")
     back = glm.load(tmp_path / "r.glm")
     assert list(back.vocab) == list(m.vocab)
@@ -411,7 +411,7 @@ def test_glm_text_any_tokens(tmp_path_factory):
 
 
 def test_old_glm_text_without_escaping_reads_as_before(tmp_path):
-    m = glm.train(lines=["a \\b c", "c a \\b", "a c"] * 20, order=2, method="glm", discount_fallback=True)
+    m = glm.train(lines=["a \\b c", "c a \\b", "a c"] * 20, order=2, method="glm", discount_fallback=True, tune_split=0)
     m.save(tmp_path / "e.glm")
     text = (tmp_path / "e.glm").read_text()
     assert "\t\\\\b" in text and "escape=backslash\n" in text
@@ -629,7 +629,7 @@ def test_read_only_and_symlinked_targets(files, tmp_path, mkn):
 def test_non_regular_targets_are_written_directly(files, capsys):
     assert main(["build", str(files["text"]), "--order", "3", "-o", "/dev/null", "-q"]) == 0
     assert main(["build", str(files["text"]), "--order", "2", "--method", "glm", "--discount-fallback",
-                 "-o", "/dev/null", "-q"]) == 0
+                 "--tune-split", "0", "-o", "/dev/null", "-q"]) == 0
     assert main(["score", str(files["glmb"]), str(files["text"]), "--per-line", "jsonl", "-o", "/dev/null"]) == 0
     assert main(["score", str(files["glmb"]), str(files["text"]), "--per-doc", "-o", "/dev/null", "-q"]) == 0
     assert main(["convert", str(files["glmb"]), "/dev/null"]) == 0

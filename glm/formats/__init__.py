@@ -29,14 +29,14 @@ def special(path) -> bool:
         return False
 
 
-def check_output(path, generalized: bool = False, inputs=()) -> None:
+def check_output(path, generalized: bool = False, inputs=(), arpa: bool = False) -> None:
     """Fail early (before hours of work) on an output name or directory that cannot be written, or that
     is one of ``inputs``.  generalized: the model is a GLM, written as .glm text (plain or compressed)
-    or binary.  An existing target that is not a regular file (/dev/null, a FIFO) gets text (ARPA or
+    or binary; arpa: as ARPA too (a tuned MKN, glm.backoff).  An existing target that is not a regular file (/dev/null, a FIFO) gets text (ARPA or
     .glm) whatever its name; the binary format needs a regular file."""
     path = os.fspath(path)
     check_outputs({"output": path}, inputs)
-    text = GLM_SUFFIXES if generalized else ARPA_SUFFIXES
+    text = GLM_SUFFIXES + (ARPA_SUFFIXES if arpa else ()) if generalized else ARPA_SUFFIXES
     if special(path):
         if path.endswith(BINARY_SUFFIX):
             raise ValueError(f"{path}: not a regular file; the binary format needs one (it seeks back to "
@@ -44,6 +44,9 @@ def check_output(path, generalized: bool = False, inputs=()) -> None:
         return
     if not (path.endswith(BINARY_SUFFIX) or os.path.basename(path).endswith(text)):
         kind = "a GLM model" if generalized else "an MKN model"
+        if generalized and os.path.basename(path).endswith(ARPA_SUFFIXES):
+            raise ValueError(f"{path}: a GLM model has no back-off form, so it is not written as ARPA (only MKN, "
+                             f"tuned or not, is); use a name ending in {', '.join(text)} or {BINARY_SUFFIX}")
         raise ValueError(f"{path}: unknown model format for {kind}; use a name ending in "
                          f"{', '.join(text)} or {BINARY_SUFFIX}")
 
@@ -153,11 +156,16 @@ def save(model, path, quiet: bool = True) -> None:
     """Write ``model`` (a ``glm.Model``) in the format its name asks for."""
     path = os.fspath(path)
     generalized = model.kind == "generalized"
-    if generalized and "pad" in (model.tables.compat or {}):
+    if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
-    check_output(path, generalized, inputs=[model.source] if model.source is not None else ())
+    mkn = generalized and model.method == "mkn"
+    check_output(path, generalized, inputs=[model.source] if model.source is not None else (), arpa=mkn)
     if model.source is not None and is_binary(model.source):
         verify(model)        # (a damaged file is not copied, nor its damage given fresh checksums)
+    if mkn and os.path.basename(path).endswith(ARPA_SUFFIXES):     # a tuned MKN, in back-off form
+        from ..backoff import to_backoff
+        model = to_backoff(model)
+        generalized = False
     if path.endswith(BINARY_SUFFIX) and not special(path):
         from .binary import write_binary
         write_binary(model, path)

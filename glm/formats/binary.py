@@ -217,7 +217,7 @@ def _glm_arrays(model) -> list[tuple[str, np.ndarray]]:
     for mask, t in sorted(tables.items()):
         if mask > 1:
             out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in TABLE_ARRAYS]
-    for mask, t in sorted((model.tables.compat or {}).get("top", {}).items()):
+    for mask, t in sorted(model.tables.compat.top.items() if model.tables.compat is not None else ()):
         out += [(f"top.{mask}.{k}", v) for k, v in sorted(t.items())]
     return out
 
@@ -230,8 +230,7 @@ def _glm_header(model) -> dict:
                searched={str(k): v for k, v in model.hash[1].items()})
     c = t.compat
     if c is not None:
-        out["compat"] = dict(extra=c["extra"], floor=c["floor"],
-                             discounts={str(k): list(v) for k, v in c["discounts"].items()})
+        out["compat"] = dict(extra=c.extra, floor=c.floor, discounts={str(k): list(v) for k, v in c.discounts.items()})
     return out
 
 
@@ -316,6 +315,7 @@ def _glm_check_small(arrays: dict, h: dict) -> None:
 
 
 def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
+    from ..compat import Compat
     from ..generalized import Tables
     masks = sorted(int(k) for k in header["sizes"])
     tables = {1: dict(prob=arrays["1.prob"])}
@@ -328,7 +328,8 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
             if key.startswith("top."):
                 _, mask, k = key.split(".")
                 top.setdefault(int(mask), {})[k] = arr
-        compat = dict(compat, top=top, discounts={int(k): tuple(v) for k, v in compat["discounts"].items()})
+        compat = Compat(compat["extra"], compat["floor"], top,
+                        {int(k): tuple(v) for k, v in compat["discounts"].items()})
     t = Tables(header["order"], header["method"], tables,
                {int(k): tuple(v) for k, v in header["discounts"].items()},
                {int(k): v for k, v in header["sizes"].items()}, compat=compat)

@@ -94,18 +94,18 @@ def write_glm(model, path) -> None:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
         compat = model.tables.compat
-        tops = sorted(compat["top"].items())[1:] if compat is not None else []
+        tops = sorted(compat.top.items())[1:] if compat is not None else []
         if compat is not None:
-            w(f"compat extra={compat['extra']!r} floor={compat['floor']!r}\n")
+            w(f"compat extra={compat.extra!r} floor={compat.floor!r}\n")
             for m, _ in tops:
-                w(f"top {name(m)} D=" + " ".join(map(repr, compat["discounts"][m])) + "\n")
+                w(f"top {name(m)} D=" + " ".join(map(repr, compat.discounts[m])) + "\n")
         w("\n\\1:\\\n")
         w("".join(f"{p!r}\t{t}\n" for p, t in zip(tables[1]["prob"].tolist(), words)))
         for m in masks[1:]:
             _terms(w, name(m), tables, words, m, tables[m])
         if compat is not None:
             w("\n\\top 1:\\\n")
-            w("".join(f"{p!r}\t{t}\n" for p, t in zip(np.asarray(compat["top"][1]["prob"]).tolist(), words)))
+            w("".join(f"{p!r}\t{t}\n" for p, t in zip(np.asarray(compat.top[1]["prob"]).tolist(), words)))
             for m, t in tops:
                 _terms(w, f"top {name(m)}", tables, words, m, t)
         w("\n\\end\\\n")
@@ -125,6 +125,7 @@ def _terms(w, section: str, tables: dict, words: np.ndarray, m: int, t: dict) ->
 def read_glm(stream, path: str):
     """Read a .glm file (``stream`` yields bytes lines): every value, n-gram and header field is checked,
     and the first error names the file and line."""
+    from ..compat import Compat
     from ..generalized import Tables, check, combination
     from ..vocab import Vocabulary
 
@@ -341,6 +342,8 @@ def read_glm(stream, path: str):
         _glm_check_header(header)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{path}: {exc}") from None
-    t = Tables(order, method, tables, discounts, sizes, compat=compat)
+    t = Tables(order, method, tables, discounts, sizes,
+               compat=None if compat is None else Compat(compat["extra"], compat["floor"], compat["top"],
+                                                         compat["discounts"]))
     return Parts("generalized", dict(vocab=vocab, tables=t, meta={"order": order, "method": method},
                                      weights=weights))

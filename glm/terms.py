@@ -1,0 +1,38 @@
+"""The interpolation terms of one pattern of a normalized GLM (or MKN) from its statistics (docs/glm.md
+§2), and scaled discounts.  Leaf module (numpy and the compiled ``_mkn`` only): glm.generalized builds
+the tables with it, glm.paperpad the normalized tops of every length.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import _mkn
+
+
+def scaled(D: tuple, c: float) -> tuple:
+    """Discounts (D1, D2, D3+) scaled by c, each kept within [0, k] (which keeps the model normalized)."""
+    return tuple(min(max(c * d, 0.0), float(k)) for k, d in zip((1, 2, 3), D))
+
+
+def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int, zero_stats: bool = False):
+    """(alpha per n-gram, float32; gamma per history, float64: NaN for histories never followed) of one
+    pattern, from the n-grams' statistic, their histories' indices and the pattern's discounts.
+
+    alpha is stored in float32 (as ARPA files store probabilities); gamma is then 1 - the sum of the
+    stored alphas of its history, which equals (D1 N1 + D2 N2 + D3+ N3+) / den up to that rounding and
+    keeps every distribution summing to 1 exactly.  zero_stats: some n-grams have the statistic 0
+    (glm.paperpad), and some histories none above it (den 0).
+    """
+    stat = np.ascontiguousarray(stat, dtype=np.uint32)
+    hist = np.ascontiguousarray(hist, dtype=np.uint32)
+    den, _ = _mkn.context_sums(hist, stat, None, D, n_hist)
+    alpha = stat.astype(np.float32)                        # in place from here: the arrays are large
+    alpha -= np.array((0.0,) + tuple(D), dtype=np.float32)[np.minimum(stat, 3)]
+    np.maximum(alpha, 0.0, out=alpha)
+    d = den[hist]                                          # den > 0: the history of a seen n-gram,
+    if zero_stats:
+        d[d == 0] = 1.0                                    # unless its statistics are all 0 (alpha 0)
+    alpha /= d
+    gamma = np.maximum(1.0 - np.bincount(hist, weights=alpha, minlength=n_hist), 0.0)
+    gamma[den == 0] = np.nan
+    return alpha, gamma
