@@ -7,7 +7,7 @@ Corpora: paragraphs sampled from the trigram model of the 200 MB Gutenberg train
 (`trigram_sampler.py`; seeded, so every size is the same text as the one before it, continued), one
 file of SIZE GB (10^9 bytes, whole paragraphs) at a time in --workdir (default: a temporary directory
 removed at the end).  Before the builds, the distinct 3-, 4- and 5-grams per million words of the
-synthetic text are compared with the real text's at the same number of words (--stats-gb).
+synthetic text are compared with the real text's at the same number of words (at each of --stats-gb).
 
 For each size, one ARPA file per build (written to --workdir, then deleted):
 
@@ -87,22 +87,28 @@ def arpa_counts(path: Path) -> list[int]:
     return counts
 
 
-def growth(sampler: TrigramSampler, work: Path, nbytes: int, seed: int) -> list[list]:
-    """Rows: distinct n-grams per M words of the synthetic text against the real one, same words."""
-    t, c = time.perf_counter(), time.process_time()
-    path = work / "stats.txt"
-    _, words, ids = sampler.write(path, nbytes, seed, keep=1 << 62)
-    wall, cpu = time.perf_counter() - t, time.process_time() - c
-    path.unlink()
-    print(f"generated {nbytes / 1e9:g} GB, {words / 1e6:.1f} M words in {wall:.1f} s "
-          f"({words / wall / 1e6:.2f} M words/s wall, {words / cpu / 1e6:.2f} M words/s of CPU time)")
+def growth(sampler: TrigramSampler, work: Path, sizes: list[float], seed: int) -> list[list]:
+    """Rows: distinct n-grams per M words of the synthetic text of each size against the real text's at
+    the same number of words (all of it when it is shorter)."""
+    rows = []
     real_words = int((sampler.corpus != 1).sum())
-    n = min(words, real_words)
-    ours, real = distinct_ngrams(ids, n), distinct_ngrams(sampler.corpus, n)
-    rows = [[k, f"{real[k] / n * 1e6:,.0f}", f"{ours[k] / n * 1e6:,.0f}", f"{ours[k] / real[k]:.2f}"]
-            for k in sorted(ours)]
-    table(f"Distinct n-grams per M words, first {n / 1e6:.1f} M words ({nbytes / 1e9:g} GB of synthetic text)",
-          ["n", "Gutenberg", "synthetic", "synthetic / real"], rows)
+    for gb in sizes:
+        t, c = time.perf_counter(), time.process_time()
+        path = work / "stats.txt"
+        _, words, ids = sampler.write(path, int(gb * 1e9), seed, keep=1 << 62)
+        wall, cpu = time.perf_counter() - t, time.process_time() - c
+        path.unlink()
+        print(f"generated {gb:g} GB, {words / 1e6:.1f} M words in {wall:.1f} s "
+              f"({words / wall / 1e6:.2f} M words/s wall, {words / cpu / 1e6:.2f} M words/s of CPU time)",
+              flush=True)
+        n = min(words, real_words)
+        ours, real = distinct_ngrams(ids, n), distinct_ngrams(sampler.corpus, n)
+        del ids
+        rows += [[f"{gb:g}", f"{n / 1e6:.1f}", k, f"{real[k] / n * 1e6:,.0f}", f"{ours[k] / n * 1e6:,.0f}",
+                  f"{ours[k] / real[k]:.2f}"] for k in sorted(ours)]
+    table("Distinct n-grams per M words: the first words of the synthetic text of each size and as many "
+          "of Gutenberg train (lines padded <s> .. </s>)",
+          ["synthetic GB", "M words", "n", "Gutenberg", "synthetic", "synthetic / real"], rows)
     return rows
 
 
@@ -131,12 +137,13 @@ def plot(results: list[dict], path: Path) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora", type=Path, default=DEFAULT_CORPORA)
-    ap.add_argument("--sizes", type=float, nargs="+", default=[0.05, 0.1, 0.2, 0.5, 1, 2], help="GB of text")
+    ap.add_argument("--sizes", type=float, nargs="*", default=[0.05, 0.1, 0.2, 0.5, 1, 2], help="GB of text")
     ap.add_argument("--order", type=int, default=5)
     ap.add_argument("--memory", default="2G", help="the budget of glm --memory, lmplz -S and the Dask client")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--model-mb", type=float, default=None, help="sample from the first MB of the text only (smoke test)")
-    ap.add_argument("--stats-gb", type=float, default=0.1, help="size of the n-gram growth comparison (0: none)")
+    ap.add_argument("--stats-gb", type=float, nargs="*", default=[0.1],
+                    help="sizes of the n-gram growth comparison (none: skip it)")
     ap.add_argument("--workdir", type=Path, default=None, help="corpora and outputs (default: a temp dir)")
     ap.add_argument("--tmpdir", type=Path, default=None, help="where the builds spill (default: --workdir)")
     ap.add_argument("--repeat", type=int, default=1)
@@ -164,7 +171,7 @@ def main() -> None:
               f"{len(sampler.count):,} contexts, {time.perf_counter() - t:.0f} s; lmplz: {lmplz or 'not on PATH'}; "
               f"dask: {'yes' if dask else 'no'}", flush=True)
         if args.stats_gb:
-            growth(sampler, work, int(args.stats_gb * 1e9), args.seed)
+            growth(sampler, work, args.stats_gb, args.seed)
 
         glm = [sys.executable, "-m", "glm.cli", "build", "--order", str(args.order), "-q"]
         results = []
@@ -203,6 +210,8 @@ def main() -> None:
             if args.plot:
                 plot(results, args.plot)
 
+        if not results:
+            return
         rows = []
         for r in results:
             lm = [x for x in results if x["gb"] == r["gb"] and x["build"].startswith("lmplz")]
