@@ -19,7 +19,8 @@ For each size, one ARPA file per build (written to --workdir, then deleted):
 
 Wall time and peak RSS per process (/usr/bin/time; for Dask, that of the largest process of the tree:
 ru_maxrss is a maximum, not a sum), the peak disk use of a fresh --tmpdir subdirectory (polled every
-0.2 s; every build also gets it as $TMPDIR), and the n-grams of the model (its ARPA header).  One run each
+0.2 s, Linux only for files already deleted but still open or mapped; every build also gets it as
+$TMPDIR), and the n-grams of the model (its ARPA header).  One run each
 (--repeat for medians).
 """
 from __future__ import annotations
@@ -40,16 +41,52 @@ from bench_mkn import DEFAULT_CORPORA, median_run, table  # noqa: E402
 from trigram_sampler import TrigramSampler, distinct_ngrams  # noqa: E402
 
 
-def disk_use(path: Path) -> int:
-    """Bytes allocated under path (files may vanish while it walks)."""
-    total = 0
-    for root, _, files in os.walk(path):
-        for name in files:
+def descendants(root: int) -> list[int]:
+    """The processes below root (from the parent ids in /proc/*/stat)."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit():
             try:
-                total += os.lstat(os.path.join(root, name)).st_blocks * 512
+                with open(f"/proc/{name}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(name))
+    out, todo = [], [root]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
+def disk_use(path: Path) -> int:
+    """Bytes allocated to the files under path, counting those already deleted but still open or mapped
+    by a process below this one (lmplz unlinks its temporary files as soon as it creates them)."""
+    files: dict[tuple[int, int], int] = {}
+    for root, _, names in os.walk(path):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(root, name))
+                files[st.st_dev, st.st_ino] = st.st_blocks * 512
             except OSError:
                 pass
-    return total
+    prefix = str(path) + "/"
+    for pid in descendants(os.getpid()):
+        for kind in ("fd", "map_files"):
+            try:
+                entries = os.listdir(f"/proc/{pid}/{kind}")
+            except OSError:
+                continue
+            for e in entries:
+                link = f"/proc/{pid}/{kind}/{e}"
+                try:
+                    if os.readlink(link).startswith(prefix):
+                        st = os.stat(link)
+                        files[st.st_dev, st.st_ino] = st.st_blocks * 512
+                except OSError:
+                    pass
+    return sum(files.values())
 
 
 class DiskPeak:
