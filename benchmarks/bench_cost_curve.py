@@ -159,8 +159,11 @@ def plot(results: list[dict], path: Path) -> None:
         x = [r["gb"] for r in rs]
         a.plot(x, [r["wall"] / r["words"] * 1e6 for r in rs], "o-", label=name)
         b.plot(x, [r["rss"] for r in rs], "o-", label=name)
+    sizes = sorted({r["gb"] for r in results})
     for ax, label in ((a, "seconds per M words"), (b, "peak RSS (GB)")):
         ax.set_xscale("log")
+        ax.set_xticks(sizes, [f"{g:g}" for g in sizes])
+        ax.minorticks_off()
         ax.set_xlabel("synthetic text (GB)")
         ax.set_ylabel(label)
         ax.set_ylim(bottom=0)
