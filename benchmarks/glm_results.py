@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import glm
-from glm.protocols import sequence_perplexity
+from glm.paper.protocols import sequence_perplexity
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

@@ -167,7 +167,7 @@ cdef class Scorer:
     cdef int nchild[MAXPAT]
     cdef int child[MAXPAT * MAXORDER]
     cdef double weight[MAXPAT * MAXORDER]
-    # the tops of every length (glm.glmtk2014, glm.paperpad), an extra term, a floor
+    # the tops of every length (glm.paper.glmtk2014, glm.paper.padding), an extra term, a floor
     cdef bint tops
     cdef double extra, floor
     cdef const double* top1
@@ -181,7 +181,7 @@ cdef class Scorer:
         are not used); hash_table: pattern_hash(tables, small).
         compat: dict(top={1: dict(prob), mask 1^L: dict(alpha, gamma) for L = 2 .. order-1}, extra,
         floor) answers a query with L-1 history words by the top of length L, adds ``extra`` to every
-        average of children and raises probabilities <= 0 to ``floor`` (glm.glmtk2014)."""
+        average of children and raises probabilities <= 0 to ``floor`` (glm.paper.glmtk2014)."""
         cdef int q, j
         cdef const uint32_t[:, ::1] R
         if not 1 <= order <= MAXORDER:

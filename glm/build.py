@@ -11,7 +11,7 @@ from typing import Iterable, Iterator
 
 import numpy as np
 
-from . import _count, paperpad
+from . import _count
 from .corpus import Chunk, CorpusError, expand_inputs, line_chunks, read_chunks
 from .counts import NgramCounter
 from .discount import DiscountError
@@ -40,7 +40,7 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
           dask_workers: int | None = None, pad: int = 0, chunks=None) -> tuple[Vocabulary, list[dict]]:
     """The vocabulary and counted trie levels (adjusted counts; occurrences too when with_raw), counted
     here (spilling to ``scratch`` when given) or on a Dask cluster.  pad: that many copies of the pad
-    word of glm.paperpad after each <s>.  chunks: the text as chunks of lines (glm.corpus.Chunk)
+    word of glm.paper.padding after each <s>.  chunks: the text as chunks of lines (glm.corpus.Chunk)
     instead of inputs or lines (counted here)."""
     symbols = "skip" if skip_symbols else "error"
     if dask is not None:
@@ -49,11 +49,13 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
                                                       bad_utf8, scratch)
     else:
         vocab = Vocabulary()
-        pad_id = vocab.table.add_word(paperpad.WORD) if pad else None
+        if pad:                                        # paper padding: the pad word after each <s>
+            from .paper.padding import WORD as PAD_WORD, pad_stream
+            pad_id = vocab.table.add_word(PAD_WORD)
         counter = NgramCounter(order, scratch=scratch)
         for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet):
             ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
-            counter.add(ids if not pad else paperpad.pad_stream(ids, pad_id, pad), len(vocab))
+            counter.add(ids if not pad else pad_stream(ids, pad_id, pad), len(vocab))
         keys, counts, layout = counter.merged(len(vocab))
         del counter
     alloc = np.zeros if scratch is None else scratch.zeros
@@ -198,7 +200,7 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         pattern table goes into the file and is mapped back from it).
     padding : {'kenlm', 'paper'}
         'kenlm' (one <s> per sentence, as lmplz) or 'paper', the conventions of the reference notes'
-        normalized en0008t figures (glm.paperpad), for the paper's protocol only (not saved, not tuned).
+        normalized en0008t figures (glm.paper.padding), for the paper's protocol only (not saved, not tuned).
 
     Returns
     -------
@@ -342,6 +344,8 @@ def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_
     from .generalized import estimate as estimate_glm
     from .model import GeneralizedModel
     from .spill import park
+    if plan.paper:
+        from .paper.padding import WORD as PAD_WORD
     output = plan.output
     streaming = (output is not None and output.endswith(BINARY_SUFFIX) and not plan.tune
                  and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
@@ -349,7 +353,7 @@ def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_
         parking = (writer.park if writer is not None else
                    None if scratch is None else (lambda a: park(a, scratch)))
         tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
-                              park=parking, pad=vocab.id(paperpad.WORD) if plan.paper else None,
+                              park=parking, pad=vocab.id(PAD_WORD) if plan.paper else None,
                               discount_scales=fitted.scales if fitted else None)
         model = GeneralizedModel(vocab, tables, meta=dict(_options(plan), **(fitted.meta if fitted else {})),
                                  weights=fitted.weights if fitted else None)

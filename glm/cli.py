@@ -508,7 +508,7 @@ def _verify(args) -> None:
 def _paper_eval(args) -> None:
     from .build import train
     from .corpus import expand_inputs
-    from .protocols import sequence_perplexity
+    from .paper.protocols import sequence_perplexity
     expand_inputs(args.test, "--test")            # (checked before training)
     model = train(args.train, args.order, method=args.method, tune=args.tune,
                   discount_fallback=args.discount_fallback, bad_utf8=args.bad_utf8, quiet=args.quiet,

@@ -19,11 +19,11 @@ import ctypes
 import ctypes.util
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import _count, _glm, glmtk2014, paperpad
-from .compat import Compat
+from . import _count, _glm
 from .threads import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
@@ -31,8 +31,11 @@ from .patterns import children, history, is_contiguous, name, parent, patterns, 
 from .terms import interpolation_terms, scaled
 from .vocab import BOS
 
+if TYPE_CHECKING:
+    from .paper.compat import Compat
+
 METHODS = ("glm", "glm-abs", "mkn", "glmtk2014", "glmtk2014-mkn")
-COMPAT = ("glmtk2014", "glmtk2014-mkn")     # the 2014 toolkit's models (glm.glmtk2014): not normalized
+COMPAT = ("glmtk2014", "glmtk2014-mkn")     # the 2014 toolkit's models (glm.paper.glmtk2014): not normalized
 
 
 def check(order: int, method: str) -> None:
@@ -65,7 +68,7 @@ class Tables:
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
     stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
-    compat: Compat | None = None  # tops of every length: glm.glmtk2014.Tops or glm.paperpad.Tops .compat()
+    compat: Compat | None = None  # tops of every length, of the paper's models (glm.paper: Tops.compat())
     records: object = None        # the scorer's node records (glm.records.Records), made on first use
 
 
@@ -106,13 +109,17 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     keep_stats: keep each pattern's statistic, so that its discounts can be changed (tuning).
     park: applied to each array of a finished table (glm.spill.park: moved to a file-backed map, so
     that the tables built so far do not add to the memory of the ones still being built).
-    pad: the pad word of glm.paperpad (the levels counted from padded streams, with occurrences): the
+    pad: the pad word of glm.paper.padding (the levels counted from padded streams, with occurrences): the
     n-grams ending in it get the statistic 0, and the model gets normalized tops of every length."""
     check(order, method)
     if any(opts.prune):
         raise ValueError("pruning is not supported for GLM models")
     absolute = method == "glm-abs"
     compat = method in COMPAT
+    if compat:
+        from .paper import glmtk2014             # the toolkit's formulas, only for its methods
+    if pad is not None:
+        from .paper import padding
     if compat and "raw" not in levels[0]:
         raise ValueError(f"{method}: the levels must be counted with their occurrences (with_raw)")
     if pad is not None:
@@ -168,7 +175,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
         tables = {1: dict(prob=unigram_probs(uni, D[1], opts, excluded=1 + (pad is not None)))}
         if pad is not None:
             raw = levels[0]["raw"]
-            tops = paperpad.Tops(raw, pad, disc(raw, "unigrams (occurrences)"))
+            tops = padding.Tops(raw, pad, disc(raw, "unigrams (occurrences)"))
     stats = {1: (uni, opts)} if keep_stats else None
     table_sizes = {1: sizes[0]}
     index = {}             # mask -> level-L n-gram -> its n-gram of the pattern (gapped masks only)

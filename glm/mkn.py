@@ -107,7 +107,7 @@ def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | N
                   excluded: int = 1) -> np.ndarray:
     """Unigram probabilities (float64, by word id) from adjusted counts ``a``: discounted counts plus
     the uniform distribution over the vocabulary without <s> (lmplz's; <s> gets 1, log10 0) and, for
-    excluded = 2, without the pad word of glm.paperpad.
+    excluded = 2, without the pad word of glm.paper.padding.
     Pruned unigrams (not in keep1) give their whole count to gamma and leave the uniform distribution."""
     total = float(a.sum())
     if total == 0:

@@ -1,6 +1,6 @@
 """The interpolation terms of one pattern of a normalized GLM (or MKN) from its statistics (docs/glm.md
 §2), and scaled discounts.  Leaf module (numpy and the compiled ``_mkn`` only): glm.generalized builds
-the tables with it, glm.paperpad the normalized tops of every length.
+the tables with it, glm.paper.padding the normalized tops of every length.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: in
     alpha is stored in float32 (as ARPA files store probabilities); gamma is then 1 - the sum of the
     stored alphas of its history, which equals (D1 N1 + D2 N2 + D3+ N3+) / den up to that rounding and
     keeps every distribution summing to 1 exactly.  zero_stats: some n-grams have the statistic 0
-    (glm.paperpad), and some histories none above it (den 0).
+    (glm.paper.padding), and some histories none above it (den 0).
     """
     stat = np.ascontiguousarray(stat, dtype=np.uint32)
     hist = np.ascontiguousarray(hist, dtype=np.uint32)

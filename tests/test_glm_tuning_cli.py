@@ -15,7 +15,7 @@ from glm.generalized import estimate
 from glm.mkn import Options
 from glm.model import GeneralizedModel
 from glm.patterns import children
-from glm.protocols import sequence_perplexity
+from glm.paper.protocols import sequence_perplexity
 from glm.tune import cross_entropy, heldout_ids, tune
 from helpers import random_corpus
 from reference_glm import ReferenceGLM

@@ -11,7 +11,7 @@ import pytest
 
 import glm
 from glm.cli import main
-from glm.protocols import sequence_perplexity
+from glm.paper.protocols import sequence_perplexity
 from helpers import corpus_path, random_corpus
 from reference_glmtk2014 import ReferenceGLMTK
 

@@ -1,5 +1,6 @@
-"""Packaging: the license, `glm --version`, `python -m glm`, typing stubs of the compiled modules, the
-compiler builtins' fallback header, and a memory budget off Linux."""
+"""Packaging: the license, `glm --version`, `python -m glm`, the installed packages, the core apart from
+glm.paper, typing stubs of the compiled modules, the compiler builtins' fallback header, and a memory
+budget off Linux."""
 from __future__ import annotations
 
 import importlib
@@ -44,6 +45,43 @@ def test_python_m_glm_runs_commands(tmp_path):
     res = subprocess.run([sys.executable, "-m", "glm", "info", str(tmp_path / "missing.arpa")], capture_output=True,
                          text=True)
     assert res.returncode == 1 and "missing.arpa" in res.stderr
+
+
+def test_every_package_is_installed():
+    """pyproject.toml's package list names every folder of glm with an __init__.py (else a wheel lacks it)."""
+    tomllib = pytest.importorskip("tomllib")
+    listed = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]
+    found = [".".join(f.parent.relative_to(PKG.parent).parts) for f in PKG.rglob("__init__.py")]
+    assert "glm.paper" in found and sorted(listed) == sorted(found)
+
+
+PAPER_LOADED = r"""
+import importlib, sys
+from pathlib import Path
+import glm
+root = Path(glm.__file__).parent
+for f in sorted(root.rglob("*.py")):                 # every core module (glm.paper and __main__ aside)
+    parts = f.relative_to(root.parent).with_suffix("").parts
+    if parts[1] not in ("paper", "__main__.py", "__main__"):
+        importlib.import_module(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+lines = ["a b c d", "b c a d", "c a b d e", "a b d c"] * 3
+for method in ("mkn", "glm"):
+    model = glm.train(lines=lines, order=3, method=method, discount_fallback=True, tune_split=0)
+    model.save(sys.argv[1] + "/m.glmb" if method == "glm" else sys.argv[1] + "/m.arpa")
+glm.load(sys.argv[1] + "/m.glmb").score("a b c")
+print(" ".join(sorted(m for m in sys.modules if m.startswith("glm.paper"))) or "-")
+glm.train(lines=lines, order=3, method=sys.argv[2], discount_fallback=True)
+print(" ".join(sorted(m for m in sys.modules if m.startswith("glm.paper"))))
+"""
+
+
+def test_core_imports_paper_only_when_asked(tmp_path):
+    """Importing every core module and building, saving and loading MKN and GLM models loads nothing of
+    glm.paper; asking for a paper method loads it."""
+    out = subprocess.run([sys.executable, "-c", PAPER_LOADED, str(tmp_path), "glmtk2014"], check=True,
+                         capture_output=True, text=True).stdout.split("\n")
+    assert out[0] == "-"
+    assert out[1].split() == ["glm.paper", "glm.paper.compat", "glm.paper.glmtk2014"]
 
 
 def test_stubs_cover_the_compiled_modules():

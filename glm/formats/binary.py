@@ -315,14 +315,14 @@ def _glm_check_small(arrays: dict, h: dict) -> None:
 
 
 def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
-    from ..compat import Compat
     from ..generalized import Tables
     masks = sorted(int(k) for k in header["sizes"])
     tables = {1: dict(prob=arrays["1.prob"])}
     for mask in masks[1:]:
         tables[mask] = {k: arrays[f"{mask}.{k}"] for k in TABLE_ARRAYS}
     compat = header.get("compat")
-    if compat is not None:
+    if compat is not None:                      # a model of the 2014 toolkit
+        from ..paper.compat import Compat
         top = {}
         for key, arr in arrays.items():
             if key.startswith("top."):

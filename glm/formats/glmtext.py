@@ -25,7 +25,7 @@ written with one more backslash in front (``\\_``, ``\\\\x``), so that ``_`` alw
 word the tokenizer makes (no spaces, TABs, CRs, LFs or NULs) reads back as itself.  Files without the
 line (written before it) are read without unescaping.
 
-A model of the 2014 toolkit (method glmtk2014 or glmtk2014-mkn, glm.glmtk2014) also has the tops of the
+A model of the 2014 toolkit (method glmtk2014 or glmtk2014-mkn, glm.paper.glmtk2014) also has the tops of the
 shorter lengths:
 
     compat extra=E floor=F       (header: the extra term of the average of children, the floor)
@@ -125,7 +125,6 @@ def _terms(w, section: str, tables: dict, words: np.ndarray, m: int, t: dict) ->
 def read_glm(stream, path: str):
     """Read a .glm file (``stream`` yields bytes lines): every value, n-gram and header field is checked,
     and the first error names the file and line."""
-    from ..compat import Compat
     from ..generalized import Tables, check, combination
     from ..vocab import Vocabulary
 
@@ -342,8 +341,9 @@ def read_glm(stream, path: str):
         _glm_check_header(header)
     except ModelFormatError as exc:
         raise ModelFormatError(f"{path}: {exc}") from None
-    t = Tables(order, method, tables, discounts, sizes,
-               compat=None if compat is None else Compat(compat["extra"], compat["floor"], compat["top"],
-                                                         compat["discounts"]))
+    if compat is not None:                      # a model of the 2014 toolkit
+        from ..paper.compat import Compat
+        compat = Compat(compat["extra"], compat["floor"], compat["top"], compat["discounts"])
+    t = Tables(order, method, tables, discounts, sizes, compat=compat)
     return Parts("generalized", dict(vocab=vocab, tables=t, meta={"order": order, "method": method},
                                      weights=weights))

@@ -1,4 +1,4 @@
-"""Paper padding (glm.paperpad): the reference notes' conventions for their normalized en0008t figures,
+"""Paper padding (glm.paper.padding): the reference notes' conventions for their normalized en0008t figures,
 against the independent pure-Python model (reference_glm, padding="paper"), and the figures themselves."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ import random
 import pytest
 
 import glm
-from glm import paperpad
+from glm.paper import padding
 from glm.cli import main
-from glm.protocols import sequence_perplexity
+from glm.paper.protocols import sequence_perplexity
 from helpers import corpus_path, random_corpus
 from reference_glm import ReferenceGLM
 
-PAD = paperpad.WORD.decode()
+PAD = padding.WORD.decode()
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +29,7 @@ def data(tmp_path_factory):
     for s in test:
         toks = ["<s>"] + s + ["</s>"]
         seqs += [toks[i:i + 5] for i in range(len(toks) - 4)]
-    d = tmp_path_factory.mktemp("paperpad")
+    d = tmp_path_factory.mktemp("padding")
     (d / "train.txt").write_text("".join(" ".join(s) + "\n" for s in train))
     (d / "seq.txt").write_text("".join(" ".join(s) + "\n" for s in seqs))
     return d, train, seqs

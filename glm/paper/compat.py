@@ -1,8 +1,10 @@
 """What a model with a top of every length needs beside its pattern tables: the 2014 toolkit's models
-(glm.glmtk2014) and models with paper padding (glm.paperpad).  Each factor of the paper's chain rule is
-then answered by the top of its own length (docs/glm.md §4.1, §4.2).
+(glm.paper.glmtk2014) and models with paper padding (glm.paper.padding).  Each factor of the paper's
+chain rule is then answered by the top of its own length (docs/glm.md §4.1, §4.2).
 
-Leaf module (no glm imports): the builders, the model, the scorer's caller and the file formats share it.
+Leaf module (no glm imports).  The paper's models make it; glm.generalized.Tables carries it, the model
+hands ``scorer_args()`` to the compiled scorer, and the file formats write it and, reading such a file,
+import it.
 """
 from __future__ import annotations
 

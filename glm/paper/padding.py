@@ -9,7 +9,7 @@ the statistic 0 (glm.generalized.estimate, ``pad``).  Every window holding glm's
 pad word, so the statistics are the notes' exactly.  The uniform distribution leaves out <s> and the
 pad word.
 
-Scoring (glm.protocols) answers each factor of the chain rule by the normalized top of its own length,
+Scoring (glm.paper.protocols) answers each factor of the chain rule by the normalized top of its own length,
 from occurrence counts (``Tops``: (c - D(c)) / sum + gamma * average of the children); a literal <s>
 opening a test sequence is the pad word, as a context, and where it is predicted it scores as <unk>
 (both have the statistic 0 everywhere).
@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..terms import interpolation_terms
+from ..vocab import BOS
 from .compat import Compat
-from .terms import interpolation_terms
-from .vocab import BOS
 
 WORD = b"<s> (pad)"      # a word the tokenizer never produces: it holds a space
 

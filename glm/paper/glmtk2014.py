@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _mkn
+from .. import _mkn
+from ..discount import DiscountError
+from ..vocab import BOS, EOS
 from .compat import Compat
-from .discount import DiscountError
-from .vocab import BOS, EOS
 
 FLOOR = 1e-12
 

@@ -7,7 +7,7 @@ the perplexity per word over all words of all sequences, OOVs included (scored a
 <s> and </s> in the sequences are OOVs for glm's models, whose sentences start after <s> and never
 predict it.  The 2014 toolkit's models (glmtk2014, glmtk2014-mkn) know them as words, as the toolkit
 did: a sequence "<s> a b" scores P(<s>) P(a | <s>) P(b | <s> a), and "c d </s>" ends with P(</s> | c d).
-Models with paper padding (glm.paperpad) take the reference notes' conventions: "<s> a b" scores
+Models with paper padding (glm.paper.padding) take the reference notes' conventions: "<s> a b" scores
 P(<unk>) P(a | pad) P(b | pad a), with the pad word as the notes' <s>, and </s> is a word.
 The in-vocabulary perplexity keeps the sequences without OOVs, <s> or </s>.  See docs/glm.md.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import math
 
-from .corpus import Chunk, read_chunks
-from .paperpad import pad_stream
+from ..corpus import Chunk, read_chunks
+from .padding import pad_stream
 
 
 def sequence_perplexity(model, inputs, n: int, quiet: bool = True, bad_utf8: str = "error") -> dict:
