@@ -7,12 +7,12 @@ from __future__ import annotations
 import os
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from . import _count
-from .corpus import Chunk, CorpusError, expand_inputs, line_chunks, read_chunks
+from .corpus import CorpusError, expand_inputs, input_names, rereadable, text_chunks
 from .counts import NgramCounter
 from .discount import DiscountError
 from .formats.binary import StreamingBinary
@@ -20,19 +20,12 @@ from .mkn import Options, estimate
 from .model import BackoffModel, Model
 from .spill import Scratch
 from .threads import count as check_count, workers as using_workers
-from .vocab import Vocabulary
+from .vocab import Vocabulary, check_text
 
 MAX_ORDER = 16
 BAD_UTF8 = ("error", "replace")
 TUNED_BY_DEFAULT = ("glm", "glm-abs")     # fitted on a part of the training text unless told otherwise
 DEFAULT_TUNE_SPLIT = 0.1
-
-
-def text_chunks(inputs=None, lines=None, quiet: bool = True) -> Iterator[Chunk]:
-    """Chunks of lines of files (paths, directories, '-') or of an iterable of lines (``lines``)."""
-    if lines is not None:
-        return line_chunks(lines)
-    return read_chunks(inputs, quiet=quiet, desc="counting")
 
 
 def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, skip_symbols: bool = False,
@@ -53,7 +46,7 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
             from .paper.padding import WORD as PAD_WORD, pad_stream
             pad_id = vocab.table.add_word(PAD_WORD)
         counter = NgramCounter(order, scratch=scratch)
-        for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet):
+        for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet, "counting"):
             ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
             counter.add(ids if not pad else pad_stream(ids, pad_id, pad), len(vocab))
         keys, counts, layout = counter.merged(len(vocab))
@@ -221,18 +214,16 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     plan = _Plan.check(inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
                        vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers, tune_split)
     with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch, \
-            _rereadable(plan, tmpdir) as plan:
+            _rereadable(plan, lines, tmpdir) as (plan, lines):
         fitted = None
         if plan.tune_split:
-            if lines is not None and not isinstance(lines, (list, tuple)):
-                lines = list(lines)          # (read twice)
             fitted = _fit_on_split(plan, lines, skip_symbols, bad_utf8, quiet, scratch)
         raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
         vocab, levels = count(plan.inputs, plan.order, lines=lines, with_raw=raw, skip_symbols=skip_symbols,
                               bad_utf8=bad_utf8, quiet=quiet, scratch=scratch, dask=dask,
                               dask_workers=dask_workers, pad=plan.order - 1 if plan.paper else 0)
         if len(vocab) == 3 and not levels[0]["count"][0]:
-            raise CorpusError(f"no text in {_names(plan.inputs)}: not a single word to train on")
+            raise CorpusError(f"no text in {input_names(plan.inputs)}: not a single word to train on")
         if plan.generalized:
             return _estimate_generalized(plan, vocab, levels, scratch, quiet, bad_utf8, fitted)
         est = estimate(levels, plan.order, plan.opts, np.zeros if scratch is None else scratch.zeros)
@@ -247,26 +238,14 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     return model
 
 
-def _names(paths) -> str:
-    """The inputs, named in an error (the first few)."""
-    if paths is None:
-        return "the lines given"
-    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more files" if len(paths) > 3 else "")
-
-
 @contextmanager
-def _rereadable(plan: _Plan, tmpdir):
-    """The plan, with stdin copied to a temporary file when the text is read twice (tune_split)."""
-    if not plan.tune_split or plan.inputs is None or "-" not in plan.inputs:
-        yield plan
+def _rereadable(plan: _Plan, lines, tmpdir):
+    """(plan, lines) with the text readable twice when a part of it is held out (tune_split)."""
+    if not plan.tune_split:
+        yield plan, lines
         return
-    import shutil
-    from .split import rereadable
-    paths, directory = rereadable(plan.inputs, tmpdir)
-    try:
-        yield replace(plan, inputs=paths)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+    with rereadable(plan.inputs, lines, tmpdir) as (paths, lines):
+        yield replace(plan, inputs=paths), lines
 
 
 @dataclass
@@ -278,13 +257,6 @@ class Fitted:
     meta: dict
 
 
-def _split_label(fraction: float) -> str:
-    k = round(1 / fraction)
-    if abs(k * fraction - 1) < 1e-12:
-        return f"every {k}th line of the training text (tune_split {fraction:g})"
-    return f"{fraction:g} of the training lines, interleaved (tune_split {fraction:g})"
-
-
 def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: bool, scratch) -> Fitted:
     """Weights and discount scales fitted on the interleaved held-out part of the training text
     (glm.split), with a model of the other lines (counted here, also when the final count is on Dask)."""
@@ -292,23 +264,26 @@ def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: 
     from .model import GeneralizedModel
     from .patterns import parse
     from .spill import park
-    from .split import Interleave
+    from .split import Interleave, label as split_label
     from .tune import tune as fit
     part = Interleave(plan.tune_split)
-    label = _split_label(plan.tune_split)
+    label = split_label(plan.tune_split)
     try:
-        vocab, levels = count(None, plan.order, chunks=part.train(text_chunks(plan.inputs, lines, quiet)),
+        chunks = part.train(text_chunks(plan.inputs, lines, quiet, "counting"))
+        vocab, levels = count(None, plan.order, chunks=chunks,
                               skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
                               with_raw=plan.method == "glm-abs")
     except CorpusError:
-        _recheck(plan, lines, skip_symbols, bad_utf8)     # (names the exact line of a bad one)
+        # (the lines of the training part are numbered approximately: name the exact line of a bad one)
+        check_text(text_chunks(plan.inputs, lines), "skip" if skip_symbols else "error", bad_utf8)
         raise
     if len(vocab) == 3 and not levels[0]["count"][0]:
-        raise CorpusError(f"no text in {_names(plan.inputs)} once {label} is held out: nothing to train on")
+        raise CorpusError(f"no text in {input_names(plan.inputs)} once {label} is held out: "
+                          "nothing to train on")
     if not part.heldout:
-        raise CorpusError(f"{label} holds out no line of the {part.lines} lines of {_names(plan.inputs)}: "
-                          "give more text, a held-out file (--tune / tune=), or --tune-split 0 "
-                          "(tune_split=0) for the untuned model")
+        raise CorpusError(f"{label} holds out no line of the {part.lines} lines of "
+                          f"{input_names(plan.inputs)}: give more text, a held-out file (--tune / tune=), "
+                          "or --tune-split 0 (tune_split=0) for the untuned model")
     try:
         tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=True,
                               park=None if scratch is None else (lambda a: park(a, scratch)))
@@ -322,13 +297,6 @@ def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: 
                 heldout_cross_entropy=model.meta["heldout_cross_entropy"],
                 discount_scales=model.meta["discount_scales"])
     return Fitted(dict(model.weights), scales, meta)
-
-
-def _recheck(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str) -> None:
-    """Read the whole text as counting does, to raise its first error with the exact line."""
-    vocab = Vocabulary()
-    for chunk in text_chunks(plan.inputs, lines, True):
-        vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error", bad_utf8=bad_utf8)
 
 
 def _options(plan: _Plan) -> dict:
