@@ -1,6 +1,8 @@
 """Training: text -> vocabulary -> counts -> discounts -> probabilities -> Model.
 
-``train`` is the pipeline: one validation step (``_Plan``), then count, estimate (MKN or GLM) and write.
+``train`` is the pipeline: one validation step (``_Plan.check``), then count, estimate (MKN or GLM) and
+write, each step a function below it.  The text is read by glm.corpus (and split by glm.split when a part
+of it is held out to fit the parameters on).
 """
 from __future__ import annotations
 
@@ -240,8 +242,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
 
 @contextmanager
 def _workspace(plan: _Plan):
-    """(plan, scratch): the block runs with the plan's threads and in its memory budget's scratch
-    directory (None without a budget), the text readable twice when a part of it is held out (tune_split)."""
+    """(plan, scratch): the block runs with the plan's threads, in its memory budget's scratch directory
+    (None without a budget), and with the text readable twice when a part of it is held out (tune_split)."""
     with using_workers(plan.workers), (plan.budget if plan.budget is not None else nullcontext()) as scratch:
         if not plan.tune_split:
             yield plan, scratch
@@ -311,7 +313,8 @@ def _count_training_part(plan: _Plan, part, label: str, scratch):
 def _count_text(plan: _Plan, scratch):
     """The vocabulary and counted levels of the whole text (with occurrences where pruning or the method
     needs them), here or on Dask; a CorpusError when the text holds no word."""
-    raw = any(plan.opts.prune) or plan.method == "glm-abs" or plan.method.startswith("glmtk2014") or plan.paper
+    method = plan.method
+    raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
     vocab, levels = count(plan.inputs, plan.order, lines=plan.lines, with_raw=raw,
                           skip_symbols=plan.skip_symbols, bad_utf8=plan.bad_utf8, quiet=plan.quiet,
                           scratch=scratch, dask=plan.dask, dask_workers=plan.dask_workers,
