@@ -1,18 +1,20 @@
 """Training: text -> vocabulary -> counts -> discounts -> probabilities -> Model.
 
-``train`` is the pipeline: one validation step (``_Plan``), then count, estimate (MKN or GLM) and write.
+``train`` is the pipeline: one validation step (``_Plan.check``), then count, estimate (MKN or GLM) and
+write, each step a function below it.  The text is read by glm.corpus (and split by glm.split when a part
+of it is held out to fit the parameters on).
 """
 from __future__ import annotations
 
 import os
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, replace
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 
 from . import _count
-from .corpus import Chunk, CorpusError, expand_inputs, line_chunks, read_chunks
+from .corpus import CorpusError, expand_inputs, input_names, rereadable, text_chunks
 from .counts import NgramCounter
 from .discount import DiscountError
 from .formats.binary import StreamingBinary
@@ -20,19 +22,12 @@ from .mkn import Options, estimate
 from .model import BackoffModel, Model
 from .spill import Scratch
 from .threads import count as check_count, workers as using_workers
-from .vocab import Vocabulary
+from .vocab import Vocabulary, check_text
 
 MAX_ORDER = 16
 BAD_UTF8 = ("error", "replace")
 TUNED_BY_DEFAULT = ("glm", "glm-abs")     # fitted on a part of the training text unless told otherwise
 DEFAULT_TUNE_SPLIT = 0.1
-
-
-def text_chunks(inputs=None, lines=None, quiet: bool = True) -> Iterator[Chunk]:
-    """Chunks of lines of files (paths, directories, '-') or of an iterable of lines (``lines``)."""
-    if lines is not None:
-        return line_chunks(lines)
-    return read_chunks(inputs, quiet=quiet, desc="counting")
 
 
 def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, skip_symbols: bool = False,
@@ -53,19 +48,19 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
             from .paper.padding import WORD as PAD_WORD, pad_stream
             pad_id = vocab.table.add_word(PAD_WORD)
         counter = NgramCounter(order, scratch=scratch)
-        for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet):
+        for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet, "counting"):
             ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
             counter.add(ids if not pad else pad_stream(ids, pad_id, pad), len(vocab))
         keys, counts, layout = counter.merged(len(vocab))
         del counter
-    alloc = np.zeros if scratch is None else scratch.zeros
-    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, alloc)
+    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, _alloc(scratch))
 
 
 @dataclass
 class _Plan:
     """What ``train`` was asked, checked once before any work (every error names the argument)."""
-    inputs: list | None
+    inputs: list | None      # the files (directories walked), or None: the text is ``lines``
+    lines: Iterable | None
     order: int
     method: str
     generalized: bool        # the model is a GeneralizedModel (a GLM, a tuned MKN, paper padding)
@@ -73,12 +68,20 @@ class _Plan:
     opts: Options
     tune: list | None
     output: str | None
-    tune_split: float = 0.0  # the interleaved part of the training lines the parameters are fitted on
+    tune_split: float        # the interleaved part of the training lines the parameters are fitted on
+    skip_symbols: bool
+    bad_utf8: str
+    quiet: bool
+    budget: Scratch | None   # the memory budget's scratch directory (made by the block that enters it)
+    tmpdir: str | None       # where stdin is copied when the text is read twice (tune_split)
+    workers: int | None
+    dask: object
+    dask_workers: int | None
 
     @classmethod
-    def check(cls, inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
-              vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers,
-              tune_split=None) -> "_Plan":
+    def check(cls, inputs, lines, order, *, method, tune, prune, discount_fallback, interpolate_unigrams,
+              vocab_pad, skip_symbols, bad_utf8, quiet, memory, tmpdir, workers, dask, dask_workers,
+              output, padding, tune_split) -> "_Plan":
         if (inputs is None) == (lines is None):
             raise TypeError("train: give either inputs (paths of files) or lines= (an iterable of lines)"
                             + (", not both" if inputs is not None else ""))
@@ -134,7 +137,9 @@ class _Plan:
                 raise ValueError("dask: paper padding is not supported")
             if paths is None:
                 raise ValueError("dask: the inputs must be files (paths or directories), not lines")
-        return cls(paths, int(order), method, generalized, paper, opts, tune, output, split)
+        budget = Scratch(memory, tmpdir) if memory is not None else None     # (checks memory and tmpdir)
+        return cls(paths, lines, int(order), method, generalized, paper, opts, tune, output, split,
+                   skip_symbols, bad_utf8, quiet, budget, tmpdir, workers, dask, dask_workers)
 
 
 def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = None, method: str = "mkn",
@@ -218,55 +223,33 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     ValueError
         Other invalid arguments (named in the message).
     """
-    plan = _Plan.check(inputs, lines, order, method, tune, prune, discount_fallback, interpolate_unigrams,
-                       vocab_pad, bad_utf8, output, padding, dask, workers, dask_workers, tune_split)
-    with using_workers(workers), (Scratch(memory, tmpdir) if memory is not None else nullcontext()) as scratch, \
-            _rereadable(plan, tmpdir) as plan:
-        fitted = None
-        if plan.tune_split:
-            if lines is not None and not isinstance(lines, (list, tuple)):
-                lines = list(lines)          # (read twice)
-            fitted = _fit_on_split(plan, lines, skip_symbols, bad_utf8, quiet, scratch)
-        raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
-        vocab, levels = count(plan.inputs, plan.order, lines=lines, with_raw=raw, skip_symbols=skip_symbols,
-                              bad_utf8=bad_utf8, quiet=quiet, scratch=scratch, dask=dask,
-                              dask_workers=dask_workers, pad=plan.order - 1 if plan.paper else 0)
-        if len(vocab) == 3 and not levels[0]["count"][0]:
-            raise CorpusError(f"no text in {_names(plan.inputs)}: not a single word to train on")
+    plan = _Plan.check(inputs, lines, order, method=method, tune=tune, prune=prune,
+                       discount_fallback=discount_fallback, interpolate_unigrams=interpolate_unigrams,
+                       vocab_pad=vocab_pad, skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet,
+                       memory=memory, tmpdir=tmpdir, workers=workers, dask=dask, dask_workers=dask_workers,
+                       output=output, padding=padding, tune_split=tune_split)
+    with _workspace(plan) as (plan, scratch):
+        fitted = _fit_on_split(plan, scratch) if plan.tune_split else None     # on a part of the text
+        vocab, levels = _count_text(plan, scratch)
         if plan.generalized:
-            return _estimate_generalized(plan, vocab, levels, scratch, quiet, bad_utf8, fitted)
-        est = estimate(levels, plan.order, plan.opts, np.zeros if scratch is None else scratch.zeros)
-    if est.unigram_keep is not None:
-        words = vocab.table.words()
-        vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
-    model = BackoffModel(vocab, est.levels, discounts=est.discounts, counts=est.counts,
-                         meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
-                               "prune": list(plan.opts.prune), **_options(plan)})
+            return _generalized_model(plan, vocab, levels, scratch, fitted)     # estimated, tuned, written
+        est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
+    model = _backoff_model(plan, vocab, est)
     if plan.output is not None:
         model.save(plan.output, quiet=quiet)
     return model
 
 
-def _names(paths) -> str:
-    """The inputs, named in an error (the first few)."""
-    if paths is None:
-        return "the lines given"
-    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more files" if len(paths) > 3 else "")
-
-
 @contextmanager
-def _rereadable(plan: _Plan, tmpdir):
-    """The plan, with stdin copied to a temporary file when the text is read twice (tune_split)."""
-    if not plan.tune_split or plan.inputs is None or "-" not in plan.inputs:
-        yield plan
-        return
-    import shutil
-    from .split import rereadable
-    paths, directory = rereadable(plan.inputs, tmpdir)
-    try:
-        yield replace(plan, inputs=paths)
-    finally:
-        shutil.rmtree(directory, ignore_errors=True)
+def _workspace(plan: _Plan):
+    """(plan, scratch): the block runs with the plan's threads, in its memory budget's scratch directory
+    (None without a budget), and with the text readable twice when a part of it is held out (tune_split)."""
+    with using_workers(plan.workers), (plan.budget if plan.budget is not None else nullcontext()) as scratch:
+        if not plan.tune_split:
+            yield plan, scratch
+            return
+        with rereadable(plan.inputs, plan.lines, plan.tmpdir) as (paths, lines):
+            yield replace(plan, inputs=paths, lines=lines), scratch
 
 
 @dataclass
@@ -278,45 +261,25 @@ class Fitted:
     meta: dict
 
 
-def _split_label(fraction: float) -> str:
-    k = round(1 / fraction)
-    if abs(k * fraction - 1) < 1e-12:
-        return f"every {k}th line of the training text (tune_split {fraction:g})"
-    return f"{fraction:g} of the training lines, interleaved (tune_split {fraction:g})"
-
-
-def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: bool, scratch) -> Fitted:
+def _fit_on_split(plan: _Plan, scratch) -> Fitted:
     """Weights and discount scales fitted on the interleaved held-out part of the training text
     (glm.split), with a model of the other lines (counted here, also when the final count is on Dask)."""
     from .generalized import estimate as estimate_glm
     from .model import GeneralizedModel
     from .patterns import parse
-    from .spill import park
-    from .split import Interleave
+    from .split import Interleave, label as split_label
     from .tune import tune as fit
     part = Interleave(plan.tune_split)
-    label = _split_label(plan.tune_split)
-    try:
-        vocab, levels = count(None, plan.order, chunks=part.train(text_chunks(plan.inputs, lines, quiet)),
-                              skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
-                              with_raw=plan.method == "glm-abs")
-    except CorpusError:
-        _recheck(plan, lines, skip_symbols, bad_utf8)     # (names the exact line of a bad one)
-        raise
-    if len(vocab) == 3 and not levels[0]["count"][0]:
-        raise CorpusError(f"no text in {_names(plan.inputs)} once {label} is held out: nothing to train on")
-    if not part.heldout:
-        raise CorpusError(f"{label} holds out no line of the {part.lines} lines of {_names(plan.inputs)}: "
-                          "give more text, a held-out file (--tune / tune=), or --tune-split 0 "
-                          "(tune_split=0) for the untuned model")
+    label = split_label(plan.tune_split)
+    vocab, levels = _count_training_part(plan, part, label, scratch)
     try:
         tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=True,
-                              park=None if scratch is None else (lambda a: park(a, scratch)))
+                              park=_parking(scratch))
     except DiscountError as e:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
     model = fit(GeneralizedModel(vocab, tables, meta=_options(plan)), lines=part.heldout, label=label,
-                quiet=quiet, bad_utf8=bad_utf8)
+                quiet=plan.quiet, bad_utf8=plan.bad_utf8)
     scales = {parse(k): float(c) for k, c in model.meta["discount_scales"].items()}
     meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
                 heldout_cross_entropy=model.meta["heldout_cross_entropy"],
@@ -324,45 +287,108 @@ def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: 
     return Fitted(dict(model.weights), scales, meta)
 
 
-def _recheck(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str) -> None:
-    """Read the whole text as counting does, to raise its first error with the exact line."""
-    vocab = Vocabulary()
-    for chunk in text_chunks(plan.inputs, lines, True):
-        vocab.tokenize(chunk, add=True, symbols="skip" if skip_symbols else "error", bad_utf8=bad_utf8)
+def _count_training_part(plan: _Plan, part, label: str, scratch):
+    """The vocabulary and counted levels of the lines that ``part`` (a glm.split.Interleave) does not
+    hold out; a CorpusError when they hold no word or it holds out no line."""
+    try:
+        chunks = part.train(text_chunks(plan.inputs, plan.lines, plan.quiet, "counting"))
+        vocab, levels = count(None, plan.order, chunks=chunks,
+                              skip_symbols=plan.skip_symbols, bad_utf8=plan.bad_utf8, quiet=plan.quiet,
+                              scratch=scratch, with_raw=plan.method == "glm-abs")
+    except CorpusError:
+        # (the lines of the training part are numbered approximately: name the exact line of a bad one)
+        check_text(text_chunks(plan.inputs, plan.lines), "skip" if plan.skip_symbols else "error",
+                   plan.bad_utf8)
+        raise
+    if len(vocab) == 3 and not levels[0]["count"][0]:
+        raise CorpusError(f"no text in {input_names(plan.inputs)} once {label} is held out: "
+                          "nothing to train on")
+    if not part.heldout:
+        raise CorpusError(f"{label} holds out no line of the {part.lines} lines of "
+                          f"{input_names(plan.inputs)}: give more text, a held-out file (--tune / tune=), "
+                          "or --tune-split 0 (tune_split=0) for the untuned model")
+    return vocab, levels
 
 
-def _options(plan: _Plan) -> dict:
-    return {"interpolate_unigrams": plan.opts.interpolate_unigrams, "vocab_pad": plan.opts.vocab_pad}
+def _count_text(plan: _Plan, scratch):
+    """The vocabulary and counted levels of the whole text (with occurrences where pruning or the method
+    needs them), here or on Dask; a CorpusError when the text holds no word."""
+    method = plan.method
+    raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
+    vocab, levels = count(plan.inputs, plan.order, lines=plan.lines, with_raw=raw,
+                          skip_symbols=plan.skip_symbols, bad_utf8=plan.bad_utf8, quiet=plan.quiet,
+                          scratch=scratch, dask=plan.dask, dask_workers=plan.dask_workers,
+                          pad=plan.order - 1 if plan.paper else 0)
+    if len(vocab) == 3 and not levels[0]["count"][0]:
+        raise CorpusError(f"no text in {input_names(plan.inputs)}: not a single word to train on")
+    return vocab, levels
 
 
-def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_utf8: str,
-                          fitted: Fitted | None = None):
+def _backoff_model(plan: _Plan, vocab: Vocabulary, est) -> BackoffModel:
+    """The MKN model of an estimate (glm.mkn), its vocabulary without the words that pruning removed."""
+    if est.unigram_keep is not None:
+        words = vocab.table.words()
+        vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
+    return BackoffModel(vocab, est.levels, discounts=est.discounts, counts=est.counts,
+                        meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
+                              "prune": list(plan.opts.prune), **_options(plan)})
+
+
+def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | None = None):
     """A GeneralizedModel from the counted levels, tuned when asked, written when asked (a .glmb while
     its tables are made, unless tuned on a held-out file).  fitted: the parameters fitted on a part of
     the text, applied as the tables are made."""
-    from .formats import BINARY_SUFFIX
-    from .generalized import estimate as estimate_glm
-    from .model import GeneralizedModel
-    from .spill import park
-    if plan.paper:
-        from .paper.padding import WORD as PAD_WORD
-    output = plan.output
-    streaming = (output is not None and output.endswith(BINARY_SUFFIX) and not plan.tune
-                 and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
-    with (StreamingBinary(output, scratch) if streaming else nullcontext()) as writer:
-        parking = (writer.park if writer is not None else
-                   None if scratch is None else (lambda a: park(a, scratch)))
-        tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
-                              park=parking, pad=vocab.id(PAD_WORD) if plan.paper else None,
-                              discount_scales=fitted.scales if fitted else None)
-        model = GeneralizedModel(vocab, tables, meta=dict(_options(plan), **(fitted.meta if fitted else {})),
-                                 weights=fitted.weights if fitted else None)
+    streaming = _streams(plan)
+    with (StreamingBinary(plan.output, scratch) if streaming else nullcontext()) as writer:
+        model = _estimate_generalized(plan, vocab, levels, _parking(scratch, writer), fitted)
         if writer is not None:
             writer.finish(model)
     if plan.tune:
         from .tune import tune as fit
-        model = fit(model, plan.tune, quiet=quiet, bad_utf8=bad_utf8)
+        model = fit(model, plan.tune, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
         model.tables.stats = None
-    if output is not None and not streaming:
-        model.save(output, quiet=quiet)
+    if plan.output is not None and not streaming:
+        model.save(plan.output, quiet=plan.quiet)
     return model
+
+
+def _streams(plan: _Plan) -> bool:
+    """Whether the model is written while its tables are made: an untuned .glmb into a regular file."""
+    from .formats import BINARY_SUFFIX
+    output = plan.output
+    return (output is not None and output.endswith(BINARY_SUFFIX) and not plan.tune
+            and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
+
+
+def _estimate_generalized(plan: _Plan, vocab, levels, parking, fitted: Fitted | None):
+    """The GeneralizedModel of the counted levels (glm.generalized), its finished arrays given to
+    ``parking``; fitted: the parameters fitted on a part of the text, applied as the tables are made."""
+    from .generalized import estimate as estimate_glm
+    from .model import GeneralizedModel
+    if plan.paper:
+        from .paper.padding import WORD as PAD_WORD
+    tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
+                          park=parking, pad=vocab.id(PAD_WORD) if plan.paper else None,
+                          discount_scales=fitted.scales if fitted else None)
+    return GeneralizedModel(vocab, tables, meta=dict(_options(plan), **(fitted.meta if fitted else {})),
+                            weights=fitted.weights if fitted else None)
+
+
+def _parking(scratch, writer: StreamingBinary | None = None):
+    """Where finished arrays leave memory: the model file being written (``writer``), else files in the
+    budget's scratch directory (glm.spill.park); None (they stay) without either."""
+    if writer is not None:
+        return writer.park
+    if scratch is None:
+        return None
+    from .spill import park
+    return lambda a: park(a, scratch)
+
+
+def _alloc(scratch):
+    """Zeroed arrays: in memory, or files in the budget's scratch directory."""
+    return np.zeros if scratch is None else scratch.zeros
+
+
+def _options(plan: _Plan) -> dict:
+    return {"interpolate_unigrams": plan.opts.interpolate_unigrams, "vocab_pad": plan.opts.vocab_pad}

@@ -1,7 +1,9 @@
 """Reading text: files, directories or stdin, plain or compressed, as chunks of complete lines.
 
 Compression is detected from the first bytes (gzip, bzip2, xz, zstd), not from the file name.  Lines are
-read in chunks of a few megabytes, so memory stays constant whatever the input size.
+read in chunks of a few megabytes, so memory stays constant whatever the input size.  An iterable of
+lines is cut into the same chunks (``text_chunks``), and a text that is read twice keeps a copy of
+stdin (``rereadable``).
 """
 from __future__ import annotations
 
@@ -10,8 +12,11 @@ import gzip
 import io
 import lzma
 import os
+import shutil
 import sys
+import tempfile
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
@@ -216,3 +221,37 @@ def open_binary_from(raw: BinaryIO, path: str) -> BinaryIO:
                                   "(pip install glm[zstd])") from None
             return _ZstdReader(buffered, zstandard)
     return buffered
+
+
+def text_chunks(inputs=None, lines=None, quiet: bool = True, desc: str = "reading") -> Iterator[Chunk]:
+    """Chunks of lines of files (paths, directories, '-') or of an iterable of lines (``lines``)."""
+    if lines is not None:
+        return line_chunks(lines)
+    return read_chunks(inputs, quiet=quiet, desc=desc)
+
+
+def input_names(paths) -> str:
+    """The inputs, named in an error (the first few); None: lines given, not files."""
+    if paths is None:
+        return "the lines given"
+    return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more files" if len(paths) > 3 else "")
+
+
+@contextmanager
+def rereadable(paths: list[str] | None, lines=None, tmpdir=None):
+    """(paths, lines) that can be read twice (once split, once whole): stdin ('-') among the paths
+    copied to a temporary file in ``tmpdir``, removed when the block ends; an iterator of lines kept
+    in a list."""
+    if lines is not None and not isinstance(lines, (list, tuple)):
+        lines = list(lines)
+    if paths is None or "-" not in paths:
+        yield paths, lines
+        return
+    directory = tempfile.mkdtemp(prefix="glm-stdin-", dir=tmpdir)
+    try:
+        copy = os.path.join(directory, "stdin")
+        with open_binary("-") as src, open(copy, "wb") as dst:
+            shutil.copyfileobj(src, dst, 1 << 20)
+        yield [copy if p == "-" else p for p in paths], lines
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)

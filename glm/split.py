@@ -10,15 +10,12 @@ Leaf module: it imports nothing of glm but the corpus reader.
 """
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from fractions import Fraction
 from typing import Iterable, Iterator
 
 import numpy as np
 
-from .corpus import Chunk, open_binary
+from .corpus import Chunk
 
 MAX_SPLIT = 0.5
 
@@ -63,21 +60,13 @@ class Interleave:
             self.heldout.extend(ln for ln, h in zip(lines, held.tolist()) if h)
             if kept:
                 # (line numbers of errors are those of the chunk's first line onwards: approximate here;
-                # glm.build re-reads the whole text to name the exact line of an error)
+                # glm.build re-reads the whole text to name the exact line of an error: vocab.check_text)
                 yield Chunk(b"\n".join(kept) + b"\n", chunk.path, chunk.first_line)
 
 
-def rereadable(paths: list[str], tmpdir=None):
-    """(paths, directory or None): stdin ('-') copied to a temporary file in ``tmpdir``, so that the text
-    can be read twice (once split, once whole); the caller removes the directory."""
-    if "-" not in paths:
-        return paths, None
-    directory = tempfile.mkdtemp(prefix="glm-stdin-", dir=tmpdir)
-    try:
-        copy = os.path.join(directory, "stdin")
-        with open_binary("-") as src, open(copy, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
-        raise
-    return [copy if p == "-" else p for p in paths], directory
+def label(fraction: float) -> str:
+    """The held-out part, as the model's meta and the messages name it."""
+    k = round(1 / fraction)
+    if abs(k * fraction - 1) < 1e-12:
+        return f"every {k}th line of the training text (tune_split {fraction:g})"
+    return f"{fraction:g} of the training lines, interleaved (tune_split {fraction:g})"

@@ -1,7 +1,7 @@
 """Vocabulary: word <-> id, with <unk>=0, <s>=1, </s>=2 and the other words in order of first occurrence."""
 from __future__ import annotations
 
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 
@@ -139,6 +139,15 @@ class Vocabulary:
         """
         data = text.encode("utf-8") if isinstance(text, str) else text
         return self.tokenize(Chunk(data, "<text>", 1), symbols="unk", bad_utf8="replace")
+
+
+
+def check_text(chunks: Iterable[Chunk], symbols: str = "error", bad_utf8: str = "error") -> None:
+    """Read chunks of text as counting does (a new vocabulary, words added), to raise the first error
+    with its exact file and line (a CorpusError)."""
+    vocab = Vocabulary()
+    for chunk in chunks:
+        vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
 
 
 def _from_arrays(blob, offsets, table) -> Vocabulary:
