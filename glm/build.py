@@ -267,7 +267,7 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
     from .generalized import estimate as estimate_glm
     from .model import GeneralizedModel
     from .patterns import parse
-    from .split import Interleave, label as split_label
+    from .split import Interleave, label as split_label, tuning_lines
     from .tune import tune as fit
     part = Interleave(plan.tune_split)
     label = split_label(plan.tune_split)
@@ -278,10 +278,12 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
     except DiscountError as e:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
-    model = fit(GeneralizedModel(vocab, tables, meta=_options(plan)), lines=part.heldout, label=label,
+    used = tuning_lines(part.heldout)
+    model = fit(GeneralizedModel(vocab, tables, meta=_options(plan)), lines=used, label=label,
                 quiet=plan.quiet, bad_utf8=plan.bad_utf8)
     scales = {parse(k): float(c) for k, c in model.meta["discount_scales"].items()}
     meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
+                tuning_lines=len(used),
                 heldout_cross_entropy=model.meta["heldout_cross_entropy"],
                 discount_scales=model.meta["discount_scales"])
     return Fitted(dict(model.weights), scales, meta)

@@ -268,3 +268,20 @@ def test_same_model_under_a_memory_budget_and_one_thread(lines, tmp_path):
         got = glm.train([train], ORDER, method="glm", discount_fallback=True, **kw)
         assert got.weights == want.weights and got.tables.discounts == want.tables.discounts
         np.testing.assert_array_equal(got.score_many(lines[:100]), want.score_many(lines[:100]))
+
+
+def test_tuning_is_on_at_most_tune_tokens_held_out_tokens(lines, monkeypatch):
+    import glm.split
+    from glm.split import tuning_lines
+    held = [b"a b c", b"d", b"e f", b"g h i j", b"k"]                 # 4 + 2 + 3 + 5 + 2 = 16 tokens
+    assert tuning_lines(held, 16) == held
+    assert tuning_lines(held, 15) == [b"a b c", b"e f", b"k"]         # k = 2
+    assert tuning_lines(held, 5) == [b"a b c", b"k"]                  # k = 4
+    full = glm.train(lines=lines, order=ORDER, method="glm", discount_fallback=True)
+    assert full.meta["tuning_lines"] == full.meta["heldout_lines"] == len(lines) // 10
+    monkeypatch.setattr(glm.split, "TUNE_TOKENS", 200)
+    kept = [x for i, x in enumerate(lines) if i % 10 == 9]
+    tokens = sum(len(x.split()) + 1 for x in kept)
+    capped = glm.train(lines=lines, order=ORDER, method="glm", discount_fallback=True)
+    assert capped.meta["tuning_lines"] == len(kept[::-(-tokens // 200)]) < len(kept)
+    assert capped.meta["heldout_cross_entropy"] != full.meta["heldout_cross_entropy"]
