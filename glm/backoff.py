@@ -20,10 +20,10 @@ from . import _count
 from .threads import parallel
 
 
-def to_backoff(model):
-    """The ``BackoffModel`` of a GeneralizedModel of method 'mkn' (tuned or not): the same probabilities
-    (float32 log10 values, as an ARPA file holds them)."""
-    from .model import BackoffModel
+def to_backoff(model) -> tuple[list[dict], list[tuple], dict]:
+    """(levels, discounts, meta) of the back-off form of a GeneralizedModel of method 'mkn' (tuned or
+    not), as ``glm.model.BackoffModel`` takes them: the same probabilities (float32 log10 values, as an
+    ARPA file holds them).  ``GeneralizedModel.as_backoff`` makes the model of them."""
     if model.method != "mkn":
         raise ValueError(f"a {model.method} model has no back-off form (its patterns mix several children); "
                          "only MKN (tuned or not) is written as ARPA: save it as .glm or .glmb")
@@ -55,7 +55,7 @@ def to_backoff(model):
     discounts = [tuple(D[(1 << n) - 1]) for n in range(1, model.order + 1)]
     meta = {k: v for k, v in model.meta.items() if k not in ("method",)}
     meta["smoothing"] = "modified Kneser-Ney" + (", tuned discounts" if "tuned_on" in meta else "")
-    return BackoffModel(model.vocab, levels, discounts=discounts, meta=meta)
+    return levels, discounts, meta
 
 
 def _log10(p: np.ndarray) -> np.ndarray:

@@ -807,6 +807,19 @@ class GeneralizedModel(Model):
                     discounts={name(m): list(d) for m, d in sorted(self.tables.discounts.items())},
                     patterns={name(m): size for m, size in sorted(self.tables.sizes.items())})
 
+    def as_backoff(self) -> BackoffModel:
+        """The back-off form of an MKN model (tuned or not), which ARPA holds: the same probabilities in
+        float32 (glm.backoff).  A ValueError for a GLM, which has none.
+
+        Returns
+        -------
+        BackoffModel
+            The model in back-off form.
+        """
+        from .backoff import to_backoff
+        levels, discounts, meta = to_backoff(self)
+        return BackoffModel(self.vocab, levels, discounts=discounts, meta=meta)
+
     def with_weights(self, weights: dict) -> "GeneralizedModel":
         """The same tables combined with other child weights.
 

@@ -20,7 +20,7 @@ from .. import _arpa, _count
 from ..threads import threads
 from ..progress import progress
 from ..vocab import Vocabulary
-from . import ModelFormatError, Parts, atomic_output
+from .files import ModelFormatError, Parts, atomic_output
 
 CHUNK = 1 << 19
 

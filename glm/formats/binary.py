@@ -27,7 +27,7 @@ import numpy as np
 
 from .._check import XXH64, first_decrease, first_outside, first_unsorted_child
 from ..spill import release
-from . import ModelFormatError, Parts, atomic_output
+from .files import ModelFormatError, Parts, atomic_output
 
 MAGIC = b"GLMBIN01"
 FORMAT = 1

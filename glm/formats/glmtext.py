@@ -39,7 +39,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..patterns import history, name, parse, patterns, span
-from . import ModelFormatError, Parts, atomic_output
+from .files import ModelFormatError, Parts, atomic_output
 from .arpa import _open_out
 
 ESCAPE = "backslash"

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from . import ModelFormatError, Parts
+from .files import ModelFormatError, Parts
 
 PREFIX = b"mmap lm http://kheafield.com/code"
 _VERSIONED = PREFIX + b" format version"
