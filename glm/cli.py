@@ -369,6 +369,24 @@ def _build(args) -> None:
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
+    if args.memory and not args.dask:
+        _note_peak_over_budget(args)
+
+
+def _note_peak_over_budget(args) -> None:
+    """A note when the build's peak resident memory was above --memory: what the budget does not bound
+    (the vocabulary, the .glmb writer's hash, ...) set a floor for this corpus (docs/scale.md)."""
+    try:
+        import resource
+    except ImportError:                       # (not on Windows, where a budget is refused anyway)
+        return
+    from .spill import parse_size
+    scale = 1 if sys.platform == "darwin" else 1024          # ru_maxrss: bytes on macOS, KiB elsewhere
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+    if peak > 1.1 * parse_size(args.memory):
+        _log(args, f"note: the peak resident memory, {peak / (1 << 20):.0f} MiB, was above --memory "
+                   f"{args.memory}: what a budget does not bound (the vocabulary, the .glmb writer's hash, "
+                   "the interpreter) needs that much for this text (docs/scale.md)")
 
 
 def _score(args) -> None:

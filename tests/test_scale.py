@@ -199,3 +199,18 @@ def test_cli_dask_local_cluster(tmp_path):
     for name, extra in (("plain.arpa", []), ("dask.arpa", ["--dask", "--workers", "2"])):
         assert main(["build", "--order", "3", str(text), "-o", str(tmp_path / name), "-q", *extra]) == 0
     assert (tmp_path / "dask.arpa").read_bytes() == (tmp_path / "plain.arpa").read_bytes()
+
+
+def test_cli_notes_a_peak_above_the_budget(tmp_path, capsys):
+    """A budget below what the build needs anyway (the interpreter alone is more than 1 MiB) is named in
+    a note; a budget above the peak, or -q, gives none."""
+    text = tmp_path / "t.txt"
+    text.write_text("a b c\nb c d\n" * 50)
+    args = ["build", str(text), "--order", "2", "--discount-fallback", "--tmpdir", str(tmp_path)]
+    assert main(args + ["-o", str(tmp_path / "a.arpa"), "--memory", "1M"]) == 0
+    err = capsys.readouterr().err
+    assert "note: the peak resident memory" in err and "above --memory 1M" in err
+    assert main(args + ["-o", str(tmp_path / "b.arpa"), "--memory", "1T"]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(args + ["-o", str(tmp_path / "c.arpa"), "--memory", "1M", "-q"]) == 0
+    assert capsys.readouterr().err == ""
