@@ -123,8 +123,9 @@ class _Plan:
                        None if discount_fallback in (None, False) else tuple(discount_fallback),
                        bool(interpolate_unigrams), int(vocab_pad))
         opts.check(order)
-        if generalized and any(opts.prune):
-            raise ValueError("pruning is supported for untuned MKN models only")
+        if any(opts.prune) and (paper or method.startswith("glmtk2014")):
+            raise ValueError("pruning is not supported for paper padding nor the 2014 toolkit's models "
+                             "(prune: use glm, glm-abs or mkn)")
         if tune and method.startswith("glmtk2014"):
             raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
         if dask is not None:
@@ -166,7 +167,9 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         ``GeneralizedModel``).  Inputs read from stdin are copied to a temporary file in ``tmpdir``
         (the text is read twice), and an iterator of ``lines`` is kept in a list.
     prune : sequence of int
-        Raw-count thresholds per order from unigrams on (lmplz's ``--prune``; the last repeats; MKN only).
+        Raw-count thresholds per order from unigrams on (lmplz's ``--prune``; the last repeats): an
+        n-gram seen at most that often is dropped and its mass goes to the back-off.  For a GLM, a
+        pattern's n-grams use the threshold of their number of words (docs/glm.md, "Pruning").
     discount_fallback : None, True or up to three floats
         None to fail when discounts are undefined, True for lmplz's default (0.5, 1, 1.5).
     interpolate_unigrams : bool
@@ -297,7 +300,7 @@ def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: 
     try:
         vocab, levels = count(None, plan.order, chunks=part.train(text_chunks(plan.inputs, lines, quiet)),
                               skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet, scratch=scratch,
-                              with_raw=plan.method == "glm-abs")
+                              with_raw=plan.method == "glm-abs" or any(plan.opts.prune))
     except CorpusError:
         _recheck(plan, lines, skip_symbols, bad_utf8)     # (names the exact line of a bad one)
         raise
@@ -313,7 +316,8 @@ def _fit_on_split(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str, quiet: 
     except DiscountError as e:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
-    model = fit(GeneralizedModel(vocab, tables, meta=_options(plan)), lines=part.heldout, label=label,
+    model = fit(GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=_options(plan)),
+                lines=part.heldout, label=label,
                 quiet=quiet, bad_utf8=bad_utf8)
     scales = {parse(k): float(c) for k, c in model.meta["discount_scales"].items()}
     meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
@@ -331,6 +335,13 @@ def _recheck(plan: _Plan, lines, skip_symbols: bool, bad_utf8: str) -> None:
 
 def _options(plan: _Plan) -> dict:
     return {"interpolate_unigrams": plan.opts.interpolate_unigrams, "vocab_pad": plan.opts.vocab_pad}
+
+
+def _kept_words(vocab: Vocabulary, keep) -> Vocabulary:
+    """The vocabulary of the words kept when unigrams are pruned (keep: by id; None: all)."""
+    if keep is None:
+        return vocab
+    return Vocabulary.from_words([w for w, kept in zip(vocab.table.words()[3:], keep[3:]) if kept])
 
 
 def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_utf8: str,
@@ -351,7 +362,9 @@ def _estimate_generalized(plan: _Plan, vocab, levels, scratch, quiet: bool, bad_
         tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
                               park=parking, pad=vocab.id(paperpad.WORD) if plan.paper else None,
                               discount_scales=fitted.scales if fitted else None)
-        model = GeneralizedModel(vocab, tables, meta=dict(_options(plan), **(fitted.meta if fitted else {})),
+        meta = dict(_options(plan), **({"prune": list(plan.opts.prune)} if any(plan.opts.prune) else {}),
+                    **(fitted.meta if fitted else {}))
+        model = GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=meta,
                                  weights=fitted.weights if fitted else None)
         if writer is not None:
             writer.finish(model)
