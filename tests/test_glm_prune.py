@@ -156,3 +156,18 @@ def test_refused_where_not_supported():
             glm.train(lines=lines, order=3, prune=(0, 1), **kwargs)
     with pytest.raises(ValueError, match="non-decreasing"):
         glm.train(lines=lines, order=3, method="glm", prune=(0, 2, 1))
+
+
+@pytest.mark.parametrize("prune", [(0, 1), (1, 1, 2)])
+def test_pruned_mkn_lattice_equals_pruned_mkn_model(prune):
+    """The MKN lattice pruned here scores as our lmplz-exact pruned MKN (another code path: ext/_mkn.pyx and
+    glm.mkn._prune), unigram cutoffs included."""
+    sents = random_corpus(8, vocab_size=400, n_sentences=1500)
+    lines = [" ".join(s) for s in sents]
+    for order in (3, 4):
+        mkn = glm.train(lines=lines, order=order, prune=prune, discount_fallback=True)
+        lat = build(lines, order, "mkn", prune)
+        assert list(lat.vocab) == list(mkn.vocab)
+        assert lat.counts == mkn.counts
+        test = lines[::9] + ["w1 w2 never-seen w3", ""]
+        np.testing.assert_allclose(lat.score_many(test), mkn.score_many(test), rtol=0, atol=2e-5)
