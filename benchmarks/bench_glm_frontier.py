@@ -1,19 +1,19 @@
 """Size against perplexity: MKN and the default GLM at several pruning levels (issue 16, item 3).
 
-    python benchmarks/bench_glm_frontier.py [--order 4] [--corpora-dir ../shared/corpora]
+    python benchmarks/bench_glm_frontier.py [--orders 4] [--corpora-dir ../shared/corpora]
         [--corpora ptb wikitext2 brown tiny eltec gutenberg10] [--prunes none "0 0 1" "0 1 1" ...]
         [--plot docs/img/glm-frontier.png] [--rows rows.jsonl]
     python benchmarks/bench_glm_frontier.py --from rows.jsonl [more.jsonl] [--plot FILE]
 
-Per corpus and pruning level (`--prune`, raw-count cutoffs per order; for a GLM per number of kept words
+Per corpus, order (`--orders 3 4 5`: each one) and pruning level (`--prune`, raw-count cutoffs per order; for a GLM per number of kept words
 of a pattern): MKN (`glm build`, lmplz's model) and the default GLM (`glm build --method glm`: tuned on
 every 10th training line, rebuilt on all of it, pruned both times), each saved as `.glmb`.  Printed:
 n-grams stored (a GLM: over all its patterns), `.glmb` bytes, bytes per n-gram, test perplexity of running
 text (OOVs included), scoring tokens/s of one thread (bench_glm.scoring_speed: median of 3, after the
 first score), build seconds.  Then per corpus the answer to "at equal model bytes, is the GLM better?":
-each GLM point against MKN's frontier interpolated at its size (perplexity linear in log bytes between the
-two MKN points around it; a GLM larger than the unpruned MKN has no MKN of its size), and the pairs of
-points within 10% of each other's bytes.
+each GLM point against MKN's frontier interpolated at its size (the MKN models of every order and level
+measured that no smaller MKN beats, perplexity linear in log bytes between the two around it; a GLM
+larger than the largest MKN has no MKN of its size), and the MKN models within 10% of its bytes.
 
 Corpora (the loaders of bench_glm_default.py and glm_results.py): PTB, WikiText-2, ELTeC German (their
 train / test splits), Brown and Tiny Shakespeare (every 10th line test, the rest training), Gutenberg
@@ -44,7 +44,7 @@ import glm  # noqa: E402
 
 NAMES = {"ptb": "PTB", "wikitext2": "WikiText-2", "brown": "Brown", "tiny": "Tiny Shakespeare",
          "eltec": "ELTeC German", "gutenberg10": "Gutenberg 10 MB"}
-PRUNES = ["none", "0 0 1", "0 1 1", "0 1 2", "0 2 3"]
+PRUNES = ["none", "0 0 1", "0 0 2", "0 1 1", "0 1 2", "0 2 3"]
 
 
 def load_corpora(root: Path, tmp: Path, wanted: list[str], eltec_mb: float) -> dict:
@@ -81,9 +81,19 @@ def measure(train: Path, test: Path, order: int, method: str, prune: tuple, tmp:
     return row
 
 
-def mkn_at(points: list[tuple[int, float]], size: int) -> float | None:
-    """MKN's perplexity at ``size`` bytes, linear in log bytes between its points (None outside them)."""
-    points = sorted(points)
+def frontier(points: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The (bytes, perplexity) points that no smaller (or equal) model beats, by size."""
+    out = []
+    for b, p in sorted(points):
+        if not out or p < out[-1][1]:
+            out.append((b, p))
+    return out
+
+
+def frontier_at(points: list[tuple[int, float]], size: int) -> float | None:
+    """The perplexity at ``size`` bytes on the frontier of ``points``, linear in log bytes between its
+    points (None outside them)."""
+    points = frontier(points)
     sizes = [b for b, _ in points]
     i = bisect.bisect_left(sizes, size)
     if i < len(points) and sizes[i] == size:
@@ -96,20 +106,25 @@ def mkn_at(points: list[tuple[int, float]], size: int) -> float | None:
 
 
 def verdict(rows: list[dict]) -> list[str]:
-    """Per GLM point: MKN's perplexity at its size and the pairs within 10% of bytes."""
-    mkn = [(r["bytes"], r["ppl"]) for r in rows if r["method"] == "mkn"]
+    """At the size of every model measured (MKN or GLM): both methods' perplexities there, the measured
+    one and the other method's frontier interpolated (or "-" outside its sizes), the GLM's change, and the
+    models of the other method within 10% of the bytes."""
     out = []
-    for g in (r for r in rows if r["method"] == "glm"):
-        at = mkn_at(mkn, g["bytes"])
-        near = [(m["prune"], m["ppl"]) for m in rows if m["method"] == "mkn"
-                and abs(g["bytes"] / m["bytes"] - 1) <= 0.10]
-        out.append(f"| {g['corpus']} | {g['prune']} | {g['bytes'] / 1e6:.1f} | {g['ppl']:.2f} | "
-                   + (f"{at:.2f} | {100 * (g['ppl'] / at - 1):+.2f}%" if at else "larger than any MKN | -")
-                   + " | " + ("; ".join(f"MKN {p}: {x:.2f}" for p, x in near) or "-") + " |")
+    for r in sorted(rows, key=lambda r: (list(dict.fromkeys(x["corpus"] for x in rows)).index(r["corpus"]),
+                                          r["bytes"])):
+        other = [m for m in rows if m["corpus"] == r["corpus"] and m["method"] != r["method"]]
+        at = frontier_at([(m["bytes"], m["ppl"]) for m in other], r["bytes"])
+        g, k = (r["ppl"], at) if r["method"] == "glm" else (at, r["ppl"])
+        near = [m for m in other if abs(r["bytes"] / m["bytes"] - 1) <= 0.10]
+        out.append(f"| {r['corpus']} | {'GLM' if r['method'] == 'glm' else 'MKN'} n={r['order']} {r['prune']} | "
+                   f"{r['bytes'] / 1e6:.1f} | " + (f"{k:.2f}" if k else "-") + " | " + (f"{g:.2f}" if g else "-")
+                   + " | " + (f"{100 * (g / k - 1):+.2f}%" if g and k else "-") + " | "
+                   + ("; ".join(f"n={m['order']} {m['prune']}: {m['ppl']:.2f} ({m['bytes'] / 1e6:.1f} MB)"
+                                for m in near) or "-") + " |")
     return out
 
 
-def plot(rows: list[dict], path: Path, order: int) -> None:
+def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -118,12 +133,18 @@ def plot(rows: list[dict], path: Path, order: int) -> None:
     fig, axes = plt.subplots((len(names) + cols - 1) // cols, cols, figsize=(4.2 * cols, 3.4 * ((len(names) + cols - 1) // cols)),
                              squeeze=False)
     for ax, name in zip(axes.flat, names):
-        for method, style in (("mkn", "o-"), ("glm", "s-")):
-            pts = sorted((r["bytes"] / 1e6, r["ppl"], r["prune"]) for r in rows
-                         if r["corpus"] == name and r["method"] == method)
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, label="MKN" if method == "mkn" else "GLM (default)")
-            for x, y, label in pts:
-                ax.annotate(label, (x, y), fontsize=6, textcoords="offset points", xytext=(3, 3))
+        orders = sorted({r["order"] for r in rows})
+        for method, color, marker in (("mkn", "tab:blue", "o"), ("glm", "tab:orange", "s")):
+            for n, dash in zip(orders, ("-", "--", ":", "-.")):
+                pts = sorted((r["bytes"] / 1e6, r["ppl"], r["prune"]) for r in rows
+                             if r["corpus"] == name and r["method"] == method and r["order"] == n)
+                if not pts:
+                    continue
+                label = ("MKN" if method == "mkn" else "GLM (default)") + (f" n={n}" if len(orders) > 1 else "")
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], linestyle=dash, marker=marker, color=color,
+                        markersize=4, label=label)
+                for x, y, text in pts:
+                    ax.annotate(text, (x, y), fontsize=5, textcoords="offset points", xytext=(3, 3))
         ax.set_xscale("log")
         ax.set_title(name, fontsize=9)
         ax.set_xlabel(".glmb MB")
@@ -136,13 +157,14 @@ def plot(rows: list[dict], path: Path, order: int) -> None:
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.xaxis.set_minor_formatter(FuncFormatter(lambda x, _: f"{x:g}"))
         ax.tick_params(axis="x", which="both", labelsize=6)
-    fig.suptitle(f"order {order}: test perplexity against .glmb size", fontsize=9)
+    orders = "/".join(str(n) for n in sorted({r["order"] for r in rows}))
+    fig.suptitle(f"order {orders}: test perplexity against .glmb size (pruning levels annotated)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
 
 
 def row_text(r: dict) -> str:
-    return (f"| {r['corpus']} | {'MKN' if r['method'] == 'mkn' else 'GLM'} | {r['prune']} | {r['ngrams']:,} | "
+    return (f"| {r['corpus']} | {r['order']} | {'MKN' if r['method'] == 'mkn' else 'GLM'} | {r['prune']} | {r['ngrams']:,} | "
             f"{r['bytes']:,} | {r['bytes'] / r['ngrams']:.1f} | {r['ppl']:.2f} | {r['speed'] / 1e6:.2f} M | "
             f"{r['build']:.1f} |")
 
@@ -151,7 +173,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--corpora-dir", type=Path, default=DEFAULT_CORPORA)
     ap.add_argument("--corpora", nargs="+", default=["ptb", "brown", "wikitext2"], choices=list(NAMES))
-    ap.add_argument("--order", type=int, default=4)
+    ap.add_argument("--orders", type=int, nargs="+", default=[4])
     ap.add_argument("--prunes", nargs="+", default=PRUNES, help='levels: "none" or thresholds "0 1 2"')
     ap.add_argument("--eltec-mb", type=float, default=0, help="train on the first N MB of ELTeC (0: all)")
     ap.add_argument("--plot", type=Path, default=None, help="draw perplexity against bytes (PNG)")
@@ -168,34 +190,34 @@ def main() -> None:
     if args.sources:
         for src in args.sources:
             rows += [json.loads(ln) for ln in src.read_text().splitlines() if ln.strip()]
-        args.order = rows[0]["order"] if rows else args.order
-    print(f"Order {args.order}. GLM: the default (tuned on every 10th training line, rebuilt on all), "
+        args.orders = sorted({r["order"] for r in rows})
+    print(f"Orders {' '.join(map(str, args.orders))}. GLM: the default (tuned on every 10th training line, rebuilt on all), "
           "pruned with the same cutoffs as MKN. Scoring: one thread, median of 3.\n")
-    print("| corpus | method | prune | n-grams | .glmb bytes | bytes/n-gram | test ppl | scoring tok/s | build s |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| corpus | n | method | prune | n-grams | .glmb bytes | bytes/n-gram | test ppl | scoring tok/s | build s |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(row_text(r))
     if not args.sources:
         with tempfile.TemporaryDirectory() as tmp:
             tmp = Path(tmp)
             for name, (train, test) in load_corpora(args.corpora_dir, tmp, args.corpora, args.eltec_mb).items():
-                for prune in prunes:
+                for n, prune in ((n, p) for n in args.orders for p in prunes):
                     for method in ("mkn", "glm"):
-                        r = measure(train, test, args.order, method, prune, tmp)
-                        r.update(corpus=name, method=method, prune=" ".join(map(str, prune)) or "none",
-                                 order=args.order)
+                        r = measure(train, test, n, method, prune, tmp)
+                        r.update(corpus=name, method=method, prune=" ".join(map(str, prune)) or "none", order=n)
                         rows.append(r)
                         print(row_text(r), flush=True)
                         if args.rows is not None:
                             with open(args.rows, "a") as f:
                                 f.write(json.dumps(r) + "\n")
-    print("\nAt equal bytes: each GLM against MKN's frontier at its size (Δ negative: the GLM is better), and "
-          "the MKN models within 10% of its bytes.\n")
-    print("| corpus | GLM prune | GLM MB | GLM ppl | MKN ppl at that size | Δ | MKN within 10% of bytes |")
+    print("\nAt equal bytes: at the size of each model, its perplexity and the other method's frontier there "
+          "(the models no smaller one beats, interpolated linearly in log bytes; - outside its sizes); Δ: GLM "
+          "against MKN (negative: the GLM is better); the other method's models within 10% of the bytes.\n")
+    print("| corpus | model | MB | MKN ppl | GLM ppl | Δ | other method within 10% of bytes |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(verdict(rows)))
     if args.plot is not None:
-        plot(rows, args.plot, args.order)
+        plot(rows, args.plot)
         print(f"\nplot: {args.plot}")
 
 
