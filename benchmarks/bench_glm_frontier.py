@@ -124,6 +124,33 @@ def verdict(rows: list[dict]) -> list[str]:
     return out
 
 
+def summary(rows: list[dict]) -> list[str]:
+    """Per corpus: at how many of the sizes compared (the models whose size the other method's frontier
+    spans) the GLM is below MKN, the range of its change there, and the pairs within 10% of bytes."""
+    out = []
+    for name in dict.fromkeys(r["corpus"] for r in rows):
+        mine = [r for r in rows if r["corpus"] == name]
+        front = {m: [(r["bytes"], r["ppl"]) for r in mine if r["method"] == m] for m in ("mkn", "glm")}
+        deltas = []
+        for r in mine:
+            at = frontier_at(front["mkn" if r["method"] == "glm" else "glm"], r["bytes"])
+            if at is not None:
+                g, k = (r["ppl"], at) if r["method"] == "glm" else (at, r["ppl"])
+                deltas.append((r["bytes"], 100 * (g / k - 1)))
+        better = [b for b, d in deltas if d < 0]
+        pairs = [(g, m) for g in mine if g["method"] == "glm" for m in mine
+                 if m["method"] == "mkn" and abs(g["bytes"] / m["bytes"] - 1) <= 0.10]
+        won = [(g, m) for g, m in pairs if g["ppl"] < m["ppl"]]
+        out.append(f"| {name} | {len(deltas)} | {len(better)}"
+                   + (f" ({min(better) / 1e6:.1f}–{max(better) / 1e6:.1f} MB)" if better else "") + " | "
+                   + (f"{min(d for _, d in deltas):+.2f}% to {max(d for _, d in deltas):+.2f}%" if deltas else "-")
+                   + f" | {len(won)} of {len(pairs)} | "
+                   + ("; ".join(f"GLM n={g['order']} {g['prune']} {g['ppl']:.2f} ({g['bytes'] / 1e6:.1f} MB) < "
+                                f"MKN n={m['order']} {m['prune']} {m['ppl']:.2f} ({m['bytes'] / 1e6:.1f} MB)"
+                                for g, m in won) or "-") + " |")
+    return out
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
@@ -191,6 +218,10 @@ def main() -> None:
         for src in args.sources:
             rows += [json.loads(ln) for ln in src.read_text().splitlines() if ln.strip()]
         args.orders = sorted({r["order"] for r in rows})
+        names = list(dict.fromkeys(r["corpus"] for r in rows))
+        rows.sort(key=lambda r: (names.index(r["corpus"]), r["order"],
+                                 PRUNES.index(r["prune"]) if r["prune"] in PRUNES else len(PRUNES),
+                                 r["method"] != "mkn"))
     print(f"Orders {' '.join(map(str, args.orders))}. GLM: the default (tuned on every 10th training line, rebuilt on all), "
           "pruned with the same cutoffs as MKN. Scoring: one thread, median of 3.\n")
     print("| corpus | n | method | prune | n-grams | .glmb bytes | bytes/n-gram | test ppl | scoring tok/s | build s |")
@@ -216,6 +247,11 @@ def main() -> None:
     print("| corpus | model | MB | MKN ppl | GLM ppl | Δ | other method within 10% of bytes |")
     print("|---|---|---|---|---|---|---|")
     print("\n".join(verdict(rows)))
+    print("\nPer corpus: the sizes compared (above, both perplexities known), those where the GLM is below MKN "
+          "(Δ < 0) and the range of Δ; the pairs of models within 10% of bytes where the GLM is the better.\n")
+    print("| corpus | sizes compared | GLM below MKN at | Δ | pairs within 10%: GLM better | those pairs |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(summary(rows)))
     if args.plot is not None:
         plot(rows, args.plot)
         print(f"\nplot: {args.plot}")
