@@ -128,8 +128,9 @@ class _Plan:
                        None if discount_fallback in (None, False) else tuple(discount_fallback),
                        bool(interpolate_unigrams), int(vocab_pad))
         opts.check(order)
-        if generalized and any(opts.prune):
-            raise ValueError("pruning is supported for untuned MKN models only")
+        if any(opts.prune) and (paper or method.startswith("glmtk2014")):
+            raise ValueError("pruning is not supported for paper padding nor the 2014 toolkit's models "
+                             "(prune: use glm, glm-abs or mkn)")
         if tune and method.startswith("glmtk2014"):
             raise ValueError(f"{method}: the 2014 toolkit's models are not tuned (use glm or mkn)")
         if dask is not None:
@@ -173,7 +174,9 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         ``GeneralizedModel``).  Inputs read from stdin are copied to a temporary file in ``tmpdir``
         (the text is read twice), and an iterator of ``lines`` is kept in a list.
     prune : sequence of int
-        Raw-count thresholds per order from unigrams on (lmplz's ``--prune``; the last repeats; MKN only).
+        Raw-count thresholds per order from unigrams on (lmplz's ``--prune``; the last repeats): an
+        n-gram seen at most that often is dropped and its mass goes to the back-off.  For a GLM, a
+        pattern's n-grams use the threshold of their number of words (docs/glm.md, "Pruning").
     discount_fallback : None, True or up to three floats
         None to fail when discounts are undefined, True for lmplz's default (0.5, 1, 1.5).
     interpolate_unigrams : bool
@@ -279,8 +282,8 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
     used = tuning_lines(part.heldout)
-    model = fit(GeneralizedModel(vocab, tables, meta=_options(plan)), lines=used, label=label,
-                quiet=plan.quiet, bad_utf8=plan.bad_utf8)
+    model = fit(GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=_options(plan)),
+                lines=used, label=label, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
     scales = {parse(k): float(c) for k, c in model.meta["discount_scales"].items()}
     meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
                 tuning_lines=len(used),
@@ -296,7 +299,7 @@ def _count_training_part(plan: _Plan, part, label: str, scratch):
         chunks = part.train(text_chunks(plan.inputs, plan.lines, plan.quiet, "counting"))
         vocab, levels = count(None, plan.order, chunks=chunks,
                               skip_symbols=plan.skip_symbols, bad_utf8=plan.bad_utf8, quiet=plan.quiet,
-                              scratch=scratch, with_raw=plan.method == "glm-abs")
+                              scratch=scratch, with_raw=plan.method == "glm-abs" or any(plan.opts.prune))
     except CorpusError:
         # (the lines of the training part are numbered approximately: name the exact line of a bad one)
         check_text(text_chunks(plan.inputs, plan.lines), "skip" if plan.skip_symbols else "error",
@@ -328,12 +331,17 @@ def _count_text(plan: _Plan, scratch):
 
 def _backoff_model(plan: _Plan, vocab: Vocabulary, est) -> BackoffModel:
     """The MKN model of an estimate (glm.mkn), its vocabulary without the words that pruning removed."""
-    if est.unigram_keep is not None:
-        words = vocab.table.words()
-        vocab = Vocabulary.from_words([w for w, kept in zip(words[3:], est.unigram_keep[3:]) if kept])
-    return BackoffModel(vocab, est.levels, discounts=est.discounts, counts=est.counts,
+    return BackoffModel(_kept_words(vocab, est.unigram_keep), est.levels, discounts=est.discounts,
+                        counts=est.counts,
                         meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
                               "prune": list(plan.opts.prune), **_options(plan)})
+
+
+def _kept_words(vocab: Vocabulary, keep) -> Vocabulary:
+    """The vocabulary of the words kept when unigrams are pruned (keep: by id; None: all)."""
+    if keep is None:
+        return vocab
+    return Vocabulary.from_words([w for w, kept in zip(vocab.table.words()[3:], keep[3:]) if kept])
 
 
 def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | None = None):
@@ -372,7 +380,9 @@ def _estimate_generalized(plan: _Plan, vocab, levels, parking, fitted: Fitted | 
     tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=bool(plan.tune),
                           park=parking, pad=vocab.id(PAD_WORD) if plan.paper else None,
                           discount_scales=fitted.scales if fitted else None)
-    return GeneralizedModel(vocab, tables, meta=dict(_options(plan), **(fitted.meta if fitted else {})),
+    meta = dict(_options(plan), **({"prune": list(plan.opts.prune)} if any(plan.opts.prune) else {}),
+                **(fitted.meta if fitted else {}))
+    return GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=meta,
                             weights=fitted.weights if fitted else None)
 
 

@@ -267,7 +267,9 @@ def _parser() -> argparse.ArgumentParser:
                         "§3.1)")
     b.add_argument("--prune", type=_numbers(int, "thresholds (whole numbers)", False), default=(),
                    metavar="T", help="drop n-grams of order k seen at most T_k times (T for unigrams, bigrams, "
-                                     "...; non-decreasing; the last value repeats; <unk>, <s>, </s> are kept)")
+                                     "...; non-decreasing; the last value repeats; <unk>, <s>, </s> are kept); "
+                                     "a GLM pattern with k words uses T_k, its mass going to the back-off "
+                                     "(docs/glm.md §2)")
     b.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
                    metavar="D", help="discounts to use where the closed form fails (default 0.5 1 1.5)")
     b.add_argument("--interpolate-unigrams", type=int, choices=(0, 1), default=1,

@@ -28,7 +28,7 @@ from .threads import parallel, threads
 from .discount import count_of_counts, discounts, fallback_triple
 from .mkn import Options, unigram_probs
 from .patterns import children, history, is_contiguous, name, parent, patterns, span
-from .terms import interpolation_terms, scaled
+from .terms import interpolation_terms, pruned_terms, scaled
 from .vocab import BOS
 
 if TYPE_CHECKING:
@@ -67,9 +67,11 @@ class Tables:
     tables: dict
     discounts: dict = field(default_factory=dict)
     sizes: dict = field(default_factory=dict)
-    stats: dict | None = None     # {mask: (statistic, history index)}, {1: (counts, options)}: for tuning
+    stats: dict | None = None     # {mask: (statistic, history index, kept, history's kept)}, {1: (counts,
+                                  # options, kept)}: for tuning (indices and kept arrays before pruning)
     compat: Compat | None = None  # tops of every length, of the paper's models (glm.paper: Tops.compat())
     records: object = None        # the scorer's node records (glm.records.Records), made on first use
+    unigram_keep: np.ndarray | None = None   # words kept when unigrams are pruned (ids of the counting)
 
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
@@ -110,16 +112,24 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     park: applied to each array of a finished table (glm.spill.park: moved to a file-backed map, so
     that the tables built so far do not add to the memory of the ones still being built).
     pad: the pad word of glm.paper.padding (the levels counted from padded streams, with occurrences): the
-    n-grams ending in it get the statistic 0, and the model gets normalized tops of every length."""
+    n-grams ending in it get the statistic 0, and the model gets normalized tops of every length.
+    opts.prune: raw-count thresholds by the number of kept words of a pattern (docs/glm.md, "Pruning");
+    the levels must be counted with their occurrences.  With unigrams pruned, the words are renumbered
+    (Tables.unigram_keep: the words kept)."""
     check(order, method)
-    if any(opts.prune):
-        raise ValueError("pruning is not supported for GLM models")
+    opts.check(order)
     absolute = method == "glm-abs"
     compat = method in COMPAT
     if compat:
         from .paper import glmtk2014             # the toolkit's formulas, only for its methods
     if pad is not None:
         from .paper import padding
+    pruning = any(opts.threshold(k) for k in range(1, order + 1))
+    if pruning and (compat or pad is not None):
+        raise ValueError("pruning is supported for the normalized models (glm, glm-abs, mkn) with KenLM's "
+                         "padding, not for the 2014 toolkit's models nor paper padding")
+    if pruning and "raw" not in levels[0]:
+        raise ValueError("pruning: the levels must be counted with their occurrences (with_raw)")
     if compat and "raw" not in levels[0]:
         raise ValueError(f"{method}: the levels must be counted with their occurrences (with_raw)")
     if pad is not None:
@@ -164,6 +174,11 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     # unigrams: MKN's, for every method (glm-abs too: occurrences of words in a capped vocabulary often
     # leave the unigram discounts undefined)
     uni = levels[0]["count"]
+    keep1 = None         # unigrams pruned as MKN's (never <unk>, <s>, </s>): their mass goes to the uniform
+    if opts.threshold(1) > 0:
+        keep1 = levels[0]["raw"] > opts.threshold(1)
+        keep1[:3] = True
+    new_id = None if keep1 is None else (np.cumsum(keep1, dtype=np.int64) - 1).astype(np.uint32)
     tops = None          # the tops of shorter lengths, if the model has its own
     if compat:           # the 2014 toolkit: unigrams are not discounted, nor mixed with the uniform
         D = {1: (0.0, 0.0, 0.0)}
@@ -172,12 +187,16 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     else:
         D = {1: disc(uni, "unigrams", levels[0].get("last_open"), 1)}
         # the uniform distribution leaves out <s>, and the pad word
-        tables = {1: dict(prob=unigram_probs(uni, D[1], opts, excluded=1 + (pad is not None)))}
+        tables = {1: dict(prob=unigram_probs(uni, D[1], opts, keep1, excluded=1 + (pad is not None)))}
+        if keep1 is not None:
+            tables[1]["prob"] = tables[1]["prob"][keep1]
         if pad is not None:
             raw = levels[0]["raw"]
             tops = padding.Tops(raw, pad, disc(raw, "unigrams (occurrences)"))
-    stats = {1: (uni, opts)} if keep_stats else None
-    table_sizes = {1: sizes[0]}
+    stats = {1: (uni, opts, keep1)} if keep_stats else None
+    table_sizes = {1: sizes[0] if keep1 is None else int(keep1.sum())}
+    old_sizes = {1: sizes[0]}   # the patterns' sizes before pruning (their n-grams' indices during the build)
+    kept = {1: keep1}           # per pattern: its n-grams kept (bool, before pruning), None: all
     index = {}             # mask -> level-L n-gram -> its n-gram of the pattern (gapped masks only)
     wanted = combination(order, method)
 
@@ -203,7 +222,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             if weights is None and pad is not None:       # windows that end in the pad word do not count
                 weights = lv["predicted"].astype(np.uint32)
             starts, words, stat, inverse = _glm.group(nodes_of(parent(mask), None, L), lv["word"],
-                                                      table_sizes[parent(mask)], weights)
+                                                      old_sizes[parent(mask)], weights)
             last_open = None
         # the history of each n-gram: its prefix without the last `gap` words, in pattern hmask
         prefix = ctx[L]
@@ -215,24 +234,45 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             h[inverse] = hist
             hist = h
         d = disc(stat, f"pattern {name(mask)}", last_open, mask)
+        keep = _kept(mask, lv, starts, words, inverse, hist) if pruning else None
         if compat:
             den = tops.prev if mask == (1 << order) - 1 else None     # the top: histories' occurrences
-            alpha, gamma = glmtk2014.terms(stat, hist, d, table_sizes[hmask], is_contiguous(mask), den)
+            alpha, gamma = glmtk2014.terms(stat, hist, d, old_sizes[hmask], is_contiguous(mask), den)
+        elif pruning:
+            alpha, gamma = pruned_terms(stat, hist, d, keep, kept[hmask], old_sizes[hmask])
+            starts, words = _pruned_rows(starts, words, keep, kept[parent(mask)], new_id)
         else:
-            alpha, gamma = interpolation_terms(stat, hist, d, table_sizes[hmask], pad is not None)
-        return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist
+            alpha, gamma = interpolation_terms(stat, hist, d, old_sizes[hmask], pad is not None)
+        return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist, keep
+
+    def _kept(mask, lv, starts, words, inverse, hist):
+        """The n-grams of pattern ``mask`` kept: occurrences above the threshold of its number of kept
+        words, and (always so with thresholds that do not decrease; checked to keep the tables a trie)
+        their parent n-gram, history and words kept.  None: all kept."""
+        t = opts.threshold(bin(mask).count("1"))
+        if is_contiguous(mask):
+            raw, parents = lv["raw"], lv["parent"]
+        else:      # a gapped n-gram's occurrences: those of the windows it is the projection of
+            raw = np.bincount(inverse, weights=lv["raw"], minlength=len(words))
+            parents = np.repeat(np.arange(len(starts) - 1, dtype=np.uint32), np.diff(starts))
+        keep = raw > t
+        for ok, ids in ((kept[parent(mask)], parents), (kept[history(mask)[1]], hist), (keep1, words)):
+            if ok is not None:
+                keep &= ok[ids]
+        return None if keep.all() else keep
 
     with ThreadPoolExecutor(threads()) as ex:
         for L in range(2, order + 1):
             masks = [m for m in wanted if span(m) == L]
-            for mask, (table, d, inverse, stat, hist) in zip(masks, ex.map(one, masks)):
+            for mask, (table, d, inverse, stat, hist, keep) in zip(masks, ex.map(one, masks)):
                 if park is not None:
                     table = {k: park(v) for k, v in table.items()}
                 tables[mask], D[mask], table_sizes[mask] = table, d, len(table["word"])
+                old_sizes[mask], kept[mask] = len(stat), keep
                 if inverse is not None and L < order:
                     index[mask] = inverse
                 if keep_stats:
-                    stats[mask] = (stat, hist)
+                    stats[mask] = (stat, hist, keep, kept[history(mask)[1]])
             if tops is not None and L < order:             # this length's top, from occurrences
                 raw, hist = levels[L - 1]["raw"], ctx[L]
                 tops.add(L, raw, hist, disc(raw, f"pattern {name((1 << L) - 1)} (occurrences)"), park)
@@ -240,18 +280,33 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
                 levels[L - 1].pop("count", None)
                 levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
-    return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if tops else None)
+    return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if tops else None,
+                  unigram_keep=keep1)
+
+
+def _pruned_rows(starts, words, keep, parent_keep, new_id):
+    """(children ranges over the kept parent n-grams, words renumbered) of a pattern's kept n-grams."""
+    if keep is not None:
+        words = words[keep]
+        before = np.zeros(len(keep) + 1, dtype=np.uint32)       # kept n-grams before each one
+        np.cumsum(keep, out=before[1:])
+        starts = before[starts]
+    if parent_keep is not None:       # a dropped parent's range is empty now
+        starts = starts[np.append(parent_keep, True)]
+    return starts, (words if new_id is None else new_id[words])
 
 
 def rediscount(tables: Tables, mask: int, D: tuple) -> None:
     """Recompute a pattern's terms with other discounts (needs the statistics: keep_stats)."""
     if mask == 1:
-        counts, opts = tables.stats[1]
-        tables.tables[1]["prob"] = unigram_probs(counts, D, opts)
+        counts, opts, keep1 = tables.stats[1]
+        prob = unigram_probs(counts, D, opts, keep1)
+        tables.tables[1]["prob"] = prob if keep1 is None else prob[keep1]
     else:
-        stat, hist = tables.stats[mask]
+        stat, hist, keep, hist_keep = tables.stats[mask]
         t = tables.tables[mask]
-        t["alpha"], t["gamma"] = interpolation_terms(stat, hist, D, len(t["gamma"]))
+        n_hist = len(t["gamma"]) if hist_keep is None else len(hist_keep)
+        t["alpha"], t["gamma"] = pruned_terms(stat, hist, D, keep, hist_keep, n_hist)
         if tables.records is not None:
             tables.records.set_terms(mask, t["alpha"], t["gamma"])
     tables.discounts[mask] = tuple(D)

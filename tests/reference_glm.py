@@ -8,6 +8,11 @@ reference notes (glm.md §4.4): n-1 <s> before each sentence, every window count
 for n-grams that start with <s> too; ``sequence_log10prob`` then scores the paper's sequences by the
 chain rule, each factor by the (normalized) top of its own length, from occurrence counts.
 
+``prune`` (raw-count thresholds by number of kept words, the last repeating): an n-gram of a pattern with
+k kept words whose occurrences (summed over the windows it is the projection of) are at most the k-th
+threshold is dropped: alpha 0, its whole statistic in its history's gamma.  Pruned unigrams (never
+<unk>, <s>, </s>) leave the vocabulary (they become <unk>) and give their whole statistic to the uniform.
+
 Patterns are strings in the paper's reading order ('101' = w1 _ w3); an n-gram of a pattern is the
 tuple of its kept words, oldest first.
 """
@@ -43,8 +48,9 @@ def project(gram: tuple, p: str) -> tuple:
 
 class ReferenceGLM:
     def __init__(self, sentences: list[list[str]], order: int, method: str = "glm", discounts=None,
-                 padding: str = "kenlm"):
+                 padding: str = "kenlm", prune=()):
         self.order, self.method, self.paper = order, method, padding == "paper"
+        self.prune = tuple(prune)
         self.raw = Counter()                       # every substring of every padded sentence
         for s in sentences:
             toks = ["<s>"] * (order - 1 if self.paper else 1) + list(s) + ["</s>"]
@@ -52,6 +58,7 @@ class ReferenceGLM:
                 for i in range(len(toks) - L + 1):
                     self.raw[tuple(toks[i:i + L])] += 1
         words = {w for s in sentences for w in s} | {"</s>", "<unk>"}
+        words = {w for w in words if not self.pruned("1", (w,))}
         self.vocab = sorted(words)                 # V': no <s>
         self.known = set(words)
         self.stat = {p: self.statistic(p) for p in lattice(order)}
@@ -62,8 +69,31 @@ class ReferenceGLM:
             den, num = defaultdict(float), defaultdict(float)
             for x, s in table.items():
                 den[x[:-1]] += s
-                num[x[:-1]] += self.disc(p, s)
+                num[x[:-1]] += s if self.pruned(p, x) else self.disc(p, s)
             self.den[p], self.num[p] = den, num
+
+    def pruned(self, p: str, x: tuple) -> bool:
+        """Is n-gram x of pattern p dropped by the thresholds?"""
+        k = p.count("1")
+        if not self.prune or (p == "1" and x[0] in ("<unk>", "<s>", "</s>")):
+            return False
+        t = self.prune[min(k, len(self.prune)) - 1]
+        if t == 0:
+            return False
+        return self._occurrences(p).get(x, 0) <= t
+
+    @lru_cache(maxsize=None)
+    def _occurrences(self, p: str) -> Counter:
+        """Occurrences of the n-grams of pattern p: the windows of its span that project to them."""
+        out = Counter()
+        for g, c in self.raw.items():
+            if len(g) == len(p):
+                out[project(g, p)] += c
+        return out
+
+    def kept(self, p: str) -> set:
+        """The n-grams of pattern p that the model stores (those of a statistic > 0, not pruned)."""
+        return {x for x in self.stat[p] if not self.pruned(p, x)}
 
     def statistic(self, p: str) -> dict:
         L, top = len(p), len(p) == self.order and "0" not in p
@@ -103,7 +133,7 @@ class ReferenceGLM:
     def _unigrams(self) -> tuple:
         t = self.stat["1"]
         total = sum(t.values())
-        return t, total, sum(self.disc("1", s) for s in t.values()) / total
+        return t, total, sum(s if self.pruned("1", x) else self.disc("1", s) for x, s in t.items()) / total
 
     @lru_cache(maxsize=None)
     def _p(self, p: str, window: tuple) -> float:
@@ -112,7 +142,7 @@ class ReferenceGLM:
         if p == "1":
             t, total, gamma = self._unigrams()
             s = t.get(window, 0)
-            return (s - self.disc("1", s)) / total + gamma / len(self.vocab)
+            return (s - self.disc("1", s)) / total + gamma / len(self.vocab)    # (window: a known word)
         kids = [self._p(c, window) for c in pattern_children(p)]
         if self.method == "mkn":
             kids = kids[:1]
@@ -121,7 +151,7 @@ class ReferenceGLM:
         den = self.den[p].get(x[:-1], 0.0)
         if den == 0:
             return avg
-        s = self.stat[p].get(x, 0)
+        s = 0 if self.pruned(p, x) else self.stat[p].get(x, 0)
         return max(s - self.disc(p, s), 0.0) / den + self.num[p][x[:-1]] / den * avg
 
     def sequence_log10prob(self, seq: list[str]) -> float:

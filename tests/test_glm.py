@@ -205,12 +205,10 @@ def test_child_weights(tmp_path):
         glm.load(tmp_path / "m.glm")
 
 
-def test_glm_refuses_arpa_and_pruning(tmp_path):
+def test_glm_refuses_arpa(tmp_path):
     m = build(EXAMPLE, 3, fixed=(0.5, 1.0, 1.5))
     with pytest.raises(ValueError, match="GLM model"):
         m.save(tmp_path / "m.arpa")
-    with pytest.raises(ValueError, match="pruning"):
-        glm.train(lines=EXAMPLE, order=3, method="glm", prune=[0, 1])
 
 
 def test_bad_glm_file(tmp_path):

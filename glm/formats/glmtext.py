@@ -5,6 +5,7 @@
     method=glm
     weights=uniform              (or PATTERN=W ...: W the weight of the farthest-word child, or
                                   W1,W2,... the weight of every child, farthest-word child first)
+    prune=0 1 1                  (optional: the count cutoffs the model was pruned with)
     pattern 1=9 D=0.5 1 1.5      (one line per pattern: number of n-grams, discounts)
     pattern 11=10 D=...
     ...
@@ -90,6 +91,8 @@ def write_glm(model, path) -> None:
         w("weights=" + (" ".join(f"{name(m)}={format_weight(v, repr)}" for m, v in sorted(model.weights.items()))
                         or "uniform") + "\n")
         w(f"escape={ESCAPE}\n")
+        if any(model.meta.get("prune") or ()):
+            w("prune=" + " ".join(str(int(t)) for t in model.meta["prune"]) + "\n")
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
@@ -345,5 +348,11 @@ def read_glm(stream, path: str):
         from ..paper.compat import Compat
         compat = Compat(compat["extra"], compat["floor"], compat["top"], compat["discounts"])
     t = Tables(order, method, tables, discounts, sizes, compat=compat)
-    return Parts("generalized", dict(vocab=vocab, tables=t, meta={"order": order, "method": method},
+    meta = {"order": order, "method": method}
+    if "prune" in head:
+        try:
+            meta["prune"] = [int(x) for x in head["prune"].split()]
+        except ValueError:
+            raise ModelFormatError(f"{path}: bad prune line: prune={head['prune']}") from None
+    return Parts("generalized", dict(vocab=vocab, tables=t, meta=meta,
                                      weights=weights))
