@@ -207,12 +207,17 @@ def _piece(shard_run, low, high) -> tuple[np.ndarray, np.ndarray]:
     return keys, counts
 
 
+def _pin(address: str | None) -> list[str] | None:
+    """The workers a task on a run may run on: the one whose disk holds the run file, if any."""
+    return None if address is None else [address]
+
+
 def _merged_ranges(client, runs, where, bounds, ahead: int):
     """The key ranges cut by bounds, merged on the workers, in order: range r is submitted when range
     r - ahead is received, so that the workers hold about ``ahead`` ranges at a time."""
     def submit(r):
         low, high = (bounds[r - 1] if r else None), (bounds[r] if r < len(bounds) else None)
-        pieces = [client.submit(_piece, run, low, high, workers=None if w is None else [w], pure=False)
+        pieces = [client.submit(_piece, run, low, high, workers=_pin(w), pure=False)
                   for run, w in zip(runs, where)]
         return client.submit(merge_many, pieces, pure=False)
 
@@ -257,9 +262,9 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
         where, rows = zip(*client.gather(client.map(_rows, runs)))
         ranges = range_count(sum(rows), layout, workers, memory)
         step = max(1, sum(rows) // (SAMPLES * ranges))
-        samples = np.concatenate([s for s in client.gather(
-            [client.submit(_sample, run, step, workers=None if w is None else [w]) for run, w in zip(runs, where)])
-            if len(s)] or [np.zeros((0, layout.words), np.uint64)])
+        samples = [client.submit(_sample, run, step, workers=_pin(w)) for run, w in zip(runs, where)]
+        samples = np.concatenate([s for s in client.gather(samples) if len(s)]
+                                 or [np.zeros((0, layout.words), np.uint64)])
         samples = samples[np.lexsort(samples.T[::-1])] if len(samples) else samples
         ranges = ranges if len(samples) else 1
         bounds = samples[[len(samples) * r // ranges for r in range(1, ranges)]]
