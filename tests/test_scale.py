@@ -214,9 +214,18 @@ def test_dask_budget_cuts_more_key_ranges(tmp_path, dask_client, monkeypatch):
     assert args[2] >= 1 and unbudgeted == 2 * args[2]          # no budget: two ranges per worker
     assert budget_args[3] == 1 << 20                           # a task's budget: 1M over 1 thread a worker
     assert budgeted >= rows * row_bytes * dist.RANGE_SHARE / (1 << 20) > unbudgeted
-    assert dask_client.run(lambda: len(dist._STORES)) == {w: 0 for w in dask_client.scheduler_info()["workers"]}
-    for local in dask_client.run(lambda dask_worker: dask_worker.local_directory).values():
+    locals_ = dask_client.run(lambda dask_worker: dask_worker.local_directory)
+    assert dask_client.run(lambda: len(dist._STORES)) == {w: 0 for w in locals_}
+    for local in locals_.values():
         assert not [n for n in os.listdir(local) if n.startswith("glm-")]
+    # one shard counted under a budget: a run file in the local directory of the worker that counted it
+    shard = dist.shards([str(text)], 1)[0]
+    where, run = dask_client.submit(dist._shard_run, shard, ids.table.arrays(), 4, "error", "error",
+                                    memory=1 << 20, build="test", pure=False).result()
+    assert run.path.startswith(locals_[where] + os.sep) and run.rows == rows
+    assert os.path.getsize(run.path + ".keys") == rows * 8 * run.layout.words
+    dask_client.run(dist._drop_store, "test")
+    assert not os.path.exists(run.path + ".keys")
 
 
 def test_dask_error_names_file_and_line(tmp_path, dask_client):
