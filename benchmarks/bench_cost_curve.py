@@ -14,8 +14,9 @@ For each size, one ARPA file per build (written to --workdir, then deleted):
 * `glm build --order N` (everything in memory);
 * `glm build --memory B --tmpdir T`;
 * `lmplz -o N -S B -T T` (when lmplz is on PATH);
-* `glm build --dask --memory B` on a 2-worker LocalCluster (when `distributed` is installed).  glm has
-  no per-worker budget: B bounds the client's estimation and writing, the workers count without one.
+* `glm build --dask --memory B` on a 2-worker LocalCluster (when `distributed` is installed): B bounds
+  the client's estimation and writing and each worker (benchmarks/bench_dask_budget.py gives the peak
+  of each process).
 
 Wall time and peak RSS per process (/usr/bin/time; for Dask, that of the largest process of the tree:
 ru_maxrss is a maximum, not a sum), the peak disk use of a fresh --tmpdir subdirectory (polled every

@@ -280,7 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--skip-symbols", action="store_true", help="drop literal <s> and </s> in the text")
     b.add_argument("--memory", "-S", default=None, metavar="SIZE",
                    help="memory budget, e.g. 2G or 500M (as lmplz -S): sorted runs spill to --tmpdir and "
-                        "large arrays are memory-mapped files there (default: no budget, all in memory)")
+                        "large arrays are memory-mapped files there (default: no budget, all in memory); "
+                        "with --dask, the budget of the client and of every worker (over its threads), "
+                        "which spills to its local directory")
     b.add_argument("--tmpdir", "-T", default=None, metavar="DIR",
                    help="where --memory puts its temporary files (default: the system's temp directory)")
     b.add_argument("--workers", type=_workers, default=None, metavar="N",

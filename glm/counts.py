@@ -90,17 +90,27 @@ class NgramCounter:
         self._count(vocab_size)
         layout = self.layout or key_layout(self.order, vocab_size)
         if self.spilled:
-            self._spill()
-            runs, self.spilled = self.spilled, []
-            merged = self.scratch.save_run(merge_runs(runs, layout, self.scratch.memory // 4), layout)
-            for run in runs:
-                run.remove()
-            return (*self.scratch.load_run(merged), layout)
+            return (*self.scratch.load_run(self.merged_run(vocab_size)), layout)
         while len(self.runs) > 1:
             self._merge_last()
         keys, counts = self.runs.pop() if self.runs else (np.zeros((0, layout.words), np.uint64),
                                                           np.zeros(0, np.uint32))
         return keys, counts, layout
+
+    def merged_run(self, vocab_size: int):
+        """All windows counted as one sorted run file in the scratch directory (a glm.spill.Run; the
+        counter needs a scratch).  The counter is emptied."""
+        self._count(vocab_size)
+        layout = self.layout or key_layout(self.order, vocab_size)
+        if not self.spilled:
+            keys, counts, layout = self.merged(vocab_size)
+            return self.scratch.save_run([(keys, counts)], layout)
+        self._spill()
+        runs, self.spilled = self.spilled, []
+        merged = self.scratch.save_run(merge_runs(runs, layout, self.scratch.memory // 4), layout)
+        for run in runs:
+            run.remove()
+        return merged
 
     def levels(self, vocab_size: int, with_raw: bool = False) -> list[dict]:
         """Levels 1..order of the suffix trie with adjusted counts ('count') and, when with_raw (pruning

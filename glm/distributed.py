@@ -11,11 +11,20 @@ shard).  Then, on the workers:
 
 The trie levels and the estimation then run on the client (with its memory budget, if any), as in a
 single-machine build, so the model is identical.
+
+With a memory budget (``--memory``), it bounds each worker task too (the budget over the threads of the
+largest worker; with one thread a worker, each worker process): a shard is counted as on one machine
+under the budget (runs spill to disk) into a run file in the worker's local directory, which stays
+there until the end of the build; the number of key ranges is chosen once the runs exist, so that a
+range's rows fill at most 1/RANGE_SHARE of the budget; ranges are merged a few at a time (about one
+per worker ahead of the one the client receives) and the client writes each to its scratch directory.
 """
 from __future__ import annotations
 
-import operator
 import os
+import threading
+import uuid
+from collections import deque
 
 import numpy as np
 
@@ -23,11 +32,13 @@ from . import _count
 from ._vocab import OK
 from .corpus import _MAGIC, CHUNK_BYTES, Chunk, CorpusError, expand_inputs, read_chunks
 from .counts import NgramCounter, key_layout
-from .spill import merge_many
+from .spill import Run, Scratch, merge_many
 from .vocab import Vocabulary
 
 SHARD_BYTES = 64 << 20
-SAMPLES = 1024
+LOST_CHECK = 2.0         # seconds between checks that the workers holding a build's run files are there
+SAMPLES = 256            # sampled keys per key range
+RANGE_SHARE = 8          # with a budget, a range's runs take at most 1/8 of it (its merge: about 4x that)
 
 
 def _client(dask, n_workers: int | None):
@@ -120,38 +131,146 @@ def _shard_words(shard, symbols: str, bad_utf8: str) -> bytes:
     return b"\n".join(vocab.table.words()[3:]) + b"\n"
 
 
-def _shard_run(shard, vocab_arrays, order: int, symbols: str, bad_utf8: str):
-    """The shard's windows counted with the global vocabulary: (keys, counts, layout)."""
+_STORES: dict = {}                     # in a worker process: a build's id -> its glm.spill.Scratch
+_STORES_LOCK = threading.Lock()
+
+
+def _store(build: str, memory: int) -> Scratch:
+    """This worker's scratch directory for a build (made on first use, in the worker's local
+    directory): it holds the build's counted runs until ``_drop_store``."""
+    from distributed import get_worker
+    with _STORES_LOCK:
+        if build not in _STORES:
+            _STORES[build] = Scratch(memory, get_worker().local_directory).__enter__()
+        return _STORES[build]
+
+
+def _drop_store(build: str) -> None:
+    with _STORES_LOCK:
+        scratch = _STORES.pop(build, None)
+    if scratch is not None:
+        scratch.__exit__(None, None, None)
+
+
+def _shard_run(shard, vocab_arrays, order: int, symbols: str, bad_utf8: str, memory: int | None = None,
+               build: str | None = None):
+    """The shard's windows counted with the global vocabulary, as (worker address, run): without a
+    budget, the run in memory, (keys, counts, layout), and no address; with one (``memory`` bytes per
+    task), a glm.spill.Run file in this worker's scratch directory for the build."""
     from ._vocab import VocabTable
     vocab = Vocabulary(VocabTable.from_arrays(*vocab_arrays))
-    counter = NgramCounter(order)
+    if memory is None:
+        counter = NgramCounter(order)
+    else:
+        counter = NgramCounter(order, scratch=_store(build, memory))
     for stream in _streams(shard, vocab, False, symbols, bad_utf8):
         counter.add(stream, len(vocab))
-    return counter.merged(len(vocab))
+    if memory is None:
+        return None, counter.merged(len(vocab))
+    from distributed import get_worker
+    return get_worker().address, counter.merged_run(len(vocab))
 
 
-def _sample(run) -> np.ndarray:
-    keys = run[0]
-    return keys[np.linspace(0, len(keys) - 1, min(SAMPLES, len(keys))).astype(np.intp)] if len(keys) else keys
+def _keys(run) -> np.ndarray:
+    """The keys of a run: in memory, or its file mapped read-only."""
+    if not isinstance(run, Run):
+        return run[0]
+    if not run.rows:
+        return np.zeros((0, run.layout.words), np.uint64)
+    return np.memmap(run.path + ".keys", np.uint64, "r", shape=(run.rows, run.layout.words))
 
 
-def _cut(run, bounds: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The run cut into len(bounds) + 1 key ranges: keys <= bounds[0], ..., keys > bounds[-1]."""
-    keys, counts, _ = run
-    cuts = [0] + [_count.upper_bound(keys, b) for b in bounds] + [len(keys)]
-    return [(keys[a:b], counts[a:b]) for a, b in zip(cuts, cuts[1:])]
+def _rows(shard_run) -> tuple[str | None, int]:
+    """(worker address, rows) of a shard's run."""
+    where, run = shard_run
+    return where, len(_keys(run))
+
+
+def _sample(shard_run, step: int) -> np.ndarray:
+    """Every step-th key of a run (the last of each step rows)."""
+    return np.array(_keys(shard_run[1])[step - 1::step])
+
+
+def _piece(shard_run, low, high) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a run with low < key <= high (None: no bound), copied from its file if it has one."""
+    run = shard_run[1]
+    keys = _keys(run)
+    a = 0 if low is None else _count.upper_bound(keys, low)
+    b = len(keys) if high is None else _count.upper_bound(keys, high)
+    if not isinstance(run, Run):
+        return run[0][a:b], run[1][a:b]
+    del keys
+    w = run.layout.words
+    with open(run.path + ".keys", "rb") as f:
+        keys = np.fromfile(f, np.uint64, (b - a) * w, offset=8 * w * a).reshape(b - a, w)
+    with open(run.path + ".counts", "rb") as f:
+        counts = np.fromfile(f, np.uint32, b - a, offset=4 * a)
+    return keys, counts
+
+
+class WorkerLost(ConnectionError):
+    """A worker that held run files of the build left the cluster: they are gone with its disk."""
+
+
+def _results(client, futures: list, pinned) -> list:
+    """The results of futures of tasks pinned to workers (``pinned``: addresses, None for none).  A task
+    pinned to a worker that has left would wait for it for ever: that is a WorkerLost error instead."""
+    from distributed import wait
+    held = {w for w in pinned if w is not None}
+    while True:
+        try:
+            wait(futures, timeout=LOST_CHECK)
+            return client.gather(futures)
+        except TimeoutError:
+            lost = held - set(client.scheduler_info()["workers"])
+            if lost:
+                raise WorkerLost(f"Dask worker {', '.join(sorted(lost))} left the cluster while it held counted "
+                                 "runs of this build (in its local directory, under --memory): they are "
+                                 "lost; run the build again (without --memory, lost work is redone)") from None
+
+
+def _pin(address: str | None) -> list[str] | None:
+    """The workers a task on a run may run on: the one whose disk holds the run file, if any."""
+    return None if address is None else [address]
+
+
+def _merged_ranges(client, runs, where, bounds, ahead: int):
+    """The key ranges cut by bounds, merged on the workers, in order: range r is submitted when range
+    r - ahead is received, so that the workers hold about ``ahead`` ranges at a time."""
+    def submit(r):
+        low, high = (bounds[r - 1] if r else None), (bounds[r] if r < len(bounds) else None)
+        pieces = [client.submit(_piece, run, low, high, workers=_pin(w), pure=False)
+                  for run, w in zip(runs, where)]
+        return client.submit(merge_many, pieces, pure=False)
+
+    ranges = len(bounds) + 1
+    inflight = deque(submit(r) for r in range(min(ahead, ranges)))
+    for r in range(ranges):
+        if r + ahead < ranges:
+            inflight.append(submit(r + ahead))
+        yield _results(client, [inflight.popleft()], where)[0]
 
 
 def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str, bad_utf8: str,
                   scratch=None):
     """(vocabulary, (keys, counts, layout)): the corpus counted on a Dask cluster, as one sorted run
-    (on the client; written to the scratch directory when there is one)."""
+    (on the client; written to the scratch directory when there is one).
+
+    With a scratch, its memory budget also bounds every worker task (the budget over the threads of
+    the largest worker): shards are counted with runs spilled to the worker's local directory, and
+    the key ranges are made small enough for a range's merge to fit (``RANGE_SHARE``)."""
     paths = expand_inputs(inputs)
     if "-" in paths:
         raise ValueError("--dask reads files, not stdin")
     client, to_close = _client(dask, n_workers)
+    build = None
     try:
-        workers = max(1, len(client.scheduler_info()["workers"]))
+        info = client.scheduler_info()["workers"]
+        workers = max(1, len(info))
+        memory = None
+        if scratch is not None:
+            memory = max(1, scratch.memory // max([w.get("nthreads", 1) for w in info.values()] or [1]))
+            build = uuid.uuid4().hex
         parts = shards(paths, 2 * workers)
         vocab = Vocabulary()
         for words in client.gather(client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8,
@@ -160,21 +279,32 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
             assert status == OK, "a shard's words hold <s> or </s>"
         arrays = client.scatter(vocab.table.arrays(), broadcast=True)
         runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
-                          bad_utf8=bad_utf8, pure=False)
+                          bad_utf8=bad_utf8, memory=memory, build=build, pure=False)
         layout = key_layout(order, len(vocab))          # the layout of every shard's run
-        samples = np.concatenate([s for s in client.gather(client.map(_sample, runs)) if len(s)]
+        where, rows = zip(*client.gather(client.map(_rows, runs)))
+        ranges = range_count(sum(rows), layout, workers, memory)
+        step = max(1, sum(rows) // (SAMPLES * ranges))
+        samples = [client.submit(_sample, run, step, workers=_pin(w)) for run, w in zip(runs, where)]
+        samples = np.concatenate([s for s in _results(client, samples, where) if len(s)]
                                  or [np.zeros((0, layout.words), np.uint64)])
         samples = samples[np.lexsort(samples.T[::-1])] if len(samples) else samples
-        ranges = 2 * workers if len(samples) else 1
+        ranges = ranges if len(samples) else 1
         bounds = samples[[len(samples) * r // ranges for r in range(1, ranges)]]
-        cut = client.map(_cut, runs, bounds=bounds)
-        merged = [client.submit(merge_many, [client.submit(operator.getitem, c, r) for c in cut])
-                  for r in range(ranges)]
-        blocks = (f.result() for f in merged)
+        blocks = _merged_ranges(client, runs, where, bounds, ahead=workers)
         if scratch is not None:
             return vocab, (*scratch.load_run(scratch.save_run(blocks, layout)), layout)
         blocks = list(blocks)
         return vocab, (np.concatenate([k for k, _ in blocks]), np.concatenate([c for _, c in blocks]), layout)
     finally:
+        if build is not None:
+            client.run(_drop_store, build)
         for c in to_close:
             c.close()
+
+
+def range_count(rows: int, layout, workers: int, memory: int | None) -> int:
+    """The key ranges to merge: two per worker, or more when a memory budget (bytes per task) needs
+    them, so that each range's rows (``rows`` in all runs) fit in 1/RANGE_SHARE of it."""
+    if memory is None:
+        return 2 * workers
+    return max(2 * workers, -(-rows * (8 * layout.words + 4) * RANGE_SHARE // memory))

@@ -184,6 +184,50 @@ def test_dask_local_cluster_builds_the_same_model(tmp_path, dask_client):
     assert os.listdir(work) == []
 
 
+def test_dask_budget_cuts_more_key_ranges(tmp_path, dask_client, monkeypatch):
+    """With a budget, every worker counts into run files in its local directory and the key ranges
+    multiply as the budget shrinks (a range's runs fill at most 1/RANGE_SHARE of it); the model is the
+    same, and the workers' run files are gone afterwards."""
+    import glm.distributed as dist
+    from glm.corpus import text_chunks
+    from glm.counts import key_layout
+    text = tmp_path / "train.txt"
+    text.write_bytes(gzip.decompress(TRAIN.read_bytes()))
+    expected = glm.train(text, 4)
+    expected.save(tmp_path / "plain.arpa")
+    chosen = []
+    real = dist.range_count
+    monkeypatch.setattr(dist, "range_count", lambda *args: chosen.append((args, real(*args))) or chosen[-1][1])
+    dask_client.wait_for_workers(2)
+    for memory in (None, "1M"):
+        model = glm.train(text, 4, dask=dask_client, memory=memory, tmpdir=tmp_path)
+        model.save(tmp_path / "dask.arpa")
+        assert (tmp_path / "dask.arpa").read_bytes() == (tmp_path / "plain.arpa").read_bytes()
+    # the shards' runs hold at least the corpus's distinct 4-gram windows
+    counter, ids = NgramCounter(4), glm.Vocabulary()
+    for chunk in text_chunks([text]):
+        counter.add(ids.tokenize(chunk, add=True, symbols="error", bad_utf8="error"), len(ids))
+    rows = len(counter.merged(len(ids))[1])
+    assert len(ids) == len(expected.vocab)
+    row_bytes = 8 * key_layout(4, len(ids)).words + 4
+    (args, unbudgeted), (budget_args, budgeted) = chosen
+    assert args[2] >= 1 and unbudgeted == 2 * args[2]          # no budget: two ranges per worker
+    assert budget_args[3] == 1 << 20                           # a task's budget: 1M over 1 thread a worker
+    assert budgeted >= rows * row_bytes * dist.RANGE_SHARE / (1 << 20) > unbudgeted
+    locals_ = dask_client.run(lambda dask_worker: dask_worker.local_directory)
+    assert dask_client.run(lambda: len(dist._STORES)) == {w: 0 for w in locals_}
+    for local in locals_.values():
+        assert not [n for n in os.listdir(local) if n.startswith("glm-")]
+    # one shard counted under a budget: a run file in the local directory of the worker that counted it
+    shard = dist.shards([str(text)], 1)[0]
+    where, run = dask_client.submit(dist._shard_run, shard, ids.table.arrays(), 4, "error", "error",
+                                    memory=1 << 20, build="test", pure=False).result()
+    assert run.path.startswith(locals_[where] + os.sep) and run.rows == rows
+    assert os.path.getsize(run.path + ".keys") == rows * 8 * run.layout.words
+    dask_client.run(dist._drop_store, "test")
+    assert not os.path.exists(run.path + ".keys")
+
+
 def test_dask_error_names_file_and_line(tmp_path, dask_client):
     good = gzip.decompress(TRAIN.read_bytes())
     bad = tmp_path / "bad.txt"
@@ -214,3 +258,19 @@ def test_cli_notes_a_peak_above_the_budget(tmp_path, capsys):
     assert "note:" not in capsys.readouterr().err
     assert main(args + ["-o", str(tmp_path / "c.arpa"), "--memory", "1M", "-q"]) == 0
     assert capsys.readouterr().err == ""
+
+
+def test_dask_task_pinned_to_a_lost_worker_is_an_error_not_a_hang(dask_client, monkeypatch):
+    """Under a budget, tasks on run files are pinned to the worker whose disk holds them; if it has
+    left, they would wait for ever.  (A task pinned to an address no worker has stands in for it.)"""
+    import glm.distributed as dist
+    monkeypatch.setattr(dist, "LOST_CHECK", 0.2)
+    gone = "tcp://127.0.0.1:9"
+    future = dask_client.submit(sum, [1, 2], workers=[gone], pure=False)
+    t0 = time.time()
+    with pytest.raises(dist.WorkerLost, match="tcp://127.0.0.1:9 left the cluster"):
+        dist._results(dask_client, [future], [gone])
+    assert time.time() - t0 < 30
+    here = next(iter(dask_client.scheduler_info()["workers"]))
+    assert dist._results(dask_client, [dask_client.submit(sum, [1, 2], workers=[here], pure=False)],
+                         [here]) == [3]
