@@ -1,7 +1,7 @@
 """Fitting a GLM (or MKN) on held-out text, keeping it normalized (the paper's future work, §7.2).
 
-Two kinds of parameters, fitted by coordinate descent (golden-section search on one parameter at a
-time, minimizing the held-out perplexity):
+Two kinds of parameters, fitted by coordinate descent (an exact search along one parameter at a time,
+minimizing the held-out perplexity; see ``tune``):
 
 * per child of a pattern with several children (GLM only), its weight: the search moves one child's
   weight, and the others keep their proportions and sum to 1 - it.  All weight on the farthest-word-
@@ -115,8 +115,9 @@ def tune(model: GeneralizedModel, heldout=None, rounds: int = 3, iters: int = 10
     any one parameter (a child weight, or a discount scale: alpha and gamma are linear in it and the
     model is linear in each pattern's distribution), so one scoring at the far end of the parameter's
     range gives each token's line, the best value on it is found exactly (the log-likelihood is then
-    concave), and one more scoring there confirms it (kept only if it lowers the held-out
-    cross-entropy): two scorings per parameter.  'golden': golden-section search on the held-out
+    concave) and taken if its cross-entropy on the line is below both ends': one scoring per
+    parameter, and one per round (so that float32 rounding cannot add up over the steps).  'golden':
+    golden-section search on the held-out
     cross-entropy, ``iters`` steps (12 to 14 scorings per parameter; the method before).
     """
     if search not in ("linear", "golden"):
@@ -162,7 +163,9 @@ def tune(model: GeneralizedModel, heldout=None, rounds: int = 3, iters: int = 10
 
     bar = progress(total=rounds * len(params), desc="tuning", quiet=quiet)
     ce, probs = token_scores(model, ids) if search == "linear" else (None, None)
-    for _ in range(rounds):
+    for round_ in range(rounds):
+        if search == "linear" and round_:       # each round from a scoring, so that rounding cannot add up
+            ce, probs = token_scores(current[0], ids)
         for kind, m in params:
             put, lo, hi, x0 = setter(kind, m)
             if hi - lo < 1e-9:
@@ -178,13 +181,13 @@ def tune(model: GeneralizedModel, heldout=None, rounds: int = 3, iters: int = 10
                 put(x1)
                 ce1, p1 = token_scores(current[0], ids)
                 tried = [(ce, x0, probs), (ce1, x1, p1)]
-                x = _best_on_line(probs, (p1 - probs) / (x1 - x0), x0, lo, hi)
-                if x != x0 and x != x1:
-                    put(x)
-                    ce_x, p_x = token_scores(current[0], ids)
-                    tried.append((ce_x, x, p_x))
+                slope = (p1 - probs) / (x1 - x0)
+                x = _best_on_line(probs, slope, x0, lo, hi)
+                if x != x0 and x != x1:        # on the line: no scoring (float32 rounding aside, exact)
+                    p_x = np.maximum(probs + slope * (x - x0), 1e-300)
+                    tried.append((-float(np.log10(p_x).sum()) / max(1, len(p_x)), x, p_x))
                 ce, x, probs = min(tried, key=lambda t: t[0])
-                if x != tried[-1][1]:
+                if x != x1:                    # (the model is at x1)
                     put(x)
             bar.update(1)
     bar.close()
