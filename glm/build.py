@@ -78,6 +78,12 @@ class _Plan:
     dask: object
     dask_workers: int | None
 
+    @property
+    def with_raw(self) -> bool:
+        """Whether counting keeps the n-grams' occurrences (pruning, glm-abs, the paper's models need them)."""
+        return (any(self.opts.prune) or self.method == "glm-abs" or self.method.startswith("glmtk2014")
+                or self.paper)
+
     @classmethod
     def check(cls, inputs, lines, order, *, method, tune, prune, discount_fallback, interpolate_unigrams,
               vocab_pad, skip_symbols, bad_utf8, quiet, memory, tmpdir, workers, dask, dask_workers,
@@ -299,7 +305,7 @@ def _count_training_part(plan: _Plan, part, label: str, scratch):
         chunks = part.train(text_chunks(plan.inputs, plan.lines, plan.quiet, "counting"))
         vocab, levels = count(None, plan.order, chunks=chunks,
                               skip_symbols=plan.skip_symbols, bad_utf8=plan.bad_utf8, quiet=plan.quiet,
-                              scratch=scratch, with_raw=plan.method == "glm-abs" or any(plan.opts.prune))
+                              scratch=scratch, with_raw=plan.with_raw)
     except CorpusError:
         # (the lines of the training part are numbered approximately: name the exact line of a bad one)
         check_text(text_chunks(plan.inputs, plan.lines), "skip" if plan.skip_symbols else "error",
@@ -318,9 +324,7 @@ def _count_training_part(plan: _Plan, part, label: str, scratch):
 def _count_text(plan: _Plan, scratch):
     """The vocabulary and counted levels of the whole text (with occurrences where pruning or the method
     needs them), here or on Dask; a CorpusError when the text holds no word."""
-    method = plan.method
-    raw = any(plan.opts.prune) or method == "glm-abs" or method.startswith("glmtk2014") or plan.paper
-    vocab, levels = count(plan.inputs, plan.order, lines=plan.lines, with_raw=raw,
+    vocab, levels = count(plan.inputs, plan.order, lines=plan.lines, with_raw=plan.with_raw,
                           skip_symbols=plan.skip_symbols, bad_utf8=plan.bad_utf8, quiet=plan.quiet,
                           scratch=scratch, dask=plan.dask, dask_workers=plan.dask_workers,
                           pad=plan.order - 1 if plan.paper else 0)
