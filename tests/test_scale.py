@@ -236,6 +236,21 @@ def test_dask_error_names_file_and_line(tmp_path, dask_client):
         glm.train(bad, 3, dask=dask_client.scheduler.address)       # a scheduler given by address
 
 
+def test_dask_tuned_on_a_split_is_the_single_machine_model(tmp_path, dask_client):
+    """The default GLM and tuned MKN hold out every 10th line, fit with a model of the rest and rebuild
+    on all: with --dask the part is counted on the client, all the text on the workers, and the fitted
+    model is the single-machine one."""
+    lines = gzip.decompress(TRAIN.read_bytes()).decode().splitlines()[:3000]
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(lines) + "\n")
+    for method in ("glm", "mkn"):
+        kw = dict(method=method, tune_split=0.1, discount_fallback=True)
+        want, got = glm.train([train], 3, **kw), glm.train([train], 3, dask=dask_client, **kw)
+        assert got.meta["tune_split"] == want.meta["tune_split"] == 0.1
+        assert got.weights == want.weights and got.tables.discounts == want.tables.discounts
+        np.testing.assert_array_equal(got.score_many(lines[:200]), want.score_many(lines[:200]))
+
+
 def test_cli_dask_local_cluster(tmp_path):
     pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
     text = tmp_path / "train.txt"
