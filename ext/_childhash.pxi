@@ -40,26 +40,30 @@ cdef inline int64_t find_child_hashed(const uint32_t* T, uint64_t mask, int tabl
     return -1
 
 
-def child_hash(tables):
+def child_hash(tables, alloc=None):
     """Open-addressing table of the children of every node with more than ``small`` children.
 
     tables: (number, starts, words, small) per table of children: the children of node p are
     words[starts[p]:starts[p+1]], sorted.  A slot holds a child's index in its table; a lookup of child
     w of node p probes from child_key(number, p, w) and accepts a slot whose index lies in p's children
-    range and holds word w.
+    range and holds word w.  alloc(size, dtype): where the table is made (np.empty by default; a
+    memory budget's file-backed arrays, glm.spill.Scratch.zeros).
     """
     cdef uint64_t total = 0, size, p, c, slot, mask
     cdef const uint32_t[::1] st
     cdef const uint32_t[::1] wd
     cdef int number
     cdef uint32_t small
-    for _, starts, _, small in tables:
-        sizes = np.diff(np.asarray(starts))
-        total += int(sizes[sizes > small].sum())
+    for _, st, _, small in tables:
+        with nogil:
+            for p in range(st.shape[0] - 1):
+                if st[p + 1] - st[p] > small:
+                    total += st[p + 1] - st[p]
     size = 1024
     while size < 2 * total:
         size *= 2
-    table = np.full(size, EMPTY, dtype=np.uint32)
+    table = (alloc or np.empty)(size, np.uint32)
+    table.fill(EMPTY)
     cdef uint32_t[::1] T = table
     mask = size - 1
     for number, st, wd, small in tables:

@@ -27,9 +27,10 @@ DEF MAXORDER = 16
 DEF LANES = 32         # walks advanced together, so that their memory accesses overlap
 
 
-def trie_hash(levels):
+def trie_hash(levels, alloc=None):
     """The child hash of a back-off trie: the children of level n are table n (see child_hash)."""
-    return child_hash([(n, levels[n - 1]["starts"], levels[n]["word"], SMALL) for n in range(1, len(levels))])
+    return child_hash([(n, levels[n - 1]["starts"], levels[n]["word"], SMALL) for n in range(1, len(levels))],
+                      alloc)
 
 
 cdef class Trie:

@@ -323,13 +323,19 @@ cdef class VocabTable:
         before it).  A final line without LF counts as a line.  Literal <s> / </s> are an error
         (symbols=0), dropped (1) or read as <unk> (2).  Words not in the table become new ids when add, <unk> otherwise.
         """
-        cdef size_t n = buf.shape[0], i = 0, k = 0, line_start_k = 0
+        cdef size_t n = buf.shape[0], i = 0, k = 0, line_start_k = 0, newlines = 0
         cdef uint64_t lines = 0
         cdef int status = S_OK, B, b
-        ids = np.empty(2 * n + 4, dtype=np.uint32)
+        cdef const uint8_t* p = &buf[0] if n else NULL
+        with nogil:
+            for i in range(n):
+                newlines += p[i] == 10
+        i = 0
+        # a word takes a byte and the separator or LF after it: at most n/2 + 1 words, and two
+        # boundaries a line (the last one may lack its LF)
+        ids = np.empty(n // 2 + 2 * newlines + 8, dtype=np.uint32)
         cdef uint32_t[::1] out = ids
         cdef uint32_t w
-        cdef const uint8_t* p = &buf[0] if n else NULL
         cdef bint frozen = not add, line_open = False
         # A batch of up to BATCH events (a token: start/length/hash, or an end of line: length -1) is
         # first scanned, prefetching each token's table slot, then resolved in order.

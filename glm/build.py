@@ -14,6 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from . import _count
+from ._query import trie_hash
 from .corpus import CorpusError, expand_inputs, input_names, rereadable, text_chunks
 from .counts import NgramCounter
 from .discount import DiscountError
@@ -243,7 +244,7 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         if plan.generalized:
             return _generalized_model(plan, vocab, levels, scratch, fitted)     # estimated, tuned, written
         est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
-    model = _backoff_model(plan, vocab, est)
+        model = _backoff_model(plan, vocab, est, scratch)
     if plan.output is not None:
         model.save(plan.output, quiet=quiet)
     return model
@@ -333,10 +334,12 @@ def _count_text(plan: _Plan, scratch):
     return vocab, levels
 
 
-def _backoff_model(plan: _Plan, vocab: Vocabulary, est) -> BackoffModel:
-    """The MKN model of an estimate (glm.mkn), its vocabulary without the words that pruning removed."""
+def _backoff_model(plan: _Plan, vocab: Vocabulary, est, scratch) -> BackoffModel:
+    """The MKN model of an estimate (glm.mkn), its vocabulary without the words that pruning removed;
+    under a memory budget, the child hash a .glmb stores is made in the scratch directory."""
+    index = trie_hash(est.levels, scratch.zeros) if scratch is not None and _writes_binary(plan) else None
     return BackoffModel(_kept_words(vocab, est.unigram_keep), est.levels, discounts=est.discounts,
-                        counts=est.counts,
+                        counts=est.counts, child_index=index,
                         meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
                               "prune": list(plan.opts.prune), **_options(plan)})
 
@@ -366,12 +369,17 @@ def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | Non
     return model
 
 
-def _streams(plan: _Plan) -> bool:
-    """Whether the model is written while its tables are made: an untuned .glmb into a regular file."""
+def _writes_binary(plan: _Plan) -> bool:
+    """Whether the output is a .glmb in a regular file (not /dev/null)."""
     from .formats import BINARY_SUFFIX
     output = plan.output
-    return (output is not None and output.endswith(BINARY_SUFFIX) and not plan.tune
-            and (os.path.isfile(output) or not os.path.exists(output)))   # not /dev/null
+    return (output is not None and output.endswith(BINARY_SUFFIX)
+            and (os.path.isfile(output) or not os.path.exists(output)))
+
+
+def _streams(plan: _Plan) -> bool:
+    """Whether the model is written while its tables are made: an untuned .glmb into a regular file."""
+    return _writes_binary(plan) and not plan.tune
 
 
 def _estimate_generalized(plan: _Plan, vocab, levels, parking, fitted: Fitted | None):

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+BLOCK = 1 << 20
+
 
 class DiscountError(ValueError):
     """Discounts are undefined for an order (too little data); the message names the order."""
@@ -15,7 +17,9 @@ def count_of_counts(counts: np.ndarray, last_open: tuple | None = None) -> list[
     last window in suffix order) by its raw count instead; ``last_open`` = (its index, its raw count)
     reproduces that.
     """
-    t = np.bincount(np.minimum(counts, 5), minlength=6)
+    t = np.zeros(6, np.int64)
+    for start in range(0, len(counts), BLOCK):        # in blocks: no temporary copy of a whole level
+        t += np.bincount(np.minimum(counts[start:start + BLOCK], 5), minlength=6)
     if last_open is not None:
         index, raw = last_open
         t[min(int(counts[index]), 5)] -= 1

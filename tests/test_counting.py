@@ -61,3 +61,42 @@ def test_repack_keeps_words_and_order():
         return keys
 
     np.testing.assert_array_equal(_count.repack(pack(narrow), narrow, wide), pack(wide))
+
+
+def test_count_of_counts_in_blocks_equals_a_tally(monkeypatch):
+    """count_of_counts tallies a level a block at a time (no copy of a whole level): across block
+    boundaries, and with lmplz's still-open n-gram counted by its raw count, it equals a plain tally."""
+    from collections import Counter
+
+    import glm.discount as discount
+    rng = np.random.default_rng(5)
+    counts = rng.zipf(1.6, 1000).clip(max=2**31).astype(np.uint32)
+    for block in (1, 7, 1000, 1 << 20):
+        monkeypatch.setattr(discount, "BLOCK", block)
+        tally = Counter(min(int(c), 5) for c in counts)
+        assert discount.count_of_counts(counts) == [tally[k] for k in (1, 2, 3, 4)]
+        i = int(np.flatnonzero(counts >= 5)[0])
+        tally[5] -= 1
+        tally[2] += 1
+        assert discount.count_of_counts(counts, (i, 2)) == [tally[k] for k in (1, 2, 3, 4)]
+
+
+def test_tokenize_densest_buffers():
+    """The id stream is sized from the buffer (n/2 + 1 words, two boundaries a line): the densest
+    buffers (one-byte words, empty lines, no final LF, separators only) give exactly the expected ids."""
+    import random
+    rng = random.Random(3)
+    v = Vocabulary()
+    cases = [b"", b"\n", b"\n" * 1000, b"a", b"a b", b"a\n" * 500, b"a b c d e f\n" * 100 + b"x y z",
+             b" \t " * 50 + b"\n", b"a  b\t\tc\n\n"]
+    cases += [bytes(rng.choice(b"ab \t\n") for _ in range(rng.randrange(1, 400))) for _ in range(200)]
+    for data in cases:
+        text = data.decode()
+        lines = text.split("\n")
+        if lines and lines[-1] == "":
+            lines.pop()
+        want = []
+        for line in lines:
+            want += ["<s>", *line.split(), "</s>"]
+        ids = v.tokenize(Chunk(data, "<t>", 1), add=True)
+        assert [v.word(int(i)) for i in ids] == want, data

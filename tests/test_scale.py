@@ -109,6 +109,20 @@ def test_cli_budget_and_workers_give_identical_files(tmp_path, monkeypatch):
     assert sorted(os.listdir(tmp_path)) == sorted(f"{k}.arpa" for k in files)
 
 
+def test_budget_binary_is_the_in_memory_one(tmp_path, monkeypatch):
+    """Under a budget the child hash of a back-off .glmb is made in the scratch directory: same bytes."""
+    import glm.build
+    allocs = []
+    real = glm.build.trie_hash
+    monkeypatch.setattr(glm.build, "trie_hash", lambda levels, alloc=None: allocs.append(alloc)
+                        or real(levels, alloc))
+    plain = _build(tmp_path, "plain.glmb")
+    budget = _build(tmp_path, "budget.glmb", "--memory", "1M", "--tmpdir", str(tmp_path))
+    assert budget == plain
+    assert len(allocs) == 1 and allocs[0].__func__ is spill.Scratch.zeros
+    assert sorted(os.listdir(tmp_path)) == ["budget.glmb", "plain.glmb"]
+
+
 def test_temp_files_removed_after_failure(tmp_path):
     text = tmp_path / "text"
     text.mkdir()

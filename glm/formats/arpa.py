@@ -22,7 +22,7 @@ from ..progress import progress
 from ..vocab import Vocabulary
 from .files import ModelFormatError, Parts, atomic_output
 
-CHUNK = 1 << 19
+CHUNK = 1 << 16         # n-grams formatted per task: a few MB of text each, threads + 1 in flight
 
 
 def _open_out(path: str, tmp: str):
