@@ -603,7 +603,7 @@ class Model:
                 yield fut.result()
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, path, quiet: bool = True) -> None:
+    def save(self, path, quiet: bool = True, quantize: int | None = None) -> None:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
         .glmb (binary, both kinds).  A model read from a binary file is verified first (``verify``).
 
@@ -613,6 +613,9 @@ class Model:
             The file; written under a temporary name and renamed into place.
         quiet : bool
             No progress bar.
+        quantize : int, optional
+            8 or 16: a GLM's alphas and gammas stored as codes of that many bits into a codebook per
+            table, in a .glmb (glm.quantize; docs/glm.md, "Quantized files").
 
         Raises
         ------
@@ -621,7 +624,7 @@ class Model:
         ModelFormatError
             The model's binary file is damaged (nothing is written).
         """
-        formats.save(self, path, quiet=quiet)
+        formats.save(self, path, quiet=quiet, quantize=quantize)
 
     def verify(self, threads: int | None = None) -> dict:
         """Check the model in full (what ``glm verify`` does): for a model read from a binary file, the
