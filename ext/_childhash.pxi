@@ -48,28 +48,42 @@ def child_hash(tables):
     w of node p probes from child_key(number, p, w) and accepts a slot whose index lies in p's children
     range and holds word w.
     """
-    cdef uint64_t total = 0, size, p, c, slot, mask
+    cdef uint64_t total = 0, size, p, c, slot, mask, lo, hi, n
     cdef const uint32_t[::1] st
     cdef const uint32_t[::1] wd
     cdef int number
     cdef uint32_t small
-    for _, starts, _, small in tables:
-        sizes = np.diff(np.asarray(starts))
-        total += int(sizes[sizes > small].sum())
+    cdef uint64_t inserted = 0
+    for _, starts, words, small in tables:
+        # (ranges clipped to the table, as the lookups clip them, and at most the table's entries: the
+        # arrays of a damaged file, not yet verified, make a hash that stays inside them and has room)
+        part = 0
+        for i in range(0, len(starts) - 1, 1 << 24):
+            st64 = np.asarray(starts[i:i + (1 << 24) + 1], dtype=np.int64)
+            sizes = np.maximum(np.minimum(st64[1:], len(words)) - st64[:-1], 0)
+            part += int(sizes[sizes > small].sum())
+        total += min(part, len(words))
     size = 1024
     while size < 2 * total:
         size *= 2
     table = np.full(size, EMPTY, dtype=np.uint32)
     cdef uint32_t[::1] T = table
     mask = size - 1
-    for number, st, wd, small in tables:
+    for number, st, words, small in tables:
+        wd = np.ascontiguousarray(words, dtype=np.uint32)     # (an array, or what reads as one: glm.quantize)
+        n = wd.shape[0]
         with nogil:
             for p in range(st.shape[0] - 1):
-                if st[p + 1] - st[p] <= small:
+                hi = min(<uint64_t>st[p + 1], n)
+                lo = min(<uint64_t>st[p], hi)
+                if hi - lo <= small:
                     continue
-                for c in range(st[p], st[p + 1]):
+                for c in range(lo, hi):
+                    if inserted >= size // 2:      # (only overlapping ranges of a damaged file)
+                        break
                     slot = child_key(number, <uint32_t>p, wd[c]) & mask
                     while T[slot] != EMPTY:
                         slot = (slot + 1) & mask
                     T[slot] = <uint32_t>c
+                    inserted += 1
     return table

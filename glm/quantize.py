@@ -1,5 +1,9 @@
-"""Quantized values of a GLM binary file (``model.save(path, quantize=BITS)``, ``--quantize BITS``): each
-pattern table's alphas and gammas stored as 8- or 16-bit codes into a codebook of centers.
+"""The compact form of a GLM binary file (``model.save(path, quantize=BITS)``, ``--quantize BITS``): each
+pattern table's alphas and gammas stored as 8- or 16-bit codes into a codebook of centers, its word ids
+packed in as many bits as the vocabulary needs (``pack``, ``Unpacked``), and the children hash left out
+(made again when the file is loaded: it is a function of the tables).  The scorer reads the values and
+words from its node records (glm.records), which are made from the tables in any case: it meets
+``centers[codes]`` and the unpacked ids there, and scores as fast as from an unquantized file.
 
 The codebook of an array is made as KenLM's quantization makes its bins: the values sorted and cut into
 bins of equal population, each bin's center the mean of its values, so that a value is off by at most
@@ -9,7 +13,7 @@ scorer skips the pattern), 0 (an alpha of a pruned or fully discounted n-gram) a
 with no more distinct values than codes is stored exactly, so that quantizing a quantized model again
 changes nothing.
 
-Leaf module: imports numpy only.
+Leaf module: imports numpy only.  (docs/glm.md, "Quantized files")
 """
 from __future__ import annotations
 
@@ -100,3 +104,95 @@ class Dequantized:
     def __getitem__(self, index):
         return np.asarray(self)[index] if isinstance(index, slice) else \
             self.centers[min(int(self.codes[index]), len(self.centers) - 1)]
+
+
+# -- word ids in as many bits as the vocabulary needs ----------------------------------------------------
+CHUNK = 1 << 23            # entries packed or unpacked at once (a multiple of 8: whole bytes per chunk)
+
+
+def word_bits(vocab_size: int) -> int:
+    """Bits of a word id below vocab_size."""
+    return max(1, (vocab_size - 1).bit_length())
+
+
+def packed_size(n: int, bits: int) -> int:
+    """Bytes of n values of ``bits`` bits, packed."""
+    return -(-n * bits // 8)
+
+
+def pack(values, bits: int) -> np.ndarray:
+    """uint8 array of the values' low ``bits`` bits (1 to 32), one after the other (little-endian bit
+    order): each 8 values fill ``bits`` bytes."""
+    v = np.asarray(values, dtype=np.uint32)
+    out = np.empty(packed_size(len(v), bits), dtype=np.uint8)
+    for i in range(0, len(v), CHUNK):
+        part = v[i:i + CHUNK]
+        rows = -(-len(part) // 8)
+        eights = np.zeros(rows * 8, dtype=np.uint64)
+        eights[:len(part)] = part
+        words = _spread(eights.reshape(rows, 8), bits)
+        data = words.view(np.uint8).reshape(rows, -1)[:, :bits].ravel()
+        out[i * bits // 8:i * bits // 8 + packed_size(len(part), bits)] = data[:packed_size(len(part), bits)]
+    return out
+
+
+def _spread(eights: np.ndarray, bits: int) -> np.ndarray:
+    """(rows, ceil(bits / 8)) uint64: the 8 values of each row side by side, ``bits`` bits each."""
+    words = np.zeros((len(eights), -(-bits // 8)), dtype=np.uint64)
+    for j in range(8):
+        w, s = divmod(j * bits, 64)
+        words[:, w] |= eights[:, j] << np.uint64(s)
+        if s + bits > 64:
+            words[:, w + 1] |= eights[:, j] >> np.uint64(64 - s)
+    return words
+
+
+def _gather(words: np.ndarray, bits: int) -> np.ndarray:
+    """The inverse of _spread: (rows, 8) uint32."""
+    mask = np.uint64((1 << bits) - 1)
+    out = np.empty((len(words), 8), dtype=np.uint32)
+    for j in range(8):
+        w, s = divmod(j * bits, 64)
+        x = words[:, w] >> np.uint64(s)
+        if s + bits > 64:
+            x |= words[:, w + 1] << np.uint64(64 - s)
+        out[:, j] = x & mask
+    return out
+
+
+class Unpacked:
+    """Word ids read from their packed bits (glm.quantize.pack): behaves as the uint32 array for numpy
+    (``np.asarray``), ``len`` and iteration, unpacked when asked.  A packed array shorter than its n
+    values (a damaged file) reads zeros past its end."""
+
+    dtype = np.dtype(np.uint32)
+
+    def __init__(self, data: np.ndarray, bits: int, n: int):
+        self.data, self.bits, self.n = data, bits, n
+
+    @property
+    def shape(self) -> tuple:
+        return (self.n,)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.empty(self.n, dtype=np.uint32)
+        b = self.bits
+        for i in range(0, self.n, CHUNK):
+            k = min(CHUNK, self.n - i)
+            rows = -(-k // 8)
+            raw = np.zeros((rows, 8 * -(-b // 8)), dtype=np.uint8)
+            part = self.data[i * b // 8:i * b // 8 + rows * b]
+            flat = np.zeros(rows * b, dtype=np.uint8)
+            flat[:len(part)] = part
+            raw[:, :b] = flat.reshape(rows, b)
+            out[i:i + k] = _gather(raw.view(np.uint64), b).ravel()[:k]
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    def __iter__(self):
+        return iter(np.asarray(self))
+
+    def __getitem__(self, index):
+        return np.asarray(self)[index]

@@ -154,11 +154,52 @@ def test_round_trip_and_requantizing_changes_nothing(files, tmp_path):
 
 
 def test_unquantized_files_are_unchanged(files, tmp_path):
+    """A model read from a quantized file and saved unquantized gives the unquantized file's bytes back
+    where nothing was lost: the words, the hash (made again at load) and the layout are the same."""
     model = glm.load(files[None])
     again = tmp_path / "again.glmb"
     model.save(again)
     assert again.read_bytes() == files[None].read_bytes()
-    assert "quantize" not in open_binary_model(files[None]).header
+    layout = open_binary_model(files[None])
+    assert "quantize" not in layout.header and "word_bits" not in layout.header
+    assert layout.arrays["3.word"].dtype == np.uint32 and "patterns.hash" in layout.arrays
+    back = glm.load(files[16])
+    plain = open_binary_model(files[None]).arrays
+    for m, t in back.tables.tables.items():
+        if m > 1:
+            assert np.array_equal(np.asarray(t["word"]), plain[f"{m}.word"])
+    assert np.array_equal(back.hash[0], plain["patterns.hash"])
+
+
+def test_compact_layout(files):
+    """Word ids in ceil(log2 V) bits each, no hash in the file."""
+    layout = open_binary_model(files[8])
+    V = len(layout.arrays["1.prob"])
+    bits = (V - 1).bit_length()
+    assert layout.header["word_bits"] == bits < 32
+    assert "patterns.hash" not in layout.arrays
+    n = layout.header["sizes"]["7"]
+    assert layout.arrays["7.word"].dtype == np.uint8 and len(layout.arrays["7.word"]) == -(-n * bits // 8)
+
+
+def test_damaged_starts_of_a_compact_file(files, tmp_path):
+    """The hash made at load reads the starts before they are verified: ranges beyond the table and
+    ranges that overlap make a hash that stays inside the table and has room (no crash, no hang)."""
+    layout = open_binary_model(files[8])
+    start = -(-(16 + int.from_bytes(files[8].read_bytes()[8:16], "little")) // 64) * 64
+    data = bytearray(files[8].read_bytes())
+    entry = next(e for e in layout.header["arrays"] if e["name"] == "3.starts")
+    n = len(layout.arrays["3.starts"])
+    for i in range(1, n - 1, 2):          # every other range from 0 to past the end: all overlap
+        at = start + entry["offset"] + 4 * i
+        data[at:at + 4] = (0 if i % 4 == 1 else 0xFFFFFFF0).to_bytes(4, "little")
+    bad = tmp_path / "starts.glmb"
+    bad.write_bytes(bytes(data))
+    model = glm.load(bad)
+    assert len(model.hash[0]) <= 4 * max(1024, sum(layout.header["sizes"].values()))
+    r = model.score_lines(["the king is dead", "long live the king"])
+    assert (r.log10_prob <= 0).all()
+    assert any("3.starts" in p for p in verify_binary(bad)["problems"])
 
 
 def test_quantized_files_are_smaller_and_verify(files):

@@ -213,17 +213,23 @@ def _backoff_verify(arrays: dict, h: dict) -> list[str]:
 
 # Generalized Language Models: a table per skip pattern
 def _glm_arrays(model, quantize: int | None = None) -> list[tuple[str, np.ndarray]]:
-    """quantize: 8 or 16, each table's alpha and gamma stored as codes (uint8, uint16) into a codebook,
-    ``{mask}.alpha_book`` and ``{mask}.gamma_book`` (glm.quantize); None: as float32 and float64."""
-    from ..quantize import quantize as quantized
+    """quantize: 8 or 16, the compact form (glm.quantize): each table's alpha and gamma stored as codes
+    (uint8, uint16) into a codebook, ``{mask}.alpha_book`` and ``{mask}.gamma_book``, the word ids
+    bit-packed (``word_bits`` each) and the children hash left out (made when the file is loaded);
+    None: words as uint32, values as float32 and float64, and the hash."""
+    from ..quantize import pack, quantize as quantized, word_bits
     tables = model.tables.tables
-    out = [("patterns.hash", model.hash[0]), ("1.prob", tables[1]["prob"])]
+    out = [] if quantize else [("patterns.hash", model.hash[0])]
+    out.append(("1.prob", tables[1]["prob"]))
+    bits = word_bits(len(tables[1]["prob"]))
     for mask, t in sorted(tables.items()):
         if mask > 1:
             for k in TABLE_ARRAYS:
                 if quantize and k in QUANTIZED:
                     codes, book = quantized(t[k], quantize)
                     out += [(f"{mask}.{k}", codes), (f"{mask}.{k}_book", book.astype(QUANTIZED[k]))]
+                elif quantize and k == "word":
+                    out.append((f"{mask}.word", pack(t[k], bits)))
                 else:
                     out.append((f"{mask}.{k}", np.ascontiguousarray(t[k], dtype=QUANTIZED.get(k))))
     for mask, t in sorted(model.tables.compat.top.items() if model.tables.compat is not None else ()):
@@ -238,7 +244,9 @@ def _glm_header(model, quantize: int | None = None) -> dict:
                sizes={str(k): v for k, v in t.sizes.items()},
                searched={str(k): v for k, v in model.hash[1].items()})
     if quantize:               # (absent from unquantized files: they are as before)
+        from ..quantize import word_bits
         out["quantize"] = quantize
+        out["word_bits"] = word_bits(t.sizes[1])
     c = t.compat
     if c is not None:
         out["compat"] = dict(extra=c.extra, floor=c.floor, discounts={str(k): list(v) for k, v in c.discounts.items()})
@@ -282,6 +290,10 @@ def _glm_check_header(h: dict) -> None:
             raise ModelFormatError(f"sizes: pattern {m:b} without its parent or history pattern")
     if "quantize" in h and not (_count_like(h["quantize"]) and h["quantize"] in (8, 16)):
         raise ModelFormatError(f"quantize: {h['quantize']!r} bits, not 8 or 16")
+    if "quantize" in h and not (_count_like(h.get("word_bits")) and 1 <= h["word_bits"] <= 32
+                                and sizes[1] <= 1 << h["word_bits"]):
+        raise ModelFormatError(f"word_bits: {h.get('word_bits')!r}, not the bits of a word id of "
+                               f"{sizes[1]} words (1 to 32)")
     normalized = h["method"] not in COMPAT
     _triples(h.get("discounts"), "discounts", None, normalized)
     if "searched" in h:
@@ -304,7 +316,8 @@ def _glm_expected(h: dict, shapes: dict) -> dict:
     V, out = _vocab_expected(shapes)
     if sizes[1] != V:
         raise ModelFormatError(f"sizes: pattern 1 has {sizes[1]} entries, the vocabulary {V} words")
-    out["patterns.hash"] = (_native("u4"), (POW2,))
+    if "quantize" not in h:            # (a compact file has no hash: it is made when the file is loaded)
+        out["patterns.hash"] = (_native("u4"), (POW2,))
     out["1.prob"] = (_native("f8"), (V,))
     for m in sorted(sizes)[1:]:
         out[f"{m}.word"] = (_native("u4"), (sizes[m],))
@@ -312,6 +325,8 @@ def _glm_expected(h: dict, shapes: dict) -> dict:
         out[f"{m}.alpha"] = (_native("f4"), (sizes[m],))
         out[f"{m}.gamma"] = (_native("f8"), (sizes[history(m)[1]],))
         if "quantize" in h:          # codes, and their codebooks (at least one center, at most 2^bits)
+            from ..quantize import packed_size
+            out[f"{m}.word"] = (_native("u1"), (packed_size(sizes[m], h["word_bits"]),))
             code = _native("u1" if h["quantize"] == 8 else "u2")
             for k in QUANTIZED:
                 dtype, shape = out[f"{m}.{k}"]
@@ -343,9 +358,10 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
     for mask in masks[1:]:
         tables[mask] = {k: arrays[f"{mask}.{k}"] for k in TABLE_ARRAYS}
         if "quantize" in header:
-            from ..quantize import Dequantized
+            from ..quantize import Dequantized, Unpacked
             for k in QUANTIZED:
                 tables[mask][k] = Dequantized(arrays[f"{mask}.{k}"], arrays[f"{mask}.{k}_book"])
+            tables[mask]["word"] = Unpacked(arrays[f"{mask}.word"], header["word_bits"], header["sizes"][str(mask)])
     compat = header.get("compat")
     if compat is not None:                      # a model of the 2014 toolkit
         from ..paper.compat import Compat
@@ -363,7 +379,8 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
     small = {int(k): v for k, v in header.get("searched", {str(m): 32 for m in masks[1:]}).items()}
     return Parts("generalized", dict(vocab=vocab, tables=t, meta=header["meta"],
                                      weights={int(k): v for k, v in header["weights"].items()},
-                                     hash_table=(arrays["patterns.hash"], small)))
+                                     hash_table=(arrays["patterns.hash"], small) if "patterns.hash" in arrays
+                                     else None))
 
 
 def _glm_verify(arrays: dict, h: dict) -> list[str]:
@@ -373,6 +390,10 @@ def _glm_verify(arrays: dict, h: dict) -> list[str]:
     masks = sorted(sizes)[1:]
     out = []
     V = sizes[1]
+    if "quantize" in h:        # (a compact file: its word ids unpacked)
+        from ..quantize import Unpacked
+        arrays = dict(arrays, **{f"{m}.word": np.asarray(Unpacked(arrays[f"{m}.word"], h["word_bits"], sizes[m]))
+                                 for m in masks})
     for m in masks:            # each pattern's table: the children of the parent pattern's n-grams
         out += _trie_problems(arrays, [sizes[parent(m)], sizes[m]], V, lambda n: f"{m}.word" if n == 2 else None,
                               lambda n: f"{m}.starts" if n == 1 else None)
@@ -389,7 +410,7 @@ def _glm_verify(arrays: dict, h: dict) -> list[str]:
         if rule is not None and (bad := first_outside(arr, *rule)) >= 0:
             out.append(f"{name}[{bad}] = {float(arr[bad])!r}: not in [{rule[0]}, {rule[1]:.4g}]"
                        + (" (nor NaN, an unseen history)" if rule[2] else ""))
-    if not out:
+    if not out and "patterns.hash" in arrays:
         parts = _glm_parts(None, arrays, h)
         hash_table, small = parts.args["hash_table"]
         if not np.array_equal(pattern_hash(parts.args["tables"].tables, small), hash_table):
