@@ -75,7 +75,7 @@ def main() -> None:
             del model
             base = rows[1][4]
             for label, n, size, values, ppl, speed in rows:
-                change = "" if label == "MKN" else f"{100 * (ppl / base - 1):+.3f}%"
+                change = "" if label == "MKN" else f"{100 * (ppl / base - 1):+.4f}%"
                 print(f"| {name} | {label} | {n / 1e6:.2f} M | {size / n:.2f} | {values / n:.2f} | {ppl:.3f} "
                       f"| {change} | {speed / 1e6:.2f} | {speed / speed_mkn:.2f} |", flush=True)
 

@@ -761,7 +761,8 @@ class GeneralizedModel(Model):
             self.tables.records = Records(self.tables.tables, [1, *children])
         self.hash = in_memory(self.hash[0]), self.hash[1]
         return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
-                      None if self.tables.compat is None else self.tables.compat.scorer_args())
+                      None if self.tables.compat is None else self.tables.compat.scorer_args(),
+                      cap=bool(self.meta.get("quantized")))
 
     def _parts(self) -> dict:
         from .generalized import Tables

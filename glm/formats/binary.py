@@ -468,7 +468,8 @@ def _quantized(model, quantize: int | None) -> dict:
 
 def _header(model, entries: list, pad_to: int = 0, quantize: int | None = None) -> bytes:
     """The header bytes (blank-padded to pad_to), sealed with their checksum."""
-    header = dict(header_xxh64=_ZEROS, format=FORMAT, order=model.order, arrays=entries, meta=model.meta,
+    meta = dict(model.meta, quantized=quantize) if quantize else model.meta     # (glm.quantize: capped)
+    header = dict(header_xxh64=_ZEROS, format=FORMAT, order=model.order, arrays=entries, meta=meta,
                   **header_of(model, quantize))
     text = json.dumps(header).encode("utf-8")
     return _seal(text + b" " * max(0, pad_to - len(text)))
