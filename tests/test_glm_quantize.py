@@ -240,6 +240,9 @@ def test_quantize_refused_where_it_does_not_apply(files, tmp_path, corpus):
     mkn = glm.train(lines=to_lines(corpus), order=3, discount_fallback=True)
     with pytest.raises(ValueError, match="quantize applies to GLM"):
         mkn.save(tmp_path / "x.glmb", quantize=8)
+    toolkit = glm.train(lines=to_lines(corpus[:500]), order=3, method="glmtk2014", discount_fallback=True)
+    with pytest.raises(ValueError, match="not to the 2014 toolkit's glmtk2014"):
+        toolkit.save(tmp_path / "x.glmb", quantize=8)
     assert not list(tmp_path.iterdir())
 
 

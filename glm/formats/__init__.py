@@ -20,6 +20,9 @@ def save(model, path, quiet: bool = True, quantize: int | None = None) -> None:
         if not (generalized and path.endswith(BINARY_SUFFIX)) or special(path):
             raise ValueError(f"{path}: quantize applies to GLM models written as {BINARY_SUFFIX} (a regular "
                              "file); write this model without it")
+        if model.tables.compat is not None:
+            raise ValueError(f"{path}: quantize applies to the normalized GLM models, not to the 2014 "
+                             f"toolkit's {model.method} (kept as built, to reproduce the paper)")
     if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     mkn = generalized and model.method == "mkn"

@@ -290,6 +290,8 @@ def _glm_check_header(h: dict) -> None:
             raise ModelFormatError(f"sizes: pattern {m:b} without its parent or history pattern")
     if "quantize" in h and not (_count_like(h["quantize"]) and h["quantize"] in (8, 16)):
         raise ModelFormatError(f"quantize: {h['quantize']!r} bits, not 8 or 16")
+    if "quantize" in h and h.get("compat") is not None:
+        raise ModelFormatError("quantize: the 2014 toolkit's models are not quantized")
     if "quantize" in h and not (_count_like(h.get("word_bits")) and 1 <= h["word_bits"] <= 32
                                 and sizes[1] <= 1 << h["word_bits"]):
         raise ModelFormatError(f"word_bits: {h.get('word_bits')!r}, not the bits of a word id of "
