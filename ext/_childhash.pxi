@@ -54,6 +54,8 @@ def child_hash(tables):
     cdef int number
     cdef uint32_t small
     cdef uint64_t inserted = 0
+    tables = [(number, np.asarray(starts, dtype=np.uint32), words, small)     # (array-likes: glm.quantize)
+              for number, starts, words, small in tables]
     for _, starts, words, small in tables:
         # (ranges clipped to the table, as the lookups clip them, and at most the table's entries: the
         # arrays of a damaged file, not yet verified, make a hash that stays inside them and has room)

@@ -1,9 +1,10 @@
 """The compact form of a GLM binary file (``model.save(path, quantize=BITS)``, ``--quantize BITS``): each
 pattern table's alphas and gammas stored as 8- or 16-bit codes into a codebook of centers, its word ids
-packed in as many bits as the vocabulary needs (``pack``, ``Unpacked``), and the children hash left out
+and children offsets packed in as many bits as the vocabulary and the table need (``pack``,
+``Unpacked``), and the children hash left out
 (made again when the file is loaded: it is a function of the tables).  The scorer reads the values and
 words from its node records (glm.records), which are made from the tables in any case: it meets
-``centers[codes]`` and the unpacked ids there, and scores as fast as from an unquantized file.
+``centers[codes]`` and the unpacked ids and offsets there, and scores as fast as from an unquantized file.
 
 The codebook of an array is made as KenLM's quantization makes its bins: the values sorted and cut into
 bins of equal population, each bin's center the mean of its values, so that a value is off by at most
@@ -115,6 +116,11 @@ def word_bits(vocab_size: int) -> int:
     return max(1, (vocab_size - 1).bit_length())
 
 
+def offset_bits(size: int) -> int:
+    """Bits of a children offset into a table of ``size`` entries (0 to size, both included)."""
+    return max(1, int(size).bit_length())
+
+
 def packed_size(n: int, bits: int) -> int:
     """Bytes of n values of ``bits`` bits, packed."""
     return -(-n * bits // 8)
@@ -161,8 +167,8 @@ def _gather(words: np.ndarray, bits: int) -> np.ndarray:
 
 
 class Unpacked:
-    """Word ids read from their packed bits (glm.quantize.pack): behaves as the uint32 array for numpy
-    (``np.asarray``), ``len`` and iteration, unpacked when asked.  A packed array shorter than its n
+    """Word ids or children offsets read from their packed bits (glm.quantize.pack): behaves as the
+    uint32 array for numpy (``np.asarray``, ``astype``), ``len`` and iteration, unpacked when asked.  A packed array shorter than its n
     values (a damaged file) reads zeros past its end."""
 
     dtype = np.dtype(np.uint32)
@@ -190,6 +196,9 @@ class Unpacked:
             raw[:, :b] = flat.reshape(rows, b)
             out[i:i + k] = _gather(raw.view(np.uint64), b).ravel()[:k]
         return out if dtype is None else out.astype(dtype, copy=False)
+
+    def astype(self, dtype) -> np.ndarray:
+        return np.asarray(self, dtype=dtype)
 
     def __iter__(self):
         return iter(np.asarray(self))

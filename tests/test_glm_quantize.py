@@ -33,7 +33,7 @@ import glm
 from glm.formats.binary import open_binary_model, verify_binary
 from glm.generalized import combination
 from glm.patterns import parent, span
-from glm.quantize import quantize
+from glm.quantize import Unpacked, offset_bits, pack, quantize
 from helpers import context_sets, to_lines
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -175,7 +175,7 @@ def test_unquantized_files_are_unchanged(files, tmp_path):
 
 
 def test_compact_layout(files):
-    """Word ids in ceil(log2 V) bits each, no hash in the file."""
+    """Word ids in ceil(log2 V) bits each, offsets in the bits of their table's size, no hash."""
     layout = open_binary_model(files[8])
     V = len(layout.arrays["1.prob"])
     bits = (V - 1).bit_length()
@@ -183,6 +183,12 @@ def test_compact_layout(files):
     assert "patterns.hash" not in layout.arrays
     n = layout.header["sizes"]["7"]
     assert layout.arrays["7.word"].dtype == np.uint8 and len(layout.arrays["7.word"]) == -(-n * bits // 8)
+    starts = layout.arrays["7.starts"]         # offsets into 7's n-grams, over pattern 3's + 1
+    assert starts.dtype == np.uint8
+    assert len(starts) == -(-(layout.header["sizes"]["3"] + 1) * n.bit_length() // 8)
+    plain = open_binary_model(files[None]).arrays
+    assert np.array_equal(np.asarray(Unpacked(starts, n.bit_length(), layout.header["sizes"]["3"] + 1)),
+                          plain["7.starts"])
 
 
 def test_damaged_starts_of_a_compact_file(files, tmp_path):
@@ -192,10 +198,12 @@ def test_damaged_starts_of_a_compact_file(files, tmp_path):
     start = -(-(16 + int.from_bytes(files[8].read_bytes()[8:16], "little")) // 64) * 64
     data = bytearray(files[8].read_bytes())
     entry = next(e for e in layout.header["arrays"] if e["name"] == "3.starts")
-    n = len(layout.arrays["3.starts"])
-    for i in range(1, n - 1, 2):          # every other range from 0 to past the end: all overlap
-        at = start + entry["offset"] + 4 * i
-        data[at:at + 4] = (0 if i % 4 == 1 else 0xFFFFFFF0).to_bytes(4, "little")
+    n, bits = layout.header["sizes"]["3"], offset_bits(layout.header["sizes"]["3"])
+    starts = np.asarray(Unpacked(layout.arrays["3.starts"], bits, len(layout.arrays["1.prob"]) + 1))
+    starts[1:-1:2] = np.where(np.arange(len(starts))[1:-1:2] % 4 == 1, 0, (1 << bits) - 1)
+    assert starts.max() > n             # every other range from 0 to past the end: all overlap
+    packed = pack(starts, bits)
+    data[start + entry["offset"]:start + entry["offset"] + len(packed)] = packed.tobytes()
     bad = tmp_path / "starts.glmb"
     bad.write_bytes(bytes(data))
     model = glm.load(bad)

@@ -215,9 +215,10 @@ def _backoff_verify(arrays: dict, h: dict) -> list[str]:
 def _glm_arrays(model, quantize: int | None = None) -> list[tuple[str, np.ndarray]]:
     """quantize: 8 or 16, the compact form (glm.quantize): each table's alpha and gamma stored as codes
     (uint8, uint16) into a codebook, ``{mask}.alpha_book`` and ``{mask}.gamma_book``, the word ids
-    bit-packed (``word_bits`` each) and the children hash left out (made when the file is loaded);
+    bit-packed (``word_bits`` each), the children offsets too (the bits of the table's size) and the
+    children hash left out (made when the file is loaded);
     None: words as uint32, values as float32 and float64, and the hash."""
-    from ..quantize import pack, quantize as quantized, word_bits
+    from ..quantize import offset_bits, pack, quantize as quantized, word_bits
     tables = model.tables.tables
     out = [] if quantize else [("patterns.hash", model.hash[0])]
     out.append(("1.prob", tables[1]["prob"]))
@@ -230,6 +231,8 @@ def _glm_arrays(model, quantize: int | None = None) -> list[tuple[str, np.ndarra
                     out += [(f"{mask}.{k}", codes), (f"{mask}.{k}_book", book.astype(QUANTIZED[k]))]
                 elif quantize and k == "word":
                     out.append((f"{mask}.word", pack(t[k], bits)))
+                elif quantize and k == "starts":
+                    out.append((f"{mask}.starts", pack(t[k], offset_bits(len(t["word"])))))
                 else:
                     out.append((f"{mask}.{k}", np.ascontiguousarray(t[k], dtype=QUANTIZED.get(k))))
     for mask, t in sorted(model.tables.compat.top.items() if model.tables.compat is not None else ()):
@@ -327,8 +330,9 @@ def _glm_expected(h: dict, shapes: dict) -> dict:
         out[f"{m}.alpha"] = (_native("f4"), (sizes[m],))
         out[f"{m}.gamma"] = (_native("f8"), (sizes[history(m)[1]],))
         if "quantize" in h:          # codes, and their codebooks (at least one center, at most 2^bits)
-            from ..quantize import packed_size
+            from ..quantize import offset_bits, packed_size
             out[f"{m}.word"] = (_native("u1"), (packed_size(sizes[m], h["word_bits"]),))
+            out[f"{m}.starts"] = (_native("u1"), (packed_size(sizes[parent(m)] + 1, offset_bits(sizes[m])),))
             code = _native("u1" if h["quantize"] == 8 else "u2")
             for k in QUANTIZED:
                 dtype, shape = out[f"{m}.{k}"]
@@ -360,10 +364,14 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
     for mask in masks[1:]:
         tables[mask] = {k: arrays[f"{mask}.{k}"] for k in TABLE_ARRAYS}
         if "quantize" in header:
-            from ..quantize import Dequantized, Unpacked
+            from ..patterns import parent
+            from ..quantize import Dequantized, Unpacked, offset_bits
             for k in QUANTIZED:
                 tables[mask][k] = Dequantized(arrays[f"{mask}.{k}"], arrays[f"{mask}.{k}_book"])
-            tables[mask]["word"] = Unpacked(arrays[f"{mask}.word"], header["word_bits"], header["sizes"][str(mask)])
+            n = header["sizes"][str(mask)]
+            tables[mask]["word"] = Unpacked(arrays[f"{mask}.word"], header["word_bits"], n)
+            tables[mask]["starts"] = Unpacked(arrays[f"{mask}.starts"], offset_bits(n),
+                                              header["sizes"][str(parent(mask))] + 1)
     compat = header.get("compat")
     if compat is not None:                      # a model of the 2014 toolkit
         from ..paper.compat import Compat
@@ -392,10 +400,12 @@ def _glm_verify(arrays: dict, h: dict) -> list[str]:
     masks = sorted(sizes)[1:]
     out = []
     V = sizes[1]
-    if "quantize" in h:        # (a compact file: its word ids unpacked)
-        from ..quantize import Unpacked
+    if "quantize" in h:        # (a compact file: its word ids and offsets unpacked)
+        from ..quantize import Unpacked, offset_bits
         arrays = dict(arrays, **{f"{m}.word": np.asarray(Unpacked(arrays[f"{m}.word"], h["word_bits"], sizes[m]))
                                  for m in masks})
+        arrays.update({f"{m}.starts": np.asarray(Unpacked(arrays[f"{m}.starts"], offset_bits(sizes[m]),
+                                                          sizes[parent(m)] + 1)) for m in masks})
     for m in masks:            # each pattern's table: the children of the parent pattern's n-grams
         out += _trie_problems(arrays, [sizes[parent(m)], sizes[m]], V, lambda n: f"{m}.word" if n == 2 else None,
                               lambda n: f"{m}.starts" if n == 1 else None)
