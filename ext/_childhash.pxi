@@ -49,16 +49,26 @@ def child_hash(tables, alloc=None):
     range and holds word w.  alloc(size, dtype): where the table is made (np.empty by default; a
     memory budget's file-backed arrays, glm.spill.Scratch.zeros).
     """
-    cdef uint64_t total = 0, size, p, c, slot, mask
+    cdef uint64_t total = 0, size, p, c, slot, mask, lo, hi, n
     cdef const uint32_t[::1] st
     cdef const uint32_t[::1] wd
     cdef int number
     cdef uint32_t small
-    for _, st, _, small in tables:
+    cdef uint64_t inserted = 0, part
+    tables = [(number, np.ascontiguousarray(starts, dtype=np.uint32),     # (array-likes: glm.quantize)
+               np.ascontiguousarray(words, dtype=np.uint32), small) for number, starts, words, small in tables]
+    for _, st, wd, small in tables:
+        # (ranges clipped to the table, as the lookups clip them, and at most the table's entries: the
+        # arrays of a damaged file, not yet verified, make a hash that stays inside them and has room)
+        n = wd.shape[0]
+        part = 0
         with nogil:
             for p in range(st.shape[0] - 1):
-                if st[p + 1] - st[p] > small:
-                    total += st[p + 1] - st[p]
+                hi = min(<uint64_t>st[p + 1], n)
+                lo = min(<uint64_t>st[p], hi)
+                if hi - lo > small:
+                    part += hi - lo
+        total += min(part, n)
     size = 1024
     while size < 2 * total:
         size *= 2
@@ -67,13 +77,19 @@ def child_hash(tables, alloc=None):
     cdef uint32_t[::1] T = table
     mask = size - 1
     for number, st, wd, small in tables:
+        n = wd.shape[0]
         with nogil:
             for p in range(st.shape[0] - 1):
-                if st[p + 1] - st[p] <= small:
+                hi = min(<uint64_t>st[p + 1], n)
+                lo = min(<uint64_t>st[p], hi)
+                if hi - lo <= small:
                     continue
-                for c in range(st[p], st[p + 1]):
+                for c in range(lo, hi):
+                    if inserted >= size // 2:      # (only overlapping ranges of a damaged file)
+                        break
                     slot = child_key(number, <uint32_t>p, wd[c]) & mask
                     while T[slot] != EMPTY:
                         slot = (slot + 1) & mask
                     T[slot] = <uint32_t>c
+                    inserted += 1
     return table

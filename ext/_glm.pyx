@@ -173,15 +173,18 @@ cdef class Scorer:
     cdef const double* top1
     cdef const float* talpha[MAXORDER]
     cdef const double* tgamma[MAXORDER]
+    cdef bint cap                         # probabilities above 1 read as 1 (quantized values, glm.quantize)
 
-    def __init__(self, int order, tables, children, records, hash_table, small, compat=None):
+    def __init__(self, int order, tables, children, records, hash_table, small, compat=None, bint cap=False):
         """tables: {mask: table} (glm.generalized.Tables.tables; only the unigram probabilities
         tables[1]['prob'] are read here, the rest through ``records``, their glm.records.Records);
         children: {mask: [(child mask, weight), ...]} for every mask to combine (patterns absent from it
         are not used); hash_table: pattern_hash(tables, small).
         compat: dict(top={1: dict(prob), mask 1^L: dict(alpha, gamma) for L = 2 .. order-1}, extra,
         floor) answers a query with L-1 history words by the top of length L, adds ``extra`` to every
-        average of children and raises probabilities <= 0 to ``floor`` (glm.paper.glmtk2014)."""
+        average of children and raises probabilities <= 0 to ``floor`` (glm.paper.glmtk2014).
+        cap: probabilities above 1 are 1 (a model of quantized values, whose errors can add up past 1:
+        glm.quantize)."""
         cdef int q, j
         cdef const uint32_t[:, ::1] R
         if not 1 <= order <= MAXORDER:
@@ -222,6 +225,7 @@ cdef class Scorer:
         for q in range(1, self.npat):
             if self.present[q] and not (self.present[self.par[q]] and self.present[self.hist[q]]):
                 raise ValueError("a pattern's parent or history pattern is missing")
+        self.cap = cap
         self.tops = compat is not None
         self.extra = compat["extra"] if self.tops else 0.0
         self.floor = compat["floor"] if self.tops else 0.0
@@ -362,6 +366,8 @@ cdef class Scorer:
             m += 1
         matched[0] = m
         p = self.top1[node[0]] if own_top and h == 0 else P[top]
+        if self.cap and p > 1.0:
+            p = 1.0
         return self.floor if p <= 0 and self.floor > 0 else p
 
     def logprob(self, uint32_t w, context):

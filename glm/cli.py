@@ -272,6 +272,7 @@ def _parser() -> argparse.ArgumentParser:
                                      "(docs/glm.md §2)")
     b.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
                    metavar="D", help="discounts to use where the closed form fails (default 0.5 1 1.5)")
+    _add_quantize(b)
     b.add_argument("--interpolate-unigrams", type=int, choices=(0, 1), default=1,
                    help="mix unigrams with the uniform distribution (1, default) or give <unk> the "
                         "left-over mass (0, SRILM style)")
@@ -350,7 +351,15 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("output")
     c.add_argument("-q", "--quiet", action="store_true")
+    _add_quantize(c)
     return ap
+
+
+def _add_quantize(p) -> None:
+    p.add_argument("--quantize", type=int, choices=(8, 16), default=None, metavar="BITS",
+                   help=f"GLM models (--method glm, glm-abs, a tuned mkn) in {BINARY_SUFFIX}: store each "
+                        "pattern's alphas and gammas as 8- or 16-bit codes into a codebook (smaller file, "
+                        "scores off by at most a bin's width; docs/glm.md, \"Quantized files\")")
 
 
 def _log(args, msg: str) -> None:
@@ -363,13 +372,22 @@ def _build(args) -> None:
     from .threads import workers
     t0 = time.time()          # train() checks the output name before counting
     fallback = args.discount_fallback
+    if args.quantize:        # written after the build (not while its tables are made): checked now
+        from .formats import BINARY_SUFFIX, check_output
+        if args.method not in ("glm", "glm-abs", "mkn") or not args.output.endswith(BINARY_SUFFIX) or (
+                args.method == "mkn" and not (args.tune or args.tune_split)):
+            raise ValueError(f"--quantize applies to GLM models (--method glm, glm-abs, a tuned mkn) "
+                             f"written as {BINARY_SUFFIX}")
+        check_output(args.output, True, inputs=args.inputs)
     with workers(None if args.dask else args.workers):
         model = train(args.inputs, args.order, method=args.method, tune=args.tune, prune=args.prune,
                       discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
-                      dask_workers=args.workers if args.dask else None, output=args.output,
-                      tune_split=args.tune_split)
+                      dask_workers=args.workers if args.dask else None,
+                      output=None if args.quantize else args.output, tune_split=args.tune_split)
+        if args.quantize:
+            model.save(args.output, quiet=args.quiet, quantize=args.quantize)
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
@@ -547,7 +565,10 @@ def _paper_eval(args) -> None:
 
 def _convert(args) -> None:
     from .model import load
-    load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet)
+    model = load(args.model, quiet=args.quiet)
+    if args.quantize and model.kind != "generalized":
+        raise ValueError(f"{args.model}: --quantize applies to GLM models; this is a back-off model")
+    model.save(args.output, quiet=args.quiet, **({"quantize": args.quantize} if args.quantize else {}))
 
 
 COMMANDS = {"build": _build, "score": _score, "info": _info, "verify": _verify, "convert": _convert,

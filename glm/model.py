@@ -603,7 +603,7 @@ class Model:
                 yield fut.result()
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, path, quiet: bool = True) -> None:
+    def save(self, path, quiet: bool = True, quantize: int | None = None) -> None:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
         .glmb (binary, both kinds).  A model read from a binary file is verified first (``verify``).
 
@@ -613,6 +613,9 @@ class Model:
             The file; written under a temporary name and renamed into place.
         quiet : bool
             No progress bar.
+        quantize : int, optional
+            8 or 16: a GLM's alphas and gammas stored as codes of that many bits into a codebook per
+            table, in a .glmb (glm.quantize; docs/glm.md, "Quantized files").
 
         Raises
         ------
@@ -621,7 +624,7 @@ class Model:
         ModelFormatError
             The model's binary file is damaged (nothing is written).
         """
-        formats.save(self, path, quiet=quiet)
+        formats.save(self, path, quiet=quiet, quantize=quantize)
 
     def verify(self, threads: int | None = None) -> dict:
         """Check the model in full (what ``glm verify`` does): for a model read from a binary file, the
@@ -758,7 +761,8 @@ class GeneralizedModel(Model):
             self.tables.records = Records(self.tables.tables, [1, *children])
         self.hash = in_memory(self.hash[0]), self.hash[1]
         return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
-                      None if self.tables.compat is None else self.tables.compat.scorer_args())
+                      None if self.tables.compat is None else self.tables.compat.scorer_args(),
+                      cap=bool(self.meta.get("quantized")))
 
     def _parts(self) -> dict:
         from .generalized import Tables

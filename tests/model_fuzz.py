@@ -1,7 +1,8 @@
 """Random mutations of model files, each loaded and scored in a child process with a timeout.
 
 ``tests/test_fuzz.py`` runs a few with a fixed seed; ``benchmarks/fuzz_models.py`` runs many and prints
-the table of outcomes.  Four formats: ARPA, ``.glm`` text, MKN ``.glmb`` and GLM ``.glmb``.  Mutations:
+the table of outcomes.  Five formats: ARPA, ``.glm`` text, MKN ``.glmb``, GLM ``.glmb`` and GLM ``.glmb``
+with 8-bit quantized values (glm.quantize).  Mutations:
 bit flips, truncations, header field edits (the binary header re-sealed with a fresh checksum most of
 the time, so that the checks behind the checksum are exercised), value edits (special numbers and
 out-of-range indices written into arrays, or into the numbers and words of text lines), line edits.
@@ -34,21 +35,21 @@ from collections import Counter
 
 OUTCOMES = ("clean error", "sane load", "zero prob", "verify flags", "insane scores", "unclean error",
             "crash", "hang")
-FORMATS = ("arpa", "glm", "mkn.glmb", "glm.glmb")
-SUFFIX = {"arpa": ".arpa", "glm": ".glm", "mkn.glmb": ".glmb", "glm.glmb": ".glmb"}
+FORMATS = ("arpa", "glm", "mkn.glmb", "glm.glmb", "glm8.glmb")
+SUFFIX = {"arpa": ".arpa", "glm": ".glm", "mkn.glmb": ".glmb", "glm.glmb": ".glmb", "glm8.glmb": ".glmb"}
 
 
 # -- base models -------------------------------------------------------------------------------------
 def base_models(workdir: str, lines: list[str]) -> dict[str, bytes]:
-    """The bytes of the four base models: MKN and GLM of order 3 (the GLM on fewer lines: its text is
-    read slowly)."""
+    """The bytes of the five base models: MKN and GLM of order 3 (the GLM on fewer lines: its text is
+    read slowly), the GLM's binary also quantized."""
     import glm
     mkn = glm.train(lines=lines, order=3, discount_fallback=True)
     gen = glm.train(lines=lines[:len(lines) // 3], order=3, method="glm", discount_fallback=True, tune_split=0)
     out = {}
-    for fmt, model in (("arpa", mkn), ("glm", gen), ("mkn.glmb", mkn), ("glm.glmb", gen)):
+    for fmt, model in (("arpa", mkn), ("glm", gen), ("mkn.glmb", mkn), ("glm.glmb", gen), ("glm8.glmb", gen)):
         path = os.path.join(workdir, "base-" + fmt.replace(".", "-") + SUFFIX[fmt])
-        model.save(path)
+        model.save(path, **({"quantize": 8} if fmt == "glm8.glmb" else {}))
         with open(path, "rb") as f:
             out[fmt] = f.read()
     return out
@@ -135,6 +136,8 @@ def _header_edit(h: dict, rng: random.Random) -> str:
         ("sizes", lambda: _edit_dict(h, "sizes", rng, [0, -1, 1 << 33, None, "5"])),
         ("searched", lambda: _edit_dict(h, "searched", rng, [0, -1, 1 << 33, None, 1, 10 ** 6])),
         ("method", lambda: h.__setitem__("method", rng.choice(["mkn", "glmtk2014", "glm-abs", "x", None]))),
+        ("quantize", lambda: h.__setitem__("quantize", rng.choice([8, 16, 4, 0, None, "8", 8.0]))
+                             if rng.random() < 0.8 else h.pop("quantize", None)),
         ("compat", lambda: h.__setitem__("compat", rng.choice([{"extra": 0.1, "floor": 1e-12, "discounts": {}}, None, {}]))),
         ("header_xxh64", lambda: h.__setitem__("header_xxh64", "0" * 16)),
         ("xxh64", lambda: e.__setitem__("xxh64", rng.choice(["0" * 16, "x", 5]))),

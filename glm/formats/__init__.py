@@ -9,10 +9,20 @@ from .files import (ARPA_SUFFIXES, BINARY_SUFFIX, GLM_SUFFIXES, ModelFormatError
                     atomic_output, check_output, check_outputs, json_text, refuse_overwrite, special)
 
 
-def save(model, path, quiet: bool = True) -> None:
-    """Write ``model`` (a ``glm.Model``) in the format its name asks for."""
+def save(model, path, quiet: bool = True, quantize: int | None = None) -> None:
+    """Write ``model`` (a ``glm.Model``) in the format its name asks for; quantize: 8 or 16, a GLM's
+    values as codes in a .glmb (glm.quantize)."""
     path = os.fspath(path)
     generalized = model.kind == "generalized"
+    if quantize is not None:
+        from ..quantize import check_bits
+        check_bits(quantize)
+        if not (generalized and path.endswith(BINARY_SUFFIX)) or special(path):
+            raise ValueError(f"{path}: quantize applies to GLM models written as {BINARY_SUFFIX} (a regular "
+                             "file); write this model without it")
+        if model.tables.compat is not None:
+            raise ValueError(f"{path}: quantize applies to the normalized GLM models, not to the 2014 "
+                             f"toolkit's {model.method} (kept as built, to reproduce the paper)")
     if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     mkn = generalized and model.method == "mkn"
@@ -24,7 +34,7 @@ def save(model, path, quiet: bool = True) -> None:
         generalized = False
     if path.endswith(BINARY_SUFFIX) and not special(path):
         from .binary import write_binary
-        write_binary(model, path)
+        write_binary(model, path, quantize)
     elif generalized:
         from .glmtext import write_glm
         write_glm(model, path)

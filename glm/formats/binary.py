@@ -37,6 +37,7 @@ EMPTY = 0xFFFFFFFF
 
 LEVEL_ARRAYS = ("word", "logprob", "backoff", "starts")      # a back-off model's, per order
 TABLE_ARRAYS = ("word", "starts", "alpha", "gamma")          # a GLM pattern table's (masks > 1)
+QUANTIZED = {"alpha": np.float32, "gamma": np.float64}       # its values, and their dtype unquantized
 
 # The header's checksum is its first field, so that its 16 digits sit at a fixed place: the XXH64 of the
 # H header bytes with those digits replaced by '0'.
@@ -211,23 +212,44 @@ def _backoff_verify(arrays: dict, h: dict) -> list[str]:
 
 
 # Generalized Language Models: a table per skip pattern
-def _glm_arrays(model) -> list[tuple[str, np.ndarray]]:
+def _glm_arrays(model, quantize: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """quantize: 8 or 16, the compact form (glm.quantize): each table's alpha and gamma stored as codes
+    (uint8, uint16) into a codebook, ``{mask}.alpha_book`` and ``{mask}.gamma_book``, the word ids
+    bit-packed (``word_bits`` each), the children offsets too (the bits of the table's size) and the
+    children hash left out (made when the file is loaded);
+    None: words as uint32, values as float32 and float64, and the hash."""
+    from ..quantize import offset_bits, pack, quantize as quantized, word_bits
     tables = model.tables.tables
-    out = [("patterns.hash", model.hash[0]), ("1.prob", tables[1]["prob"])]
+    out = [] if quantize else [("patterns.hash", model.hash[0])]
+    out.append(("1.prob", tables[1]["prob"]))
+    bits = word_bits(len(tables[1]["prob"]))
     for mask, t in sorted(tables.items()):
         if mask > 1:
-            out += [(f"{mask}.{k}", np.ascontiguousarray(t[k])) for k in TABLE_ARRAYS]
+            for k in TABLE_ARRAYS:
+                if quantize and k in QUANTIZED:
+                    codes, book = quantized(t[k], quantize)
+                    out += [(f"{mask}.{k}", codes), (f"{mask}.{k}_book", book.astype(QUANTIZED[k]))]
+                elif quantize and k == "word":
+                    out.append((f"{mask}.word", pack(t[k], bits)))
+                elif quantize and k == "starts":
+                    out.append((f"{mask}.starts", pack(t[k], offset_bits(len(t["word"])))))
+                else:
+                    out.append((f"{mask}.{k}", np.ascontiguousarray(t[k], dtype=QUANTIZED.get(k))))
     for mask, t in sorted(model.tables.compat.top.items() if model.tables.compat is not None else ()):
         out += [(f"top.{mask}.{k}", v) for k, v in sorted(t.items())]
     return out
 
 
-def _glm_header(model) -> dict:
+def _glm_header(model, quantize: int | None = None) -> dict:
     t = model.tables
     out = dict(kind="glm", method=model.method, weights={str(k): v for k, v in model.weights.items()},
                discounts={str(k): list(v) for k, v in t.discounts.items()},
                sizes={str(k): v for k, v in t.sizes.items()},
                searched={str(k): v for k, v in model.hash[1].items()})
+    if quantize:               # (absent from unquantized files: they are as before)
+        from ..quantize import word_bits
+        out["quantize"] = quantize
+        out["word_bits"] = word_bits(t.sizes[1])
     c = t.compat
     if c is not None:
         out["compat"] = dict(extra=c.extra, floor=c.floor, discounts={str(k): list(v) for k, v in c.discounts.items()})
@@ -269,6 +291,14 @@ def _glm_check_header(h: dict) -> None:
     for m in sizes:
         if m > 1 and not (parent(m) in sizes and history(m)[1] in sizes):
             raise ModelFormatError(f"sizes: pattern {m:b} without its parent or history pattern")
+    if "quantize" in h and not (_count_like(h["quantize"]) and h["quantize"] in (8, 16)):
+        raise ModelFormatError(f"quantize: {h['quantize']!r} bits, not 8 or 16")
+    if "quantize" in h and h.get("compat") is not None:
+        raise ModelFormatError("quantize: the 2014 toolkit's models are not quantized")
+    if "quantize" in h and not (_count_like(h.get("word_bits")) and 1 <= h["word_bits"] <= 32
+                                and sizes[1] <= 1 << h["word_bits"]):
+        raise ModelFormatError(f"word_bits: {h.get('word_bits')!r}, not the bits of a word id of "
+                               f"{sizes[1]} words (1 to 32)")
     normalized = h["method"] not in COMPAT
     _triples(h.get("discounts"), "discounts", None, normalized)
     if "searched" in h:
@@ -291,13 +321,26 @@ def _glm_expected(h: dict, shapes: dict) -> dict:
     V, out = _vocab_expected(shapes)
     if sizes[1] != V:
         raise ModelFormatError(f"sizes: pattern 1 has {sizes[1]} entries, the vocabulary {V} words")
-    out["patterns.hash"] = (_native("u4"), (POW2,))
+    if "quantize" not in h:            # (a compact file has no hash: it is made when the file is loaded)
+        out["patterns.hash"] = (_native("u4"), (POW2,))
     out["1.prob"] = (_native("f8"), (V,))
     for m in sorted(sizes)[1:]:
         out[f"{m}.word"] = (_native("u4"), (sizes[m],))
         out[f"{m}.starts"] = (_native("u4"), (sizes[parent(m)] + 1,))
         out[f"{m}.alpha"] = (_native("f4"), (sizes[m],))
         out[f"{m}.gamma"] = (_native("f8"), (sizes[history(m)[1]],))
+        if "quantize" in h:          # codes, and their codebooks (at least one center, at most 2^bits)
+            from ..quantize import offset_bits, packed_size
+            out[f"{m}.word"] = (_native("u1"), (packed_size(sizes[m], h["word_bits"]),))
+            out[f"{m}.starts"] = (_native("u1"), (packed_size(sizes[parent(m)] + 1, offset_bits(sizes[m])),))
+            code = _native("u1" if h["quantize"] == 8 else "u2")
+            for k in QUANTIZED:
+                dtype, shape = out[f"{m}.{k}"]
+                out[f"{m}.{k}"] = (code, shape)
+                out[f"{m}.{k}_book"] = (dtype, (ANY,))
+                book = _dim(shapes, f"{m}.{k}_book")
+                if not 1 <= book <= 1 << h["quantize"]:
+                    raise ModelFormatError(f"array {m}.{k}_book: {book} centers, not 1 to {1 << h['quantize']}")
     if h.get("compat") is not None:
         out["top.1.prob"] = (_native("f8"), (V,))
         for L in range(2, h["order"]):
@@ -320,6 +363,15 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
     tables = {1: dict(prob=arrays["1.prob"])}
     for mask in masks[1:]:
         tables[mask] = {k: arrays[f"{mask}.{k}"] for k in TABLE_ARRAYS}
+        if "quantize" in header:
+            from ..patterns import parent
+            from ..quantize import Dequantized, Unpacked, offset_bits
+            for k in QUANTIZED:
+                tables[mask][k] = Dequantized(arrays[f"{mask}.{k}"], arrays[f"{mask}.{k}_book"])
+            n = header["sizes"][str(mask)]
+            tables[mask]["word"] = Unpacked(arrays[f"{mask}.word"], header["word_bits"], n)
+            tables[mask]["starts"] = Unpacked(arrays[f"{mask}.starts"], offset_bits(n),
+                                              header["sizes"][str(parent(mask))] + 1)
     compat = header.get("compat")
     if compat is not None:                      # a model of the 2014 toolkit
         from ..paper.compat import Compat
@@ -337,7 +389,8 @@ def _glm_parts(vocab, arrays: dict, header: dict) -> Parts:
     small = {int(k): v for k, v in header.get("searched", {str(m): 32 for m in masks[1:]}).items()}
     return Parts("generalized", dict(vocab=vocab, tables=t, meta=header["meta"],
                                      weights={int(k): v for k, v in header["weights"].items()},
-                                     hash_table=(arrays["patterns.hash"], small)))
+                                     hash_table=(arrays["patterns.hash"], small) if "patterns.hash" in arrays
+                                     else None))
 
 
 def _glm_verify(arrays: dict, h: dict) -> list[str]:
@@ -347,17 +400,29 @@ def _glm_verify(arrays: dict, h: dict) -> list[str]:
     masks = sorted(sizes)[1:]
     out = []
     V = sizes[1]
+    if "quantize" in h:        # (a compact file: its word ids and offsets unpacked)
+        from ..quantize import Unpacked, offset_bits
+        arrays = dict(arrays, **{f"{m}.word": np.asarray(Unpacked(arrays[f"{m}.word"], h["word_bits"], sizes[m]))
+                                 for m in masks})
+        arrays.update({f"{m}.starts": np.asarray(Unpacked(arrays[f"{m}.starts"], offset_bits(sizes[m]),
+                                                          sizes[parent(m)] + 1)) for m in masks})
     for m in masks:            # each pattern's table: the children of the parent pattern's n-grams
         out += _trie_problems(arrays, [sizes[parent(m)], sizes[m]], V, lambda n: f"{m}.word" if n == 2 else None,
                               lambda n: f"{m}.starts" if n == 1 else None)
     f32, f64 = float(np.finfo(np.float32).max), float(np.finfo(np.float64).max)
     for name, arr in arrays.items():
         kind = name.rsplit(".", 1)[1]
+        if "quantize" in h and kind in QUANTIZED:       # codes: below the size of their codebook
+            book = len(arrays[f"{name}_book"])
+            if len(arr) and (bad := int(np.argmax(arr >= book)) if arr.max() >= book else -1) >= 0:
+                out.append(f"{name}[{bad}] = {arr[bad]}: not a code of {name}_book ({book} centers)")
+            continue
+        kind = kind.removesuffix("_book")
         rule = {"alpha": (0.0, f32, False), "gamma": (0.0, f64, True), "prob": (0.0, 1.0, False)}.get(kind)
         if rule is not None and (bad := first_outside(arr, *rule)) >= 0:
             out.append(f"{name}[{bad}] = {float(arr[bad])!r}: not in [{rule[0]}, {rule[1]:.4g}]"
                        + (" (nor NaN, an unseen history)" if rule[2] else ""))
-    if not out:
+    if not out and "patterns.hash" in arrays:
         parts = _glm_parts(None, arrays, h)
         hash_table, small = parts.args["hash_table"]
         if not np.array_equal(pattern_hash(parts.args["tables"].tables, small), hash_table):
@@ -390,22 +455,34 @@ def _number(x) -> bool:
 
 
 # -- writing --------------------------------------------------------------------------------------
-def arrays_of(model) -> list[tuple[str, np.ndarray]]:
-    """(name, array) of everything ``model`` stores, in file order."""
+def arrays_of(model, quantize: int | None = None) -> list[tuple[str, np.ndarray]]:
+    """(name, array) of everything ``model`` stores, in file order (quantize: a GLM's values as 8- or
+    16-bit codes, glm.quantize)."""
     blob, offsets, table = model.vocab.table.arrays()
-    own = KINDS[model.kind].arrays(model)
+    own = KINDS[model.kind].arrays(model, **_quantized(model, quantize))
     return [("vocab.blob", blob), ("vocab.offsets", offsets), ("vocab.table", table)] + own
 
 
-def header_of(model) -> dict:
+def header_of(model, quantize: int | None = None) -> dict:
     """The header fields of ``model``'s kind (besides format, order, arrays and meta)."""
-    return KINDS[model.kind].header(model)
+    return KINDS[model.kind].header(model, **_quantized(model, quantize))
 
 
-def _header(model, entries: list, pad_to: int = 0) -> bytes:
+def _quantized(model, quantize: int | None) -> dict:
+    """The keyword of the kind's writers: quantize, for a GLM only (a ValueError for other kinds)."""
+    if not quantize:
+        return {}
+    if model.kind != "generalized":
+        raise ValueError("quantize: glm's binary format quantizes GLM models only")
+    from ..quantize import check_bits
+    return dict(quantize=check_bits(quantize))
+
+
+def _header(model, entries: list, pad_to: int = 0, quantize: int | None = None) -> bytes:
     """The header bytes (blank-padded to pad_to), sealed with their checksum."""
-    header = dict(header_xxh64=_ZEROS, format=FORMAT, order=model.order, arrays=entries, meta=model.meta,
-                  **header_of(model))
+    meta = dict(model.meta, quantized=quantize) if quantize else model.meta     # (glm.quantize: capped)
+    header = dict(header_xxh64=_ZEROS, format=FORMAT, order=model.order, arrays=entries, meta=meta,
+                  **header_of(model, quantize))
     text = json.dumps(header).encode("utf-8")
     return _seal(text + b" " * max(0, pad_to - len(text)))
 
@@ -431,13 +508,14 @@ def _entry(name: str, arr: np.ndarray, offset: int, digest: str = _ZEROS) -> dic
     return dict(name=name, dtype=arr.dtype.str, shape=list(arr.shape), offset=offset, xxh64=digest)
 
 
-def write_binary(model, path) -> None:
-    arrays = arrays_of(model)
+def write_binary(model, path, quantize: int | None = None) -> None:
+    """Write ``model`` as a binary file; quantize: 8 or 16, a GLM's values as codes (glm.quantize)."""
+    arrays = arrays_of(model, quantize)
     entries, offset = [], 0
     for name, arr in arrays:
         entries.append(_entry(name, arr, offset))
         offset += -(-arr.nbytes // ALIGN) * ALIGN
-    size = len(_header(model, entries))       # (the checksums have a fixed width)
+    size = len(_header(model, entries, quantize=quantize))       # (the checksums have a fixed width)
     start = -(-(len(MAGIC) + 8 + size) // ALIGN) * ALIGN
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         f.write(MAGIC + size.to_bytes(8, "little"))
@@ -445,7 +523,7 @@ def write_binary(model, path) -> None:
         for (name, arr), entry in zip(arrays, entries):
             f.write(b"\0" * (start + entry["offset"] - f.tell()))
             entry["xxh64"] = _write_array(f, arr)
-        text = _header(model, entries)
+        text = _header(model, entries, quantize=quantize)
         assert len(text) == size
         f.seek(len(MAGIC) + 8)
         f.write(text)

@@ -93,6 +93,8 @@ def write_glm(model, path) -> None:
         w(f"escape={ESCAPE}\n")
         if any(model.meta.get("prune") or ()):
             w("prune=" + " ".join(str(int(t)) for t in model.meta["prune"]) + "\n")
+        if model.meta.get("quantized"):         # values from a quantized file: scores capped at 0 (glm.quantize)
+            w(f"quantized={int(model.meta['quantized'])}\n")
         for m in masks:
             d = model.tables.discounts.get(m)
             w(f"pattern {name(m)}={model.tables.sizes[m]}" + (f" D={d[0]!r} {d[1]!r} {d[2]!r}" if d else "") + "\n")
@@ -354,5 +356,9 @@ def read_glm(stream, path: str):
             meta["prune"] = [int(x) for x in head["prune"].split()]
         except ValueError:
             raise ModelFormatError(f"{path}: bad prune line: prune={head['prune']}") from None
+    if "quantized" in head:
+        if head["quantized"] not in ("8", "16"):
+            raise ModelFormatError(f"{path}: bad quantized line: quantized={head['quantized']} (8 or 16)")
+        meta["quantized"] = int(head["quantized"])
     return Parts("generalized", dict(vocab=vocab, tables=t, meta=meta,
                                      weights=weights))
