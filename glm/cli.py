@@ -291,6 +291,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="count and merge on a Dask cluster: the scheduler at ADDRESS (tcp://host:port or "
                         "host:port), or a LocalCluster of --workers processes (default 2) when no address "
                         "is given (pip install glm[dask])")
+    _add_layout_options(b)
     _add_input_options(b)
 
     s = sub.add_parser("score", help="perplexity of text under a model (as KenLM's query)")
@@ -350,7 +351,31 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("output")
     c.add_argument("-q", "--quiet", action="store_true")
+    _add_layout_options(c)
     return ap
+
+
+def _bits(text: str):
+    """--quantize: BITS or PROB_BITS,BACKOFF_BITS (checked by the writer's layout_options)."""
+    try:
+        parts = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BITS or PROB_BITS,BACKOFF_BITS (whole numbers), not {text!r}")
+    if len(parts) not in (1, 2) or not all(2 <= b <= 25 for b in parts):
+        raise argparse.ArgumentTypeError(f"expected BITS or PROB_BITS,BACKOFF_BITS, each 2 to 25 (as KenLM's "
+                                         f"-q/-b), not {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _add_layout_options(p) -> None:
+    p.add_argument("--layout", choices=("fast", "compact"), default=None,
+                   help="fast (default): the format the output's name says (ARPA, .glm, .glmb: glm's fast "
+                        "binary); compact: KenLM's trie binary (as build_binary trie, about 10 bytes an "
+                        "n-gram; read by glm and KenLM), whatever the name (not .arpa/.glm/.glmb); MKN, "
+                        "ARPA and KenLM models only")
+    p.add_argument("--quantize", type=_bits, default=None, metavar="BITS",
+                   help="store probabilities and backoffs in BITS bits (or PROB_BITS,BACKOFF_BITS), 2 to 25, "
+                        "as build_binary -q -b (KenLM's bins); implies --layout compact")
 
 
 def _log(args, msg: str) -> None:
@@ -369,7 +394,7 @@ def _build(args) -> None:
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
                       dask_workers=args.workers if args.dask else None, output=args.output,
-                      tune_split=args.tune_split)
+                      tune_split=args.tune_split, layout=args.layout, quantize=args.quantize)
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
@@ -547,7 +572,13 @@ def _paper_eval(args) -> None:
 
 def _convert(args) -> None:
     from .model import load
-    load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet)
+    from .formats.kenlm_write import layout_options
+    compact, _ = layout_options(args.layout, args.quantize)      # (before reading the model)
+    if compact:
+        from .formats import check_output
+        check_output(args.output, inputs=[args.model], compact=True)
+    load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet, layout=args.layout,
+                                            quantize=args.quantize)
 
 
 COMMANDS = {"build": _build, "score": _score, "info": _info, "verify": _verify, "convert": _convert,

@@ -9,16 +9,24 @@ from .files import (ARPA_SUFFIXES, BINARY_SUFFIX, GLM_SUFFIXES, ModelFormatError
                     atomic_output, check_output, check_outputs, json_text, refuse_overwrite, special)
 
 
-def save(model, path, quiet: bool = True) -> None:
-    """Write ``model`` (a ``glm.Model``) in the format its name asks for."""
+def save(model, path, quiet: bool = True, layout: str | None = None, quantize=None) -> None:
+    """Write ``model`` (a ``glm.Model``) in the format its name asks for, or with ``layout='compact'``
+    (or ``quantize``) as a KenLM trie binary (``glm.formats.kenlm_write``)."""
+    from .kenlm_write import layout_options
     path = os.fspath(path)
+    compact, bits = layout_options(layout, quantize)
     generalized = model.kind == "generalized"
     if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     mkn = generalized and model.method == "mkn"
-    check_output(path, generalized, inputs=[model.source] if model.source is not None else (), arpa=mkn)
+    check_output(path, generalized, inputs=[model.source] if model.source is not None else (), arpa=mkn,
+                 compact=compact)
     if model.source is not None and is_binary(model.source):
         verify(model)        # (a damaged file is not copied, nor its damage given fresh checksums)
+    if compact:
+        from .kenlm_write import write_trie
+        write_trie(model.as_backoff() if generalized else model, path, bits)
+        return
     if mkn and os.path.basename(path).endswith(ARPA_SUFFIXES):     # a tuned MKN, in back-off form
         model = model.as_backoff()
         generalized = False

@@ -29,18 +29,30 @@ def _fail(path: str, what: str) -> ModelFormatError:
     return ModelFormatError(f"{path}: cannot write a KenLM trie: {what}")
 
 
-def check_quantize(q_bits, b_bits=None) -> tuple[int, int] | None:
-    """(probability bits, backoff bits) checked (None: not quantized); b_bits defaults to q_bits."""
-    if q_bits is None:
-        if b_bits is not None:
-            raise ValueError("backoff bits without probability bits: give quantize=BITS")
-        return None
-    b_bits = q_bits if b_bits is None else b_bits
-    for name, v in (("quantize", q_bits), ("backoff bits", b_bits)):
+LAYOUTS = ("fast", "compact")
+
+
+def layout_options(layout=None, quantize=None) -> tuple[bool, tuple[int, int] | None]:
+    """(compact, (probability bits, backoff bits) or None) of ``save``'s options, checked.
+
+    layout: None or ``'fast'`` (the format the name asks for: ARPA, .glm, .glmb) or ``'compact'``
+    (KenLM's trie); quantize: None, BITS (probabilities and backoffs) or (PROB_BITS, BACKOFF_BITS),
+    2 to 25 bits each as KenLM allows (``-q``, ``-b``); it implies the compact layout."""
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if quantize is None:
+        return layout == "compact", None
+    if layout == "fast":
+        raise ValueError("quantize: quantized values are stored in the compact layout only (KenLM's trie); "
+                         "give layout='compact' (--layout compact) or no layout")
+    bits = tuple(quantize) if isinstance(quantize, (tuple, list)) else (quantize, quantize)
+    if len(bits) != 2:
+        raise ValueError(f"quantize: expected BITS or (PROB_BITS, BACKOFF_BITS), not {quantize!r}")
+    for v in bits:
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 2 <= v <= MAX_BITS:
-            raise ValueError(f"{name}: expected a whole number of bits from 2 to {MAX_BITS} (KenLM's -q/-b), "
-                             f"not {v!r}")
-    return int(q_bits), int(b_bits)
+            raise ValueError(f"quantize: expected whole numbers of bits from 2 to {MAX_BITS} (KenLM's -q/-b), "
+                             f"not {quantize!r}")
+    return True, (int(bits[0]), int(bits[1]))
 
 
 # ------------------------------------------------------------------------------------------ vocabulary
