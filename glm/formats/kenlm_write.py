@@ -210,6 +210,7 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
     # unigrams (KenLM id order)
     uni_prob = np.empty(V, dtype=np.float32)
     uni_prob[perm] = levels[0]["logprob"]
+    uni_prob += np.float32(0.0)         # -0.0 as +0.0 (ARPA text, as glm writes it, has no -0)
     _check_values(path, 1, uni_prob, levels[0]["backoff"])
     is_ctx = np.zeros(V, dtype=bool)
     is_ctx[np.asarray(levels[1]["word"])] = True
