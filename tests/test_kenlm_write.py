@@ -215,3 +215,63 @@ def test_errors(tmp_path):
     assert cli(["build", "--order", "3", str(DATA / "markov.txt.gz"), "-o", str(tmp_path / "b.klm"),
                 "--method", "glm", "--layout", "compact", "-q"]) == 1
     assert not (tmp_path / "b.klm").exists()
+
+
+def test_zero_backoffs_of_contexts(tmp_path):
+    """An ARPA file whose contexts have backoff 0 (every third one, orders 1 to 3): KenLM keeps them as
+    +0.0 (the state may extend them), the n-grams no longer one extends as -0.0; kenlm then scores our
+    file exactly as the ARPA file, and the signs read back are those of the contexts found in the text."""
+    text = gzip.decompress(source("mk4").read_bytes()).decode()
+    arpa = parse_arpa(source("mk4"))
+    contexts = {g[:-1] for n in range(1, 4) for g in arpa.ngrams[n]}
+    out_lines, k = [], 0
+    for line in text.split("\n"):
+        fields = line.split("\t")
+        if len(fields) == 3 and tuple(fields[1].split(" ")) in contexts:
+            k += 1
+            if k % 3 == 0:
+                line = "\t".join([fields[0], fields[1], "0"])
+        out_lines.append(line)
+    src = tmp_path / "zeros.arpa"
+    src.write_text("\n".join(out_lines))
+    out = tmp_path / "zeros.klm"
+    model = glm.load(src)
+    model.save(out, layout="compact")
+    assert_same_scores(kenlm.Model(str(out)), kenlm.Model(str(src)), probe_lines(9))
+    # the signs of the zero backoffs as stored, against the contexts of the ARPA file
+    kmodel = glm.load(out)
+    inv = {int(kmodel.perm[i]): w for i, w in enumerate(kmodel.vocab)}
+    prob, backoff, _ = kmodel._scorer.unigrams()
+    words = [(inv[i],) for i in range(len(prob))]
+    checked = 0
+    for n in range(1, 4):
+        if n > 1:
+            w, parent, _, backoff = kmodel._scorer.trie_level(n)
+            words = [(inv[int(x)],) + words[int(p)] for x, p in zip(w, parent)]
+        for gram, b in zip(words, backoff):
+            if b == 0:
+                assert bool(np.signbit(b)) == (gram not in contexts), gram
+                checked += gram in contexts
+    assert checked >= 20
+    if BUILD_BINARY:
+        for opts, bits in (([], None), (["-q", "6", "-b", "6"], 6)):
+            ref = tmp_path / "ref.trie"
+            subprocess.run([BUILD_BINARY, *opts, "trie", str(src), str(ref)], check=True, capture_output=True)
+            model.save(out, layout="compact", quantize=bits)
+            assert out.read_bytes() == ref.read_bytes(), opts
+
+
+def test_nearest_center_rule():
+    """KenLM's Bins::Encode: the first center >= the value or the one before it, whichever is closer in
+    float32, the upper one on a tie; outside the centers, the end ones; reserved centers skipped."""
+    from glm.formats.kenlm_write import _encode
+    centers = np.array([-3.0, -2.0, -1.0, 0.0], dtype=np.float32)
+    values = np.array([-5.0, -2.6, -2.5, -2.4, -1.0, 0.5, -0.5], dtype=np.float32)
+    want = []
+    for v in values:
+        above = int(np.searchsorted(centers, v))
+        want.append(0 if above == 0 else 3 if above == 4 else
+                    above - int((v - centers[above - 1]) < (centers[above] - v)))
+    assert list(_encode(values, centers, 0)) == want
+    assert want[1:4] == [0, 1, 1]     # -2.5: as far from -3 as from -2, coded as the upper center
+    assert list(_encode(values, centers, 2)) == [2, 2, 2, 2, 2, 3, 3]
