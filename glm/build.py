@@ -79,6 +79,7 @@ class _Plan:
     dask_workers: int | None
     layout: str | None = None      # how the output is saved (Model.save)
     quantize: tuple | None = None
+    pointer_bits: int | None = None
 
     @property
     def with_raw(self) -> bool:
@@ -89,7 +90,7 @@ class _Plan:
     @classmethod
     def check(cls, inputs, lines, order, *, method, tune, prune, discount_fallback, interpolate_unigrams,
               vocab_pad, skip_symbols, bad_utf8, quiet, memory, tmpdir, workers, dask, dask_workers,
-              output, padding, tune_split, layout=None, quantize=None) -> "_Plan":
+              output, padding, tune_split, layout=None, quantize=None, pointer_bits=None) -> "_Plan":
         if (inputs is None) == (lines is None):
             raise TypeError("train: give either inputs (paths of files) or lines= (an iterable of lines)"
                             + (", not both" if inputs is not None else ""))
@@ -127,9 +128,9 @@ class _Plan:
             check(order, method)
         tune = expand_inputs(tune, "tune") if tune is not None else None
         from .formats.kenlm_write import layout_options
-        compact, bits = layout_options(layout, quantize)
+        compact, bits, pointer_bits = layout_options(layout, quantize, pointer_bits)
         if compact and output is None:
-            raise ValueError("layout/quantize: they say how the output is saved; give output (-o)")
+            raise ValueError("layout/quantize/pointer_bits: they say how the output is saved; give output (-o)")
         if output is not None:
             from .formats import check_output
             output = os.fspath(output)
@@ -154,7 +155,7 @@ class _Plan:
         budget = Scratch(memory, tmpdir) if memory is not None else None     # (checks memory and tmpdir)
         return cls(paths, lines, int(order), method, generalized, paper, opts, tune, output, split,
                    skip_symbols, bad_utf8, quiet, budget, tmpdir, workers, dask, dask_workers,
-                   "compact" if compact else layout, bits)
+                   "compact" if compact else layout, bits, pointer_bits)
 
 
 def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = None, method: str = "mkn",
@@ -162,7 +163,7 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
           vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error", quiet: bool = True,
           memory=None, tmpdir=None, workers: int | None = None, dask=None, dask_workers: int | None = None,
           output=None, padding: str = "kenlm", tune_split: float | None = None, layout: str | None = None,
-          quantize=None) -> Model:
+          quantize=None, pointer_bits: int | None = None) -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     Parameters
@@ -225,6 +226,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         How ``output`` is saved (``Model.save``): 'compact' writes KenLM's trie binary (MKN only).
     quantize : int or (int, int), optional
         Quantize the saved output's probabilities and backoffs to this many bits (``Model.save``).
+    pointer_bits : int, optional
+        Compress the saved output's child pointers (``Model.save``; KenLM's ``-a``).
     padding : {'kenlm', 'paper'}
         'kenlm' (one <s> per sentence, as lmplz) or 'paper', the conventions of the reference notes'
         normalized en0008t figures (glm.paper.padding), for the paper's protocol only (not saved, not tuned).
@@ -250,7 +253,7 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
                        vocab_pad=vocab_pad, skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet,
                        memory=memory, tmpdir=tmpdir, workers=workers, dask=dask, dask_workers=dask_workers,
                        output=output, padding=padding, tune_split=tune_split, layout=layout,
-                       quantize=quantize)
+                       quantize=quantize, pointer_bits=pointer_bits)
     with _workspace(plan) as (plan, scratch):
         fitted = _fit_on_split(plan, scratch) if plan.tune_split else None     # on a part of the text
         vocab, levels = _count_text(plan, scratch)
@@ -259,7 +262,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
     model = _backoff_model(plan, vocab, est)
     if plan.output is not None:
-        model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize)
+        model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize,
+                   pointer_bits=plan.pointer_bits)
     return model
 
 
@@ -376,7 +380,8 @@ def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | Non
         model = fit(model, plan.tune, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
         model.tables.stats = None
     if plan.output is not None and not streaming:
-        model.save(plan.output, quiet=plan.quiet, layout=plan.layout, quantize=plan.quantize)
+        model.save(plan.output, quiet=plan.quiet, layout=plan.layout, quantize=plan.quantize,
+                   pointer_bits=plan.pointer_bits)
     return model
 
 

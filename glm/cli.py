@@ -376,6 +376,10 @@ def _add_layout_options(p) -> None:
     p.add_argument("--quantize", type=_bits, default=None, metavar="BITS",
                    help="store probabilities and backoffs in BITS bits (or PROB_BITS,BACKOFF_BITS), 2 to 25, "
                         "as build_binary -q -b (KenLM's bins); implies --layout compact")
+    p.add_argument("--pointer-bits", type=int, choices=range(256), default=None, metavar="B",
+                   help="compress the trie's child pointers with an array of at most B high bits, as "
+                        "build_binary -a B (0-255; 22 is usual, 255 takes as many as pay): about a byte less "
+                        "per n-gram, slightly slower lookups; implies --layout compact")
 
 
 def _log(args, msg: str) -> None:
@@ -394,7 +398,8 @@ def _build(args) -> None:
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
                       dask_workers=args.workers if args.dask else None, output=args.output,
-                      tune_split=args.tune_split, layout=args.layout, quantize=args.quantize)
+                      tune_split=args.tune_split, layout=args.layout, quantize=args.quantize,
+                      pointer_bits=args.pointer_bits)
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
@@ -573,12 +578,12 @@ def _paper_eval(args) -> None:
 def _convert(args) -> None:
     from .model import load
     from .formats.kenlm_write import layout_options
-    compact, _ = layout_options(args.layout, args.quantize)      # (before reading the model)
+    compact, _, _ = layout_options(args.layout, args.quantize, args.pointer_bits)   # (before reading the model)
     if compact:
         from .formats import check_output
         check_output(args.output, inputs=[args.model], compact=True)
     load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet, layout=args.layout,
-                                            quantize=args.quantize)
+                                            quantize=args.quantize, pointer_bits=args.pointer_bits)
 
 
 COMMANDS = {"build": _build, "score": _score, "info": _info, "verify": _verify, "convert": _convert,

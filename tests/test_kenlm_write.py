@@ -22,12 +22,12 @@ kenlm = pytest.importorskip("kenlm")
 
 DATA = Path(__file__).resolve().parent / "data" / "kenlm"
 BUILD_BINARY = shutil.which("build_binary") or (shutil.which("build_binary", path="/work/bin"))
-# (source ARPA, quantization bits, build_binary's file of that ARPA with those options)
-STORED = [("sh3", None, "sh3.trie"), ("mk2", None, "mk2.trie"), ("mk4", None, "mk4.trie"),
-          ("mk6", None, "mk6.trie"), ("mk3srilm", None, "mk3srilm.trie"), ("sh3", 8, "sh3.q8.trie"),
-          ("mk2", 8, "mk2.q8.trie"), ("mk3", (4, 3), "mk3.q4b3.trie")]
-# quantized and pointer-compressed by build_binary: the same bins, so the same scores (not the same bytes)
-SAME_BINS = [("mk4", 8, "mk4.q8a22.trie"), ("mk6", 8, "mk6.q8a22.trie"), ("sh3", 8, "sh3.q8a22.trie")]
+# (source ARPA, quantization bits, pointer bits, build_binary's file of that ARPA with those options)
+STORED = [("sh3", None, None, "sh3.trie"), ("mk2", None, None, "mk2.trie"), ("mk4", None, None, "mk4.trie"),
+          ("mk6", None, None, "mk6.trie"), ("mk3srilm", None, None, "mk3srilm.trie"),
+          ("sh3", 8, None, "sh3.q8.trie"), ("mk2", 8, None, "mk2.q8.trie"), ("mk3", (4, 3), None, "mk3.q4b3.trie"),
+          ("sh3", None, 22, "sh3.a22.trie"), ("mk2", None, 22, "mk2.a22.trie"), ("mk3", None, 255, "mk3.a255.trie"),
+          ("sh3", 8, 22, "sh3.q8a22.trie"), ("mk4", 8, 22, "mk4.q8a22.trie"), ("mk6", 8, 22, "mk6.q8a22.trie")]
 
 
 def markov_lines() -> list[str]:
@@ -74,25 +74,26 @@ def arpa_dir(tmp_path_factory):
     return d
 
 
-@pytest.mark.parametrize("name,bits,stored", STORED)
-def test_byte_identical_to_build_binary(tmp_path, name, bits, stored):
+@pytest.mark.parametrize("name,bits,pointers,stored", STORED)
+def test_byte_identical_to_build_binary(tmp_path, name, bits, pointers, stored):
     out = tmp_path / "out.trie"
-    glm.load(source(name)).save(out, layout="compact", quantize=bits)
+    glm.load(source(name)).save(out, layout="compact", quantize=bits, pointer_bits=pointers)
     assert out.read_bytes() == (DATA / stored).read_bytes()
 
 
-@pytest.mark.parametrize("name,bits,stored", STORED + SAME_BINS)
-def test_kenlm_scores_our_file_as_the_arpa(tmp_path, arpa_dir, name, bits, stored):
+@pytest.mark.parametrize("name,bits,pointers,stored", STORED)
+def test_kenlm_scores_our_file_as_the_arpa(tmp_path, arpa_dir, name, bits, pointers, stored):
     """The kenlm module scores our file exactly as the ARPA file (unquantized) or as build_binary's
     quantized file of it; glm.load scores it as kenlm does."""
     out = tmp_path / "out.klm"
-    glm.load(source(name)).save(out, layout="compact", quantize=bits)
+    glm.load(source(name)).save(out, layout="compact", quantize=bits, pointer_bits=pointers)
     mine = kenlm.Model(str(out))
     lines = probe_lines(len(name))
     assert_same_scores(mine, kenlm.Model(str(arpa_dir / f"{name}.arpa" if bits is None else DATA / stored)), lines)
     model = glm.load(out)
     assert isinstance(model, glm.KenLMModel)
-    assert model.meta["kenlm_type"] == ("trie" if bits is None else "trie, quantized")
+    assert model.meta["kenlm_type"] == "trie" + (", quantized" if bits else "") + (
+        ", compressed pointers" if pointers is not None else "")
     starts, lp, matched, oov = model.token_scores(lines)
     want = kenlm_tokens(mine, lines)
     for i, line in enumerate(lines):
@@ -113,10 +114,11 @@ def test_fresh_mkn_models(tmp_path, order):
     assert_same_scores(kenlm.Model(str(out)), kenlm.Model(str(arpa)), probe)
     np.testing.assert_array_equal(glm.load(out).score_many(probe), kenlm_scores(out, probe))
     if BUILD_BINARY:
-        for opts, bits in (([], None), (["-q", "8", "-b", "8"], 8), (["-q", "5", "-b", "3"], (5, 3))):
+        for opts, bits, a in (([], None, None), (["-q", "8", "-b", "8"], 8, None), (["-q", "5", "-b", "3"], (5, 3), None),
+                              (["-a", "22"], None, 22), (["-q", "8", "-b", "8", "-a", "9"], 8, 9)):
             ref = tmp_path / "ref.trie"
             subprocess.run([BUILD_BINARY, *opts, "trie", str(arpa), str(ref)], check=True, capture_output=True)
-            model.save(out, layout="compact", quantize=bits)
+            model.save(out, layout="compact", quantize=bits, pointer_bits=a)
             assert out.read_bytes() == ref.read_bytes(), opts
 
 
@@ -198,13 +200,18 @@ def test_errors(tmp_path):
         model.save(tmp_path / "m.klm", layout="small")
     with pytest.raises(ValueError, match="compact layout only"):
         model.save(tmp_path / "m.klm", layout="fast", quantize=8)
+    for bad in (-1, 256, 2.0, True):
+        with pytest.raises(ValueError, match="pointer_bits"):
+            model.save(tmp_path / "m.klm", pointer_bits=bad)
+    with pytest.raises(ValueError, match="compact layout only"):
+        model.save(tmp_path / "m.klm", layout="fast", pointer_bits=22)
     with pytest.raises(ValueError, match="order 1"):
         glm.load(source("mk1")).save(tmp_path / "m.klm", layout="compact")
     with pytest.raises(ValueError, match="give output"):
         glm.train(lines=lines[:300], order=3, layout="compact")
     assert not (tmp_path / "m.klm").exists()
     # the CLI: bad bits, a GLM name, the output over the input
-    for argv in (["--quantize", "1"], ["--quantize", "8,26"], ["--quantize", "x"]):
+    for argv in (["--quantize", "1"], ["--quantize", "8,26"], ["--quantize", "x"], ["--pointer-bits", "256"]):
         with pytest.raises(SystemExit):
             cli(["convert", str(source("mk3")), str(tmp_path / "c.klm"), *argv])
     assert cli(["convert", str(source("mk3")), str(tmp_path / "c.glmb"), "--layout", "compact", "-q"]) == 1

@@ -9,12 +9,12 @@ from .files import (ARPA_SUFFIXES, BINARY_SUFFIX, GLM_SUFFIXES, ModelFormatError
                     atomic_output, check_output, check_outputs, json_text, refuse_overwrite, special)
 
 
-def save(model, path, quiet: bool = True, layout: str | None = None, quantize=None) -> None:
+def save(model, path, quiet: bool = True, layout: str | None = None, quantize=None, pointer_bits=None) -> None:
     """Write ``model`` (a ``glm.Model``) in the format its name asks for, or with ``layout='compact'``
-    (or ``quantize``) as a KenLM trie binary (``glm.formats.kenlm_write``)."""
+    (or ``quantize``, ``pointer_bits``) as a KenLM trie binary (``glm.formats.kenlm_write``)."""
     from .kenlm_write import layout_options
     path = os.fspath(path)
-    compact, bits = layout_options(layout, quantize)
+    compact, bits, pointer_bits = layout_options(layout, quantize, pointer_bits)
     generalized = model.kind == "generalized"
     if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
@@ -25,7 +25,7 @@ def save(model, path, quiet: bool = True, layout: str | None = None, quantize=No
         verify(model)        # (a damaged file is not copied, nor its damage given fresh checksums)
     if compact:
         from .kenlm_write import write_trie
-        write_trie(model.as_backoff() if generalized else model, path, bits)
+        write_trie(model.as_backoff() if generalized else model, path, bits, pointer_bits)
         return
     if mkn and os.path.basename(path).endswith(ARPA_SUFFIXES):     # a tuned MKN, in back-off form
         model = model.as_backoff()

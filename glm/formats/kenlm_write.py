@@ -32,16 +32,27 @@ def _fail(path: str, what: str) -> ModelFormatError:
 LAYOUTS = ("fast", "compact")
 
 
-def layout_options(layout=None, quantize=None) -> tuple[bool, tuple[int, int] | None]:
-    """(compact, (probability bits, backoff bits) or None) of ``save``'s options, checked.
+def layout_options(layout=None, quantize=None, pointer_bits=None) -> tuple[bool, tuple[int, int] | None, int | None]:
+    """(compact, (probability bits, backoff bits) or None, pointer bits or None) of ``save``'s
+    options, checked.
 
     layout: None or ``'fast'`` (the format the name asks for: ARPA, .glm, .glmb) or ``'compact'``
     (KenLM's trie); quantize: None, BITS (probabilities and backoffs) or (PROB_BITS, BACKOFF_BITS),
-    2 to 25 bits each as KenLM allows (``-q``, ``-b``); it implies the compact layout."""
+    2 to 25 bits each as KenLM allows (``-q``, ``-b``); pointer_bits: None or 0 to 255, KenLM's ``-a``
+    (child pointers compressed with an array of at most that many high bits).  Both imply the compact
+    layout."""
     if layout is not None and layout not in LAYOUTS:
         raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if pointer_bits is not None:
+        if layout == "fast":
+            raise ValueError("pointer_bits: compressed pointers are in the compact layout only (KenLM's trie); "
+                             "give layout='compact' (--layout compact) or no layout")
+        if isinstance(pointer_bits, bool) or not isinstance(pointer_bits, (int, np.integer)) \
+                or not 0 <= pointer_bits <= 255:
+            raise ValueError(f"pointer_bits: expected a whole number from 0 to 255 (KenLM's -a), not {pointer_bits!r}")
+        pointer_bits = int(pointer_bits)
     if quantize is None:
-        return layout == "compact", None
+        return layout == "compact" or pointer_bits is not None, None, pointer_bits
     if layout == "fast":
         raise ValueError("quantize: quantized values are stored in the compact layout only (KenLM's trie); "
                          "give layout='compact' (--layout compact) or no layout")
@@ -52,7 +63,7 @@ def layout_options(layout=None, quantize=None) -> tuple[bool, tuple[int, int] | 
         if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 2 <= v <= MAX_BITS:
             raise ValueError(f"quantize: expected whole numbers of bits from 2 to {MAX_BITS} (KenLM's -q/-b), "
                              f"not {quantize!r}")
-    return True, (int(bits[0]), int(bits[1]))
+    return True, (int(bits[0]), int(bits[1])), pointer_bits
 
 
 # ------------------------------------------------------------------------------------------ vocabulary
@@ -186,6 +197,25 @@ def _pack(entries: int, total_bits: int, fields: list, last_next=None) -> np.nda
     return out
 
 
+def _bhiksha(pos: int, entries: int, nxt: np.ndarray, pointer_bits: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """Compressed child pointers of a table of order n starting at file offset pos (KenLM's -a): (the
+    part before its entries: version 0, the bits, then from the first 8-aligned offset + 8 the array
+    whose slot k is the first entry whose pointer has high bits >= k; the low bits' width; the low bits
+    of the pointers nxt, entries + 1 of them)."""
+    from .kenlm import _chop_bits
+    max_next = int(nxt[-1])
+    required = max_next.bit_length()
+    inline = required - _chop_bits(entries + 1, max_next, pointer_bits)
+    slots = (max_next >> inline) + 1
+    part = np.zeros(8 * (1 + slots) + 7, dtype=np.uint8)
+    part[:2] = (0, pointer_bits)
+    array = np.zeros(slots, dtype=np.uint64)
+    array[1:] = np.searchsorted(nxt >> np.uint64(inline), np.arange(1, slots, dtype=np.uint64), side="left")
+    at = _align8(pos) + 8 - pos
+    part[at:at + 8 * slots] = array.view(np.uint8)
+    return part, inline, nxt & np.uint64((1 << inline) - 1)
+
+
 def _check_values(path: str, n: int, prob: np.ndarray, backoff) -> None:
     bad = ~(prob <= 0)          # (NaN too)
     if bad.any():
@@ -194,9 +224,10 @@ def _check_values(path: str, n: int, prob: np.ndarray, backoff) -> None:
         raise _fail(path, f"an {n}-gram has backoff {backoff[np.flatnonzero(~np.isfinite(backoff))[0]]}")
 
 
-def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
+def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bits: int | None = None) -> None:
     """Write a back-off model (``glm.BackoffModel``) as a KenLM trie binary, quantized with
-    ``quantize`` = (probability bits, backoff bits) or not."""
+    ``quantize`` = (probability bits, backoff bits) or not, its child pointers compressed with
+    ``pointer_bits`` (KenLM's -a) or not."""
     path = os.fspath(path)
     levels, N = model.levels, model.order
     if N < 2:
@@ -217,6 +248,12 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
     uni_bo = np.empty(V, dtype=np.float32)
     uni_bo[perm] = _with_extension(levels[0]["backoff"], is_ctx)
 
+    header = bytearray(_SANITY)
+    header += _FIXED.pack(N, _PROBING_MULTIPLIER, 2 + bool(quant) + 2 * (pointer_bits is not None), 1, 1)
+    header += struct.pack(f"<{N}Q", *counts)
+    header = bytes(header).ljust(_align8(len(header)), b"\0")
+    pos = len(header) + 8 + 8 * V + (8 + 4 * ((N - 2) * ((1 << quant.q_bits) + (1 << quant.b_bits))
+                                              + (1 << quant.q_bits)) if quant else 0) + 16 * (V + 2)
     tables = []
     rank_prev = perm                  # order n-1: glm index -> KenLM position
     ctx = _contexts(levels, 2, None, path)
@@ -242,8 +279,14 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
         if n == 2:
             uni_next = nxt
         else:
-            fields, total = prev
-            tables.append(_pack(counts[n - 2], total, fields + [(nxt[:-1], counts[n - 1].bit_length())], nxt[-1]))
+            fields, value_bits = prev
+            if pointer_bits is None:
+                part, inline, low = b"", counts[n - 1].bit_length(), nxt
+            else:
+                part, inline, low = _bhiksha(pos, counts[n - 2], nxt, pointer_bits)
+            packed = _pack(counts[n - 2], word_bits + value_bits + inline, fields + [(low[:-1], inline)], low[-1])
+            tables += [part, packed]
+            pos += len(part) + len(packed)
         kword = kword[order].astype(np.uint64)
         prob = np.asarray(lv["logprob"], dtype=np.float32)
         if n < N:
@@ -260,8 +303,7 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
             else:
                 fields = [(kword, word_bits), (_bits31(prob[order]), 31),
                           (bo.view(np.uint32).astype(np.uint64), 32)]
-            total = word_bits + (quant.q_bits + quant.b_bits if quant else 63) + counts[n].bit_length()
-            prev = (fields, total)
+            prev = (fields, quant.q_bits + quant.b_bits if quant else 63)
         else:
             _check_values(path, n, prob, None)
             if quant:
@@ -270,10 +312,6 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
                 fields = [(kword, word_bits), (_bits31(prob[order]), 31)]
             tables.append(_pack(counts[N - 1], word_bits + fields[1][1], fields))
         rank_prev = rank
-    header = bytearray(_SANITY)
-    header += _FIXED.pack(N, _PROBING_MULTIPLIER, 3 if quant else 2, 1, 1)
-    header += struct.pack(f"<{N}Q", *counts)
-    header = bytes(header).ljust(_align8(len(header)), b"\0")
     vocab = struct.pack("<Q", V - 1) + hashes.tobytes() + b"\0" * 8
     uni = np.zeros(V + 2, dtype=[("p", "<f4"), ("b", "<f4"), ("n", "<u8")])
     uni["p"][:V], uni["b"][:V] = uni_prob, uni_bo
@@ -285,5 +323,5 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None) -> None:
             f.write(quant.header())
         f.write(uni.tobytes())
         for t in tables:
-            f.write(t.data)
+            f.write(t if isinstance(t, bytes) else t.data)
         f.write(words.data)
