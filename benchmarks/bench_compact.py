@@ -5,8 +5,8 @@
 
 An order-5 MKN model is built from the first --bytes of the decompressed Gutenberg training text
 (`head -c`), then saved as glm's fast binary (.glmb), in the compact layout (a KenLM trie), quantized
-(--quantize 8) and as ARPA, from which KenLM's `build_binary` (on PATH, e.g. /work/bin) makes its
-`trie` and `trie -q 8 -b 8`.  For each file: bytes, bytes per n-gram, whether it is byte-identical to
+(--quantize 8), both with compressed pointers (--pointer-bits 22) and as ARPA, from which KenLM's
+`build_binary` (on PATH, e.g. /work/bin) makes its `trie`, `trie -q 8 -b 8` and `-q 8 -b 8 -a 22`.  For each file: bytes, bytes per n-gram, whether it is byte-identical to
 build_binary's file, the test perplexity (Gutenberg's test split, scored by glm; KenLM's files scored by
 the kenlm module too) and its cost against the unquantized model; then scoring speeds in tokens/s
 (medians of --repeat runs): glm on the .glmb and on the compact file (`score_many`, all cores, and
@@ -84,6 +84,8 @@ def main() -> None:
     for name, kw in (("glm .glmb (fast)", dict(path="model.glmb")),
                      ("glm compact", dict(path="model.compact", layout="compact")),
                      ("glm --quantize 8", dict(path="model.q8", quantize=8)),
+                     ("glm compact --pointer-bits 22", dict(path="model.a22", pointer_bits=22)),
+                     ("glm --quantize 8 --pointer-bits 22", dict(path="model.q8a22", quantize=8, pointer_bits=22)),
                      ("ARPA", dict(path="model.arpa"))):
         path = tmp / kw.pop("path")
         t0 = time.perf_counter()
@@ -92,7 +94,9 @@ def main() -> None:
         files[name] = path
     arpa = files.pop("ARPA")
     for name, opts, ours in (("KenLM trie", ["trie"], "glm compact"),
-                             ("KenLM trie -q 8 -b 8", ["-q", "8", "-b", "8", "trie"], "glm --quantize 8")):
+                             ("KenLM trie -q 8 -b 8", ["-q", "8", "-b", "8", "trie"], "glm --quantize 8"),
+                             ("KenLM trie -q 8 -b 8 -a 22", ["-q", "8", "-b", "8", "-a", "22", "trie"],
+                              "glm --quantize 8 --pointer-bits 22")):
         path = tmp / ("kenlm." + "_".join(o.strip("-") for o in opts))
         t0 = time.perf_counter()
         subprocess.run([build_binary, *opts, str(arpa), str(path)], check=True, stdout=subprocess.DEVNULL,
@@ -109,7 +113,7 @@ def main() -> None:
         ev = m.evaluate(lines=test)
         ppl[name] = ev.perplexity
         kl = ""
-        if name.startswith(("KenLM", "glm compact", "glm --quantize")):
+        if name != "glm .glmb (fast)":
             km = kenlm.Model(str(path))
             kl = f"{10 ** (-sum(km.score(line) for line in test) / tokens):.3f}"
         size = os.path.getsize(path)
@@ -124,7 +128,7 @@ def main() -> None:
     print("\n| scorer | file | tokens/s: text, all cores | tokens/s: ids, one thread |")
     print("|---|---|---:|---:|")
     from glm.threads import workers
-    for name in ("glm .glmb (fast)", "glm compact", "glm --quantize 8"):
+    for name in ("glm .glmb (fast)", "glm compact", "glm --quantize 8", "glm --quantize 8 --pointer-bits 22"):
         m = glm.load(files[name])
         m.score_many(test[:100])
         t_many, _ = timed(lambda: m.score_many(test), args.repeat)
@@ -132,7 +136,7 @@ def main() -> None:
         with workers(1):
             t_one, _ = timed(lambda: m.score_ids(ids), args.repeat)
         print(f"| glm | {name} | {tokens / t_many:,.0f} | {tokens / t_one:,.0f} |")
-    for name in ("glm compact", "glm --quantize 8"):
+    for name in ("glm compact", "glm --quantize 8", "glm --quantize 8 --pointer-bits 22"):
         km = kenlm.Model(str(files[name]))
         t_k, _ = timed(lambda: sum(km.score(line) for line in test), args.repeat)
         print(f"| kenlm module (Python loop over score) | {name} | {tokens / t_k:,.0f} (one thread) | — |")

@@ -248,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="text files (plain, gzip, bzip2, xz or zstd), directories, or - for stdin")
     b.add_argument("-o", "--output", required=True, metavar="MODEL",
                    help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN, tuned MKN), .glm, .glm.gz/... (GLM, "
-                        f"tuned MKN) or {BINARY_SUFFIX} (binary, all)")
+                        f"tuned MKN) or {BINARY_SUFFIX} (binary, all); any other name with --layout compact")
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
     b.add_argument("--method", choices=METHODS, default="mkn",
                    help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model "

@@ -257,7 +257,7 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
     tables = []
     rank_prev = perm                  # order n-1: glm index -> KenLM position
     ctx = _contexts(levels, 2, None, path)
-    prev = None                       # order n-1 >= 2, in KenLM order: (fields, total bits)
+    prev = None                       # order n-1 >= 2, in KenLM order: (fields, bits of the values)
     uni_next = None
     for n in range(2, N + 1):
         lv, below = levels[n - 1], levels[n - 2]
