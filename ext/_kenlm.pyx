@@ -804,3 +804,75 @@ def check_words(const uint8_t[::1] words, const uint64_t[::1] offsets, buf, bint
                 bad = <int64_t>i
                 break
     return bad
+
+
+# ------------------------------------------------------------------------------------------- writing
+def hash_words(const uint8_t[::1] words, const uint64_t[::1] offsets):
+    """KenLM's hashes of words: word i is bytes offsets[i] .. offsets[i+1]-1 of words (no separator)."""
+    cdef size_t i, n = offsets.shape[0] - 1
+    out = np.empty(n, dtype=np.uint64)
+    cdef uint64_t[::1] H = out
+    cdef const uint8_t* base = &words[0] if words.shape[0] else NULL
+    with nogil:
+        for i in range(n):
+            H[i] = murmur64a(base + offsets[i], offsets[i + 1] - offsets[i], 0)
+    return out
+
+
+def make_bins(const float[::1] values, uint64_t bins):
+    """KenLM's quantization centers of sorted values: bin i holds values[len*i/bins : len*(i+1)/bins],
+    its center the mean summed in float64 from the first value on, divided by the count as float32,
+    then rounded to float32; an empty bin repeats the center before it (-inf for the first)."""
+    cdef uint64_t n = values.shape[0], i, start = 0, finish, j
+    cdef double total
+    out = np.empty(bins, dtype=np.float32)
+    cdef float[::1] C = out
+    with nogil:
+        for i in range(bins):
+            finish = (n * (i + 1)) // bins
+            if finish == start:
+                C[i] = C[i - 1] if i else -INFINITY
+            else:
+                total = 0.0
+                for j in range(start, finish):
+                    total += values[j]
+                C[i] = <float>(total / <double>(<float>(finish - start)))
+            start = finish
+    return out
+
+
+def pack_bits(uint8_t[::1] out, uint64_t total_bits, uint64_t first, fields):
+    """OR entries first, first+1, ... into the bit-packed table out (entry i at bit i*total_bits): fields
+    is a list of (uint64 array, width in bits <= 57) written one after another from the entry's first
+    bit, little-endian (KenLM's bit packing).  out must have 8 spare bytes after the last entry."""
+    cdef int k, nf = len(fields)
+    cdef const uint64_t[::1] a
+    cdef const uint64_t* arrays[8]
+    cdef uint64_t widths[8]
+    cdef uint64_t n = 0, i, bit, v, cur
+    if nf > 8:
+        raise ValueError("at most 8 fields")
+    keep = []
+    for k in range(nf):
+        a = fields[k][0]
+        keep.append(a)
+        if k == 0:
+            n = a.shape[0]
+        elif <uint64_t>a.shape[0] != n:
+            raise ValueError("fields of different lengths")
+        arrays[k] = &a[0] if n else NULL
+        widths[k] = fields[k][1]
+        if widths[k] > 57:
+            raise ValueError("a field of more than 57 bits")
+    if n and ((first + n) * total_bits + 7) // 8 + 8 > <uint64_t>out.shape[0]:
+        raise ValueError("the table is too small for the entries")
+    cdef uint8_t* base = &out[0]
+    with nogil:
+        for i in range(n):
+            bit = (first + i) * total_bits
+            for k in range(nf):
+                v = arrays[k][i] & ((1ULL << widths[k]) - 1)
+                cur = load64(base + (bit >> 3))
+                cur |= v << (bit & 7)
+                memcpy(base + (bit >> 3), &cur, 8)
+                bit += widths[k]

@@ -78,6 +78,9 @@ class _Plan:
     workers: int | None
     dask: object
     dask_workers: int | None
+    layout: str | None = None      # how the output is saved (Model.save)
+    quantize: tuple | None = None
+    pointer_bits: int | None = None
 
     @property
     def with_raw(self) -> bool:
@@ -88,7 +91,7 @@ class _Plan:
     @classmethod
     def check(cls, inputs, lines, order, *, method, tune, prune, discount_fallback, interpolate_unigrams,
               vocab_pad, skip_symbols, bad_utf8, quiet, memory, tmpdir, workers, dask, dask_workers,
-              output, padding, tune_split) -> "_Plan":
+              output, padding, tune_split, layout=None, quantize=None, pointer_bits=None) -> "_Plan":
         if (inputs is None) == (lines is None):
             raise TypeError("train: give either inputs (paths of files) or lines= (an iterable of lines)"
                             + (", not both" if inputs is not None else ""))
@@ -125,10 +128,21 @@ class _Plan:
             from .generalized import check
             check(order, method)
         tune = expand_inputs(tune, "tune") if tune is not None else None
+        compact, bits, codes = False, None, None
+        if layout is not None or quantize is not None or pointer_bits is not None:
+            if output is None:
+                raise ValueError("layout/quantize/pointer_bits: they say how the output is saved; give output (-o)")
+            from .formats import output_layout
+            compact, bits, pointer_bits, codes = output_layout(os.fspath(output), layout, quantize, pointer_bits)
+            if codes is not None and not generalized:
+                raise ValueError(f"{os.fspath(output)}: quantize to a .glmb applies to GLM models (--method glm, "
+                                 "glm-abs, a tuned mkn); an MKN model is quantized in KenLM's trie: give a name "
+                                 "that is not .arpa/.glm/.glmb (e.g. model.klm)")
         if output is not None:
             from .formats import check_output
             output = os.fspath(output)
-            check_output(output, generalized, inputs=(paths or []) + (tune or []), arpa=method == "mkn")
+            check_output(output, generalized, inputs=(paths or []) + (tune or []), arpa=method == "mkn",
+                         compact=compact)
         if discount_fallback is True:
             discount_fallback = ()
         opts = Options(tuple(int(t) for t in prune),
@@ -147,14 +161,16 @@ class _Plan:
                 raise ValueError("dask: the inputs must be files (paths or directories), not lines")
         budget = Scratch(memory, tmpdir) if memory is not None else None     # (checks memory and tmpdir)
         return cls(paths, lines, int(order), method, generalized, paper, opts, tune, output, split,
-                   skip_symbols, bad_utf8, quiet, budget, tmpdir, workers, dask, dask_workers)
+                   skip_symbols, bad_utf8, quiet, budget, tmpdir, workers, dask, dask_workers,
+                   "compact" if compact else layout, bits if codes is None else codes, pointer_bits)
 
 
 def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = None, method: str = "mkn",
           tune=None, prune=(), discount_fallback=None, interpolate_unigrams: bool = True,
           vocab_pad: int = 0, skip_symbols: bool = False, bad_utf8: str = "error", quiet: bool = True,
           memory=None, tmpdir=None, workers: int | None = None, dask=None, dask_workers: int | None = None,
-          output=None, padding: str = "kenlm", tune_split: float | None = None) -> Model:
+          output=None, padding: str = "kenlm", tune_split: float | None = None, layout: str | None = None,
+          quantize=None, pointer_bits: int | None = None) -> Model:
     """Estimate a modified Kneser-Ney model (as lmplz does) or a Generalized Language Model.
 
     Parameters
@@ -213,6 +229,12 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         Also save the model there (as ``Model.save``; the name is checked before counting, and may not
         be one of the inputs).  An untuned GLM saved as .glmb is written while it is built (each finished
         pattern table goes into the file and is mapped back from it).
+    layout : {None, 'fast', 'compact'}
+        How ``output`` is saved (``Model.save``): 'compact' writes KenLM's trie binary (MKN only).
+    quantize : int or (int, int), optional
+        Quantize the saved output's probabilities and backoffs to this many bits (``Model.save``).
+    pointer_bits : int, optional
+        Compress the saved output's child pointers (``Model.save``; KenLM's ``-a``).
     padding : {'kenlm', 'paper'}
         'kenlm' (one <s> per sentence, as lmplz) or 'paper', the conventions of the reference notes'
         normalized en0008t figures (glm.paper.padding), for the paper's protocol only (not saved, not tuned).
@@ -237,7 +259,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
                        discount_fallback=discount_fallback, interpolate_unigrams=interpolate_unigrams,
                        vocab_pad=vocab_pad, skip_symbols=skip_symbols, bad_utf8=bad_utf8, quiet=quiet,
                        memory=memory, tmpdir=tmpdir, workers=workers, dask=dask, dask_workers=dask_workers,
-                       output=output, padding=padding, tune_split=tune_split)
+                       output=output, padding=padding, tune_split=tune_split, layout=layout,
+                       quantize=quantize, pointer_bits=pointer_bits)
     with _workspace(plan) as (plan, scratch):
         fitted = _fit_on_split(plan, scratch) if plan.tune_split else None     # on a part of the text
         vocab, levels = _count_text(plan, scratch)
@@ -246,7 +269,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
         model = _backoff_model(plan, vocab, est, scratch)
     if plan.output is not None:
-        model.save(plan.output, quiet=quiet)
+        model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize,
+                   pointer_bits=plan.pointer_bits)
     return model
 
 
@@ -365,7 +389,8 @@ def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | Non
         model = fit(model, plan.tune, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
         model.tables.stats = None
     if plan.output is not None and not streaming:
-        model.save(plan.output, quiet=plan.quiet)
+        model.save(plan.output, quiet=plan.quiet, layout=plan.layout, quantize=plan.quantize,
+                   pointer_bits=plan.pointer_bits)
     return model
 
 
@@ -379,7 +404,7 @@ def _writes_binary(plan: _Plan) -> bool:
 
 def _streams(plan: _Plan) -> bool:
     """Whether the model is written while its tables are made: an untuned .glmb into a regular file."""
-    return _writes_binary(plan) and not plan.tune
+    return _writes_binary(plan) and not plan.tune and plan.quantize is None
 
 
 def _estimate_generalized(plan: _Plan, vocab, levels, parking, fitted: Fitted | None):

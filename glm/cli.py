@@ -248,7 +248,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="text files (plain, gzip, bzip2, xz or zstd), directories, or - for stdin")
     b.add_argument("-o", "--output", required=True, metavar="MODEL",
                    help=f"model file: .arpa, .arpa.gz/.bz2/.xz (MKN, tuned MKN), .glm, .glm.gz/... (GLM, "
-                        f"tuned MKN) or {BINARY_SUFFIX} (binary, all)")
+                        f"tuned MKN) or {BINARY_SUFFIX} (binary, all); any other name with --layout compact")
     b.add_argument("--order", "-n", type=int, required=True, help="n-gram order")
     b.add_argument("--method", choices=METHODS, default="mkn",
                    help="mkn: modified Kneser-Ney (default); glm: the normalized Generalized Language Model "
@@ -272,7 +272,6 @@ def _parser() -> argparse.ArgumentParser:
                                      "(docs/glm.md §2)")
     b.add_argument("--discount-fallback", type=_numbers(float, "discounts (numbers)", True), default=None,
                    metavar="D", help="discounts to use where the closed form fails (default 0.5 1 1.5)")
-    _add_quantize(b)
     b.add_argument("--interpolate-unigrams", type=int, choices=(0, 1), default=1,
                    help="mix unigrams with the uniform distribution (1, default) or give <unk> the "
                         "left-over mass (0, SRILM style)")
@@ -292,6 +291,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="count and merge on a Dask cluster: the scheduler at ADDRESS (tcp://host:port or "
                         "host:port), or a LocalCluster of --workers processes (default 2) when no address "
                         "is given (pip install glm[dask])")
+    _add_layout_options(b)
     _add_input_options(b)
 
     s = sub.add_parser("score", help="perplexity of text under a model (as KenLM's query)")
@@ -351,15 +351,38 @@ def _parser() -> argparse.ArgumentParser:
     c.add_argument("model")
     c.add_argument("output")
     c.add_argument("-q", "--quiet", action="store_true")
-    _add_quantize(c)
+    _add_layout_options(c)
     return ap
 
 
-def _add_quantize(p) -> None:
-    p.add_argument("--quantize", type=int, choices=(8, 16), default=None, metavar="BITS",
-                   help=f"GLM models (--method glm, glm-abs, a tuned mkn) in {BINARY_SUFFIX}: store each "
-                        "pattern's alphas and gammas as 8- or 16-bit codes into a codebook (smaller file, "
-                        "scores off by at most a bin's width; docs/glm.md, \"Quantized files\")")
+def _bits(text: str):
+    """--quantize: BITS or PROB_BITS,BACKOFF_BITS (checked by the writer's layout_options)."""
+    try:
+        parts = [int(t) for t in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected BITS or PROB_BITS,BACKOFF_BITS (whole numbers), not {text!r}")
+    if len(parts) not in (1, 2) or not all(2 <= b <= 25 for b in parts):
+        raise argparse.ArgumentTypeError(f"expected BITS or PROB_BITS,BACKOFF_BITS, each 2 to 25 (as KenLM's "
+                                         f"-q/-b), not {text!r}")
+    return parts[0] if len(parts) == 1 else tuple(parts)
+
+
+def _add_layout_options(p) -> None:
+    p.add_argument("--layout", choices=("fast", "compact"), default=None,
+                   help="fast (default): the format the output's name says (ARPA, .glm, .glmb: glm's fast "
+                        "binary); compact: KenLM's trie binary (as build_binary trie, about 10 bytes an "
+                        "n-gram; read by glm and KenLM), whatever the name (not .arpa/.glm/.glmb); MKN, "
+                        "ARPA and KenLM models only")
+    p.add_argument("--quantize", type=_bits, default=None, metavar="BITS",
+                   help=f"a back-off model: store probabilities and backoffs in BITS bits (or "
+                        "PROB_BITS,BACKOFF_BITS), 2 to 25, as build_binary -q -b (KenLM's bins; implies --layout "
+                        f"compact); a GLM (--method glm, glm-abs, a tuned mkn) written as {BINARY_SUFFIX}: its "
+                        "alphas and gammas as 8- or 16-bit codes into a codebook (docs/glm.md, \"Quantized "
+                        "files\")")
+    p.add_argument("--pointer-bits", type=int, choices=range(256), default=None, metavar="B",
+                   help="compress the trie's child pointers with an array of at most B high bits, as "
+                        "build_binary -a B (0-255; 22 is usual, 255 takes as many as pay): about a byte less "
+                        "per n-gram, slightly slower lookups; implies --layout compact")
 
 
 def _log(args, msg: str) -> None:
@@ -372,22 +395,14 @@ def _build(args) -> None:
     from .threads import workers
     t0 = time.time()          # train() checks the output name before counting
     fallback = args.discount_fallback
-    if args.quantize:        # written after the build (not while its tables are made): checked now
-        from .formats import BINARY_SUFFIX, check_output
-        if args.method not in ("glm", "glm-abs", "mkn") or not args.output.endswith(BINARY_SUFFIX) or (
-                args.method == "mkn" and not (args.tune or args.tune_split)):
-            raise ValueError(f"--quantize applies to GLM models (--method glm, glm-abs, a tuned mkn) "
-                             f"written as {BINARY_SUFFIX}")
-        check_output(args.output, True, inputs=args.inputs)
     with workers(None if args.dask else args.workers):
         model = train(args.inputs, args.order, method=args.method, tune=args.tune, prune=args.prune,
                       discount_fallback=fallback, interpolate_unigrams=bool(args.interpolate_unigrams),
                       vocab_pad=args.vocab_pad, skip_symbols=args.skip_symbols, bad_utf8=args.bad_utf8,
                       quiet=args.quiet, memory=args.memory, tmpdir=args.tmpdir, dask=args.dask,
-                      dask_workers=args.workers if args.dask else None,
-                      output=None if args.quantize else args.output, tune_split=args.tune_split)
-        if args.quantize:
-            model.save(args.output, quiet=args.quiet, quantize=args.quantize)
+                      dask_workers=args.workers if args.dask else None, output=args.output,
+                      tune_split=args.tune_split, layout=args.layout, quantize=args.quantize,
+                      pointer_bits=args.pointer_bits)
         for line in model.describe():
             _log(args, line)
     _log(args, f"wrote {args.output} in {time.time() - t0:.1f} s")
@@ -565,10 +580,13 @@ def _paper_eval(args) -> None:
 
 def _convert(args) -> None:
     from .model import load
-    model = load(args.model, quiet=args.quiet)
-    if args.quantize and model.kind != "generalized":
-        raise ValueError(f"{args.model}: --quantize applies to GLM models; this is a back-off model")
-    model.save(args.output, quiet=args.quiet, **({"quantize": args.quantize} if args.quantize else {}))
+    from .formats import output_layout
+    compact = output_layout(args.output, args.layout, args.quantize, args.pointer_bits)[0]  # (before reading)
+    if compact:
+        from .formats import check_output
+        check_output(args.output, inputs=[args.model], compact=True)
+    load(args.model, quiet=args.quiet).save(args.output, quiet=args.quiet, layout=args.layout,
+                                            quantize=args.quantize, pointer_bits=args.pointer_bits)
 
 
 COMMANDS = {"build": _build, "score": _score, "info": _info, "verify": _verify, "convert": _convert,

@@ -603,9 +603,12 @@ class Model:
                 yield fut.result()
 
     # -- files -----------------------------------------------------------------------------------
-    def save(self, path, quiet: bool = True, quantize: int | None = None) -> None:
+    def save(self, path, quiet: bool = True, layout: str | None = None, quantize=None,
+             pointer_bits: int | None = None) -> None:
         """Write the model; the format follows the name: .arpa, .arpa.gz (.bz2, .xz), .glm (GLM) or
-        .glmb (binary, both kinds).  A model read from a binary file is verified first (``verify``).
+        .glmb (binary, both kinds), or with ``layout="compact"`` KenLM's trie binary whatever the name
+        (back-off models: MKN, tuned or not, ARPA and KenLM models).  A model read from a binary file is
+        verified first (``verify``).
 
         Parameters
         ----------
@@ -613,18 +616,29 @@ class Model:
             The file; written under a temporary name and renamed into place.
         quiet : bool
             No progress bar.
-        quantize : int, optional
-            8 or 16: a GLM's alphas and gammas stored as codes of that many bits into a codebook per
-            table, in a .glmb (glm.quantize; docs/glm.md, "Quantized files").
+        layout : {None, "fast", "compact"}
+            None or "fast": the format of the name; "compact": KenLM's trie (``build_binary trie``), which
+            ``glm.load`` and KenLM's tools read; the name may not end in .arpa, .glm or .glmb
+            (docs/formats.md, "The compact layout").
+        quantize : int or (int, int), optional
+            To a .glmb name: 8 or 16, a GLM's alphas and gammas stored as codes of that many bits into a
+            codebook per table (glm.quantize; docs/glm.md, "Quantized files").  Otherwise a back-off
+            model's probabilities and backoffs in this many bits (or (probability bits, backoff bits)),
+            2 to 25, as ``build_binary -q -b`` does; implies the compact layout.
+        pointer_bits : int, optional
+            Compress the trie's child pointers as ``build_binary -a pointer_bits`` (0 to 255; 22 is
+            KenLM's usual value, 255 as many bits as pay): about 1 byte less per n-gram, slightly slower
+            lookups; implies the compact layout.
 
         Raises
         ------
         ValueError
-            An unknown format name, a missing directory, or ``path`` being the model's own file.
+            An unknown format name, a missing directory, ``path`` being the model's own file, a
+            compact layout for a GLM model or under an ARPA/.glm/.glmb name, bad quantization bits.
         ModelFormatError
             The model's binary file is damaged (nothing is written).
         """
-        formats.save(self, path, quiet=quiet, quantize=quantize)
+        formats.save(self, path, quiet=quiet, layout=layout, quantize=quantize, pointer_bits=pointer_bits)
 
     def verify(self, threads: int | None = None) -> dict:
         """Check the model in full (what ``glm verify`` does): for a model read from a binary file, the
@@ -892,22 +906,31 @@ class KenLMModel(Model):
         from .formats.kenlm import dump
         return BackoffModel(**dump(self, quiet).args)
 
-    def save(self, path, quiet: bool = True) -> None:
-        """Write the n-grams as ARPA (.arpa, .arpa.gz, ...) or glm's binary (.glmb).
+    def save(self, path, quiet: bool = True, layout: str | None = None, quantize=None,
+             pointer_bits: int | None = None) -> None:
+        """Write the n-grams as ARPA (.arpa, .arpa.gz, ...), glm's binary (.glmb) or, with
+        ``layout="compact"`` or ``quantize``, a KenLM trie again (as ``Model.save``).
 
         Parameters
         ----------
         path : str or os.PathLike
-            The file; the format follows the name.
+            The file; the format follows the name unless the layout is compact.
         quiet : bool
             No progress bar.
+        layout : {None, "fast", "compact"}
+            As ``Model.save``.
+        quantize : int or (int, int), optional
+            As ``Model.save``.
+        pointer_bits : int, optional
+            As ``Model.save``.
 
         Raises
         ------
         ValueError
-            An unknown format name or a missing directory.
+            An unknown format name, a missing directory, ``path`` being this binary, bad options.
         """
-        self.to_model(quiet).save(path, quiet=quiet)
+        formats.check_outputs({"output": os.fspath(path)}, [self.path])
+        self.to_model(quiet).save(path, quiet=quiet, layout=layout, quantize=quantize, pointer_bits=pointer_bits)
 
 
 KINDS = {cls.kind: cls for cls in (BackoffModel, GeneralizedModel, KenLMModel)}

@@ -9,38 +9,57 @@ from .files import (ARPA_SUFFIXES, BINARY_SUFFIX, GLM_SUFFIXES, ModelFormatError
                     atomic_output, check_output, check_outputs, json_text, refuse_overwrite, special)
 
 
-def save(model, path, quiet: bool = True, quantize: int | None = None) -> None:
-    """Write ``model`` (a ``glm.Model``) in the format its name asks for; quantize: 8 or 16, a GLM's
-    values as codes in a .glmb (glm.quantize)."""
+def save(model, path, quiet: bool = True, layout: str | None = None, quantize=None, pointer_bits=None) -> None:
+    """Write ``model`` (a ``glm.Model``) in the format its name asks for; with ``layout='compact'`` (or
+    ``pointer_bits``, or ``quantize`` to a name that is not a .glmb) a back-off model as a KenLM trie
+    binary (``glm.formats.kenlm_write``); ``quantize`` to a .glmb: a GLM's values as codes (glm.quantize)."""
     path = os.fspath(path)
+    compact, bits, pointer_bits, codes = output_layout(path, layout, quantize, pointer_bits)
     generalized = model.kind == "generalized"
-    if quantize is not None:
-        from ..quantize import check_bits
-        check_bits(quantize)
-        if not (generalized and path.endswith(BINARY_SUFFIX)) or special(path):
-            raise ValueError(f"{path}: quantize applies to GLM models written as {BINARY_SUFFIX} (a regular "
-                             "file); write this model without it")
+    if codes is not None:
+        if not generalized:
+            raise ValueError(f"{path}: quantized {BINARY_SUFFIX} files hold GLM models; a back-off model is "
+                             "quantized in KenLM's trie: give a name that is not .arpa/.glm/.glmb (e.g. "
+                             "model.klm)")
         if model.tables.compat is not None:
             raise ValueError(f"{path}: quantize applies to the normalized GLM models, not to the 2014 "
                              f"toolkit's {model.method} (kept as built, to reproduce the paper)")
     if generalized and model.tables.compat is not None and model.tables.compat.pad is not None:
         raise ValueError(f"{path}: a model with paper padding is for `glm paper-eval` only; it is not saved")
     mkn = generalized and model.method == "mkn"
-    check_output(path, generalized, inputs=[model.source] if model.source is not None else (), arpa=mkn)
+    check_output(path, generalized, inputs=[model.source] if model.source is not None else (), arpa=mkn,
+                 compact=compact)
     if model.source is not None and is_binary(model.source):
         verify(model)        # (a damaged file is not copied, nor its damage given fresh checksums)
+    if compact:
+        from .kenlm_write import write_trie
+        write_trie(model.as_backoff() if generalized else model, path, bits, pointer_bits)
+        return
     if mkn and os.path.basename(path).endswith(ARPA_SUFFIXES):     # a tuned MKN, in back-off form
         model = model.as_backoff()
         generalized = False
     if path.endswith(BINARY_SUFFIX) and not special(path):
         from .binary import write_binary
-        write_binary(model, path, quantize)
+        write_binary(model, path, codes)
     elif generalized:
         from .glmtext import write_glm
         write_glm(model, path)
     else:
         from .arpa import write_arpa
         write_arpa(model, path, quiet=quiet)
+
+
+def output_layout(path: str, layout=None, quantize=None, pointer_bits=None):
+    """(compact, KenLM bits or None, pointer bits or None, GLM code bits or None) of save's options,
+    checked.  ``quantize`` means two things, told apart by the name: to a .glmb (and no compact layout)
+    a GLM's alphas and gammas as 8- or 16-bit codes (glm.quantize); otherwise KenLM's quantized trie
+    (``build_binary -q -b``), which implies the compact layout (glm.formats.kenlm_write)."""
+    from .kenlm_write import layout_options
+    if (quantize is not None and path.endswith(BINARY_SUFFIX) and not special(path)
+            and layout in (None, "fast") and pointer_bits is None):
+        from ..quantize import check_bits
+        return False, None, None, check_bits(quantize)
+    return (*layout_options(layout, quantize, pointer_bits), None)
 
 
 def is_binary(path) -> bool:

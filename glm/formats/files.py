@@ -30,13 +30,24 @@ def special(path) -> bool:
         return False
 
 
-def check_output(path, generalized: bool = False, inputs=(), arpa: bool = False) -> None:
+def check_output(path, generalized: bool = False, inputs=(), arpa: bool = False, compact: bool = False) -> None:
     """Fail early (before hours of work) on an output name or directory that cannot be written, or that
     is one of ``inputs``.  generalized: the model is a GLM, written as .glm text (plain or compressed)
-    or binary; arpa: as ARPA too (a tuned MKN, glm.backoff).  An existing target that is not a regular file (/dev/null, a FIFO) gets text (ARPA or
+    or binary; arpa: as ARPA too (a tuned MKN, glm.backoff); compact: written as a KenLM trie (the
+    compact layout, glm.formats.kenlm_write) whatever the name, which may not be one of glm's formats.  An existing target that is not a regular file (/dev/null, a FIFO) gets text (ARPA or
     .glm) whatever its name; the binary format needs a regular file."""
     path = os.fspath(path)
     check_outputs({"output": path}, inputs)
+    if compact:
+        if generalized and not arpa:
+            raise ValueError(f"{path}: a GLM model has no back-off form, so it has no compact layout (KenLM's "
+                             f"trie holds back-off models: MKN, tuned or not, and ARPA models); save it as "
+                             f"{BINARY_SUFFIX} or .glm")
+        if os.path.basename(path).endswith(ARPA_SUFFIXES + GLM_SUFFIXES + (BINARY_SUFFIX,)):
+            raise ValueError(f"{path}: the compact layout writes KenLM's trie binary format, not the format "
+                             "this name says; give the file another name (e.g. model.klm or model.trie), or "
+                             "drop --layout compact / --quantize")
+        return
     text = GLM_SUFFIXES + (ARPA_SUFFIXES if arpa else ()) if generalized else ARPA_SUFFIXES
     if special(path):
         if path.endswith(BINARY_SUFFIX):

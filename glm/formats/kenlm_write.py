@@ -1,0 +1,327 @@
+"""Back-off models written as KenLM trie binaries (``build_binary trie``, format version 5): glm's
+compact layout (``--layout compact``) and its quantized form (``--quantize BITS``, ``-q``/``-b``).
+
+The file is the one ``glm.formats.kenlm`` reads (layout in docs/formats.md, "KenLM binary files"):
+a header, the words' hashes sorted (KenLM's trie vocabulary: word id i >= 1 has the i-th smallest hash,
+``<unk>`` is 0), the quantization centers, the unigram records, one bit-packed table per order (the
+trie kept by the newest word, children sorted by KenLM id) and the words.  Values follow KenLM's
+conventions: a zero backoff is +0.0 on an n-gram that is the context of a longer one and -0.0 on one
+that is not; quantized orders have KenLM's bins (equal-count slices of the sorted values, their means
+as centers, backoff bins 0 and 1 reserved for -0.0 and +0.0) and each value the nearest center.
+So the file is byte for byte what ``build_binary`` makes of the model's ARPA file (the tests compare
+them), and KenLM's tools and ``glm.load`` read it.
+"""
+from __future__ import annotations
+
+import os
+import struct
+
+import numpy as np
+
+from .files import ModelFormatError, atomic_output
+from .kenlm import _FIXED, _SANITY, _align8
+
+MAX_BITS = 25          # KenLM's limit for quantized values
+_PROBING_MULTIPLIER = 1.5   # KenLM's default, written in every header (tries do not use it)
+
+
+def _fail(path: str, what: str) -> ModelFormatError:
+    return ModelFormatError(f"{path}: cannot write a KenLM trie: {what}")
+
+
+LAYOUTS = ("fast", "compact")
+
+
+def layout_options(layout=None, quantize=None, pointer_bits=None) -> tuple[bool, tuple[int, int] | None, int | None]:
+    """(compact, (probability bits, backoff bits) or None, pointer bits or None) of ``save``'s
+    options, checked.
+
+    layout: None or ``'fast'`` (the format the name asks for: ARPA, .glm, .glmb) or ``'compact'``
+    (KenLM's trie); quantize: None, BITS (probabilities and backoffs) or (PROB_BITS, BACKOFF_BITS),
+    2 to 25 bits each as KenLM allows (``-q``, ``-b``); pointer_bits: None or 0 to 255, KenLM's ``-a``
+    (child pointers compressed with an array of at most that many high bits).  Both imply the compact
+    layout."""
+    if layout is not None and layout not in LAYOUTS:
+        raise ValueError(f"layout: expected one of {', '.join(LAYOUTS)}, not {layout!r}")
+    if pointer_bits is not None:
+        if layout == "fast":
+            raise ValueError("pointer_bits: compressed pointers are in the compact layout only (KenLM's trie); "
+                             "give layout='compact' (--layout compact) or no layout")
+        if isinstance(pointer_bits, bool) or not isinstance(pointer_bits, (int, np.integer)) \
+                or not 0 <= pointer_bits <= 255:
+            raise ValueError(f"pointer_bits: expected a whole number from 0 to 255 (KenLM's -a), not {pointer_bits!r}")
+        pointer_bits = int(pointer_bits)
+    if quantize is None:
+        return layout == "compact" or pointer_bits is not None, None, pointer_bits
+    if layout == "fast":
+        raise ValueError("quantize: quantized values are stored in the compact layout only (KenLM's trie); "
+                         "give layout='compact' (--layout compact) or no layout")
+    bits = tuple(quantize) if isinstance(quantize, (tuple, list)) else (quantize, quantize)
+    if len(bits) != 2:
+        raise ValueError(f"quantize: expected BITS or (PROB_BITS, BACKOFF_BITS), not {quantize!r}")
+    for v in bits:
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or not 2 <= v <= MAX_BITS:
+            raise ValueError(f"quantize: expected whole numbers of bits from 2 to {MAX_BITS} (KenLM's -q/-b), "
+                             f"not {quantize!r}")
+    return True, (int(bits[0]), int(bits[1])), pointer_bits
+
+
+# ------------------------------------------------------------------------------------------ vocabulary
+def _vocabulary(vocab, path: str):
+    """(perm glm id -> KenLM id, sorted hashes of ids 1.., words in KenLM id order with NULs)."""
+    from .._kenlm import hash_words, word_hash
+    blob, offsets, _ = vocab.table.arrays()
+    V = len(offsets) - 1
+    if V < 1 or bytes(blob[offsets[0]:offsets[1]]) != b"<unk>":
+        raise _fail(path, "the vocabulary does not start with <unk>")
+    hashes = hash_words(blob, offsets)
+    unk = {word_hash(b"<unk>"), word_hash(b"<UNK>")}
+    clash = np.flatnonzero(np.isin(hashes[1:], list(unk)))
+    if len(clash):
+        w = bytes(blob[offsets[clash[0] + 1]:offsets[clash[0] + 2]])
+        raise _fail(path, f"the word {w!r} is KenLM's <unk> (KenLM merges <UNK> and <unk>); rename it")
+    order = np.argsort(hashes[1:], kind="stable") + 1
+    sorted_hashes = hashes[order]
+    same = np.flatnonzero(sorted_hashes[1:] == sorted_hashes[:-1])
+    if len(same):
+        a, b = (bytes(blob[offsets[i]:offsets[i + 1]]) for i in order[same[0]:same[0] + 2])
+        raise _fail(path, f"the words {a!r} and {b!r} have the same 64-bit hash; KenLM cannot tell them apart")
+    ken2glm = np.concatenate([[0], order]).astype(np.int64)
+    perm = np.empty(V, dtype=np.uint32)
+    perm[ken2glm] = np.arange(V, dtype=np.uint32)
+    # the words, NUL-terminated, in KenLM id order
+    lens = np.diff(offsets).astype(np.int64)[ken2glm]
+    out_starts = np.concatenate([[0], np.cumsum(lens + 1)])
+    words = np.zeros(int(out_starts[-1]), dtype=np.uint8)
+    owner = np.repeat(np.arange(V), lens + 1)
+    within = np.arange(len(words)) - out_starts[owner]
+    char = within < lens[owner]
+    words[char] = blob[offsets[ken2glm].astype(np.int64)[owner[char]] + within[char]]
+    return perm, sorted_hashes, words
+
+
+# ------------------------------------------------------------------------------------------ values
+def _with_extension(backoff: np.ndarray, is_context: np.ndarray) -> np.ndarray:
+    """KenLM's flags: a zero backoff is +0.0 on a context, -0.0 on an n-gram no longer one extends."""
+    bo = np.asarray(backoff, dtype=np.float32).copy()
+    zero = bo == 0
+    bo[zero & is_context] = 0.0
+    bo[zero & ~is_context] = -0.0
+    return bo
+
+
+def _encode(values: np.ndarray, centers: np.ndarray, reserved: int) -> np.ndarray:
+    """KenLM's Bins::Encode: the nearest of centers[reserved:] (lower_bound, then the closer of the two
+    neighbours, compared in float32; ties to the upper one)."""
+    m = len(centers)
+    above = np.searchsorted(centers[reserved:], values, side="left").astype(np.int64) + reserved
+    hi = np.minimum(above, m - 1)
+    lo = np.maximum(above - 1, 0)
+    closer_below = (values - centers[lo]) < (centers[hi] - values)
+    code = np.where(above == reserved, reserved, np.where(above == m, m - 1, above - closer_below))
+    return code.astype(np.uint64)
+
+
+class _Quantizer:
+    def __init__(self, q_bits: int, b_bits: int):
+        self.q_bits, self.b_bits = q_bits, b_bits
+        self.tables: list[np.ndarray] = []
+
+    def prob_codes(self, prob: np.ndarray) -> np.ndarray:
+        from .._kenlm import make_bins
+        centers = make_bins(np.sort(prob), 1 << self.q_bits)
+        self.tables.append(centers)
+        return _encode(prob, centers, 0)
+
+    def backoff_codes(self, backoff: np.ndarray, raw: np.ndarray) -> np.ndarray:
+        """backoff: with KenLM's flags; raw: the values the bins are made of (the nonzero ones)."""
+        from .._kenlm import make_bins
+        bins = make_bins(np.sort(raw[raw != 0]), (1 << self.b_bits) - 2)
+        centers = np.concatenate([np.array([-0.0, 0.0], dtype=np.float32), bins])
+        self.tables.append(centers)
+        code = _encode(backoff, centers, 2)
+        zero = backoff == 0
+        code[zero] = np.where(np.signbit(backoff[zero]), 0, 1)
+        return code
+
+    def header(self) -> bytes:
+        return bytes([2, self.q_bits, self.b_bits]).ljust(8, b"\0") + b"".join(t.tobytes() for t in self.tables)
+
+
+# ------------------------------------------------------------------------------------------ trie
+def _contexts(levels: list[dict], n: int, ctx_prev, path: str) -> np.ndarray:
+    """Index in order n-1 of the context (first n-1 words) of each n-gram of order n (glm order)."""
+    from .. import _count
+    from ..threads import parallel
+    word = np.ascontiguousarray(levels[n - 1]["word"], dtype=np.uint32)
+    if n == 2:
+        return word
+    starts = np.asarray(levels[n - 2]["starts"])
+    parent = np.repeat(np.arange(len(starts) - 1, dtype=np.uint32), np.diff(starts).astype(np.int64))
+    below = np.ascontiguousarray(levels[n - 3]["starts"], dtype=np.uint32)
+    ctx_words = np.ascontiguousarray(levels[n - 2]["word"], dtype=np.uint32)
+    ctx = np.empty(len(word), dtype=np.uint32)
+    parallel(_count.contexts, len(ctx), word, parent, ctx_prev, ctx_words, below, ctx)
+    g = ctx_prev[parent].astype(np.int64)
+    safe = np.minimum(ctx, max(len(ctx_words) - 1, 0))
+    ok = (ctx < len(ctx_words)) & (ctx >= below[g]) & (ctx < below[g + 1]) & (ctx_words[safe] == word)
+    if not ok.all():
+        raise _fail(path, f"a {n}-gram has no {n - 1}-gram for its first {n - 1} words (its context), which "
+                          "KenLM requires (an ARPA file pruned that way cannot be read by KenLM either)")
+    return ctx
+
+
+def _table_bytes(entries: int, total_bits: int) -> int:
+    return ((1 + entries) * total_bits + 7) // 8 + 8
+
+
+def _bits31(prob: np.ndarray) -> np.ndarray:
+    return np.asarray(prob, dtype=np.float32).view(np.uint32).astype(np.uint64) & 0x7FFFFFFF
+
+
+def _pack(entries: int, total_bits: int, fields: list, last_next=None) -> np.ndarray:
+    """A bit-packed table of ``entries`` entries of ``total_bits`` bits: fields (uint64 array, width)
+    one after another in each entry; below the top order, ``last_next`` (the end of the last child
+    range) in the next-pointer field of the extra entry, the last field of an entry."""
+    from .._kenlm import pack_bits
+    out = np.zeros(_table_bytes(entries, total_bits), dtype=np.uint8)
+    step = 1 << 22
+    for lo in range(0, entries, step):
+        hi = min(entries, lo + step)
+        pack_bits(out, total_bits, lo, [(np.ascontiguousarray(a[lo:hi], dtype=np.uint64), w) for a, w in fields])
+    if last_next is not None:
+        bit = (entries + 1) * total_bits - fields[-1][1]
+        at = bit >> 3
+        cur = int.from_bytes(out[at:at + 8].tobytes(), "little") | (int(last_next) << (bit & 7))
+        out[at:at + 8] = np.frombuffer(cur.to_bytes(8, "little"), dtype=np.uint8)
+    return out
+
+
+def _bhiksha(pos: int, entries: int, nxt: np.ndarray, pointer_bits: int) -> tuple[np.ndarray, int, np.ndarray]:
+    """Compressed child pointers of a table of order n starting at file offset pos (KenLM's -a): (the
+    part before its entries: version 0, the bits, then from the first 8-aligned offset + 8 the array
+    whose slot k is the first entry whose pointer has high bits >= k; the low bits' width; the low bits
+    of the pointers nxt, entries + 1 of them)."""
+    from .kenlm import _chop_bits
+    max_next = int(nxt[-1])
+    required = max_next.bit_length()
+    inline = required - _chop_bits(entries + 1, max_next, pointer_bits)
+    slots = (max_next >> inline) + 1
+    part = np.zeros(8 * (1 + slots) + 7, dtype=np.uint8)
+    part[:2] = (0, pointer_bits)
+    array = np.zeros(slots, dtype=np.uint64)
+    array[1:] = np.searchsorted(nxt >> np.uint64(inline), np.arange(1, slots, dtype=np.uint64), side="left")
+    at = _align8(pos) + 8 - pos
+    part[at:at + 8 * slots] = array.view(np.uint8)
+    return part, inline, nxt & np.uint64((1 << inline) - 1)
+
+
+def _check_values(path: str, n: int, prob: np.ndarray, backoff) -> None:
+    bad = ~(prob <= 0)          # (NaN too)
+    if bad.any():
+        raise _fail(path, f"an {n}-gram has log10 p = {prob[np.flatnonzero(bad)[0]]} (KenLM stores values <= 0)")
+    if backoff is not None and not np.isfinite(backoff).all():
+        raise _fail(path, f"an {n}-gram has backoff {backoff[np.flatnonzero(~np.isfinite(backoff))[0]]}")
+
+
+def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bits: int | None = None) -> None:
+    """Write a back-off model (``glm.BackoffModel``) as a KenLM trie binary, quantized with
+    ``quantize`` = (probability bits, backoff bits) or not, its child pointers compressed with
+    ``pointer_bits`` (KenLM's -a) or not."""
+    path = os.fspath(path)
+    levels, N = model.levels, model.order
+    if N < 2:
+        raise _fail(path, "a model of order 1 (KenLM's binaries have order 2 or more)")
+    perm, hashes, words = _vocabulary(model.vocab, path)
+    V = len(perm)
+    counts = [V] + [len(lv["word"]) for lv in levels[1:]]
+    word_bits = V.bit_length()
+    quant = _Quantizer(*quantize) if quantize else None
+
+    # unigrams (KenLM id order)
+    uni_prob = np.empty(V, dtype=np.float32)
+    uni_prob[perm] = levels[0]["logprob"]
+    uni_prob += np.float32(0.0)         # -0.0 as +0.0 (ARPA text, as glm writes it, has no -0)
+    _check_values(path, 1, uni_prob, levels[0]["backoff"])
+    is_ctx = np.zeros(V, dtype=bool)
+    is_ctx[np.asarray(levels[1]["word"])] = True
+    uni_bo = np.empty(V, dtype=np.float32)
+    uni_bo[perm] = _with_extension(levels[0]["backoff"], is_ctx)
+
+    header = bytearray(_SANITY)
+    header += _FIXED.pack(N, _PROBING_MULTIPLIER, 2 + bool(quant) + 2 * (pointer_bits is not None), 1, 1)
+    header += struct.pack(f"<{N}Q", *counts)
+    header = bytes(header).ljust(_align8(len(header)), b"\0")
+    pos = len(header) + 8 + 8 * V + (8 + 4 * ((N - 2) * ((1 << quant.q_bits) + (1 << quant.b_bits))
+                                              + (1 << quant.q_bits)) if quant else 0) + 16 * (V + 2)
+    tables = []
+    rank_prev = perm                  # order n-1: glm index -> KenLM position
+    ctx = _contexts(levels, 2, None, path)
+    prev = None                       # order n-1 >= 2, in KenLM order: (fields, bits of the values)
+    uni_next = None
+    for n in range(2, N + 1):
+        lv, below = levels[n - 1], levels[n - 2]
+        # KenLM's order of order n: by the parent's KenLM position, then the word's KenLM id
+        sizes = np.diff(np.asarray(below["starts"])).astype(np.int64)
+        parent = np.repeat(np.arange(len(sizes), dtype=np.uint32), sizes)
+        kword = perm[np.asarray(lv["word"])]
+        key = (rank_prev[parent].astype(np.uint64) << np.uint64(32)) | kword.astype(np.uint64)
+        del parent
+        order = np.argsort(key)
+        del key
+        rank = np.empty(len(order), dtype=np.uint32)
+        rank[order] = np.arange(len(order), dtype=np.uint32)
+        # first children of order n-1 in KenLM order
+        child_sizes = np.empty(len(sizes), dtype=np.int64)
+        child_sizes[rank_prev] = sizes
+        nxt = np.concatenate([[0], np.cumsum(child_sizes)]).astype(np.uint64)
+        del child_sizes, sizes
+        if n == 2:
+            uni_next = nxt
+        else:
+            fields, value_bits = prev
+            if pointer_bits is None:
+                part, inline, low = b"", counts[n - 1].bit_length(), nxt
+            else:
+                part, inline, low = _bhiksha(pos, counts[n - 2], nxt, pointer_bits)
+            packed = _pack(counts[n - 2], word_bits + value_bits + inline, fields + [(low[:-1], inline)], low[-1])
+            tables += [part, packed]
+            pos += len(part) + len(packed)
+        kword = kword[order].astype(np.uint64)
+        prob = np.asarray(lv["logprob"], dtype=np.float32)
+        if n < N:
+            raw_bo = np.asarray(lv["backoff"], dtype=np.float32)
+            _check_values(path, n, prob, raw_bo)
+            ctx = _contexts(levels, n + 1, ctx, path)
+            is_ctx = np.zeros(counts[n - 1], dtype=bool)
+            is_ctx[ctx] = True
+            bo = _with_extension(raw_bo, is_ctx)[order]
+            if quant:
+                pcode = quant.prob_codes(prob)[order]
+                bcode = quant.backoff_codes(bo, raw_bo)
+                fields = [(kword, word_bits), (bcode, quant.b_bits), (pcode, quant.q_bits)]
+            else:
+                fields = [(kword, word_bits), (_bits31(prob[order]), 31),
+                          (bo.view(np.uint32).astype(np.uint64), 32)]
+            prev = (fields, quant.q_bits + quant.b_bits if quant else 63)
+        else:
+            _check_values(path, n, prob, None)
+            if quant:
+                fields = [(kword, word_bits), (quant.prob_codes(prob)[order], quant.q_bits)]
+            else:
+                fields = [(kword, word_bits), (_bits31(prob[order]), 31)]
+            tables.append(_pack(counts[N - 1], word_bits + fields[1][1], fields))
+        rank_prev = rank
+    vocab = struct.pack("<Q", V - 1) + hashes.tobytes() + b"\0" * 8
+    uni = np.zeros(V + 2, dtype=[("p", "<f4"), ("b", "<f4"), ("n", "<u8")])
+    uni["p"][:V], uni["b"][:V] = uni_prob, uni_bo
+    uni["n"][:V + 1] = uni_next
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        f.write(header)
+        f.write(vocab)
+        if quant:
+            f.write(quant.header())
+        f.write(uni.tobytes())
+        for t in tables:
+            f.write(t if isinstance(t, bytes) else t.data)
+        f.write(words.data)
