@@ -1,5 +1,5 @@
 """Generalized Language Model kernels (compiled: ext/_glm.pyx)."""
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -9,7 +9,8 @@ MAX_ORDER: int
 def group(parent: np.ndarray, word: np.ndarray, n_parents: int,
           weights: np.ndarray | None = ...) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]: ...
 def pattern_hash(tables: dict[int, dict[str, np.ndarray]], small: dict[int, int]) -> np.ndarray: ...
-def child_hash(tables: Sequence[tuple[int, np.ndarray, np.ndarray, int]]) -> np.ndarray: ...
+def child_hash(tables: Sequence[tuple[int, np.ndarray, np.ndarray, int]],
+               alloc: Callable[..., np.ndarray] | None = None) -> np.ndarray: ...
 
 
 class Scorer:
