@@ -249,10 +249,11 @@ def _read(kept, n: int, chunk: int) -> bytes:
 
 
 # -- on the client ----------------------------------------------------------------------------------
-def _in_order(client, submit, count: int, ahead: int, pinned) -> list:
+def _in_order(client, submit, count: int, ahead: int | None, pinned) -> list:
     """The futures of submit(i) for i < count, all done, submitted in order with at most ``ahead`` of
-    them running ahead of the one awaited (a worker lost while holding a range is a
+    them (None: no limit) running ahead of the one awaited (a worker lost while holding a range is a
     glm.distributed.WorkerLost error)."""
+    ahead = count if ahead is None else ahead
     futures = []
     for i in range(count + ahead):
         if i < count:
@@ -336,6 +337,7 @@ def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray) -> None:
     held = {w: [r for r in range(R) if where[r] == w] for w in dict.fromkeys(where)}
     owners = client.scatter(last, broadcast=True)
     uni = client.scatter(prob, broadcast=True)
+    ahead = job.workers if memory is not None else None      # (without a budget, all at once)
 
     def gathered(kept, i):
         """(ranges, futures of their item i) from each worker holding some of ``kept``."""
@@ -344,20 +346,20 @@ def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray) -> None:
 
     for n in range(2, order + 1):
         pieces = _in_order(client, lambda r: client.submit(
-            _context_pieces, build, r, memory, n, owners, workers=[where[r]], pure=False), R, job.workers, where)
+            _context_pieces, build, r, memory, n, owners, workers=[where[r]], pure=False), R, ahead, where)
 
         def sums(o):
             groups = gathered(pieces, o)
             return client.submit(_context_sums, build, o, memory, n, D[n - 1], [rs for rs, _ in groups],
                                  *[f for _, f in groups], workers=[where[o]], pure=False)
-        answers = _in_order(client, sums, R, job.workers, where)
+        answers = _in_order(client, sums, R, ahead, where)
         wait_for(client, [client.submit(_drop, p, workers=[w], pure=False) for p, w in zip(pieces, where)], where)
 
         def interpolate(r):
             groups = gathered(answers, r)
             return client.submit(_interpolate, build, r, n, D[n - 1], uni, [rs for rs, _ in groups],
                                  *[f for _, f in groups], workers=[where[r]], pure=False)
-        wait_for(client, _in_order(client, interpolate, R, job.workers, where), where)
+        wait_for(client, _in_order(client, interpolate, R, ahead, where), where)
         wait_for(client, [client.submit(_drop, a, workers=[w], pure=False) for a, w in zip(answers, where)], where)
 
 
