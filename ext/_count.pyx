@@ -448,35 +448,22 @@ def repack(const uint64_t[:, ::1] keys, old, new):
     return out
 
 
-def find_rows(const uint32_t[:, ::1] rows, levels):
-    """Index in level k of each k-gram row (k word ids per row, oldest first), walking the suffix trie
-    ``levels`` (level 1 indexed by word id, with 'starts'; level j >= 2 with 'word' and, below k,
-    'starts').  Returns (indices uint32, first_missing): first_missing is -1, or the first row that is
-    not in the trie."""
-    cdef size_t m = rows.shape[0], i
-    cdef int k = rows.shape[1], j
+
+def child_index(const uint32_t[::1] node, const uint32_t[::1] word, const uint32_t[::1] starts,
+                const uint32_t[::1] level_words):
+    """Index in a level of the child with first word word[i] of each node[i] of the level below (its
+    children are level_words[starts[node] .. starts[node + 1]], sorted).  Returns (indices uint32,
+    first_missing): first_missing is -1, or the first i whose child is not there."""
+    cdef size_t m = node.shape[0], i
     indices = np.empty(m, dtype=np.uint32)
     cdef uint32_t[::1] out = indices
-    cdef const uint32_t* word[17]
-    cdef const uint32_t* starts[17]
-    cdef const uint32_t[::1] u
-    cdef int64_t node, missing = -1
-    for j in range(1, k + 1):
-        if j > 1:
-            u = levels[j - 1]["word"]
-            word[j] = &u[0] if u.shape[0] else NULL
-        if j < k:
-            u = levels[j - 1]["starts"]
-            starts[j] = &u[0]
+    cdef int64_t j, missing = -1
+    cdef const uint32_t* W = &level_words[0] if level_words.shape[0] else NULL
     with nogil:
         for i in range(m):
-            node = rows[i, k - 1]
-            for j in range(2, k + 1):
-                node = find_child(word[j], starts[j - 1][node], starts[j - 1][node + 1], rows[i, k - j])
-                if node < 0:
-                    break
-            if node < 0:
+            j = find_child(W, starts[node[i]], starts[node[i] + 1], word[i])
+            if j < 0:
                 missing = i
                 break
-            out[i] = <uint32_t>node
+            out[i] = <uint32_t>j
     return indices, missing

@@ -149,44 +149,47 @@ def _drop(kept) -> None:
 
 
 def _context_pieces(build: str, r: int, memory, n: int, owners: np.ndarray):
-    """The contexts w1..wn-1 of range r's n-grams with their adjusted counts, one piece per range owning
-    them (by wn-1), each in this range's suffix order (kept: see ``_keep``)."""
+    """Where the contexts w1..wn-1 of range r's n-grams are to be found, with the n-grams' adjusted
+    counts: one piece per range owning them (by wn-1), each in this range's suffix order (kept: see
+    ``_keep``).  A context is the child w1 of its suffix's context w2..wn-1, which the owner found for
+    the n-gram's parent at order n-1 (the same owner): a piece holds (that node, w1, count); at order 2
+    the context is the unigram w1 (node 0)."""
     st = _range(build, r)
-    levels, alloc = st["levels"], st["alloc"]
+    levels = st["levels"]
     lv = levels[n - 1]
-    m = len(lv["word"])
-    rows = alloc((m, n - 1), np.uint32)
-    prev = st.pop("ctx_rows", None)
-    for lo in range(0, m, 1 << 22):
-        hi = min(lo + (1 << 22), m)
-        rows[lo:hi, 0] = lv["word"][lo:hi]
-        if n > 2:
-            rows[lo:hi, 1:] = prev[lv["parent"][lo:hi]]
-    del prev
-    st["ctx_rows"] = rows
-    owner = np.searchsorted(owners, rows[:, -1])
+    word = lv["word"]
+    if n == 2:
+        owner = np.searchsorted(owners, word).astype(np.int32)
+        node = None
+    else:
+        owner = st.pop("ctx_owner")[lv["parent"]]
+        node = st.pop("ctx_node")[lv["parent"]]
     perm = np.argsort(owner, kind="stable")
     cuts = np.searchsorted(owner[perm], np.arange(len(owners) + 1))
-    del owner
-    st["perm"], st["cuts"] = perm, cuts
+    st["perm"], st["cuts"], st["owner"] = perm, cuts, owner
     count = lv["count"]
-    return _keep(build, memory, [(rows[perm[a:b]], count[perm[a:b]]) for a, b in zip(cuts, cuts[1:])])
+    zero = np.zeros(0, np.uint32)
+    return _keep(build, memory, [(node[perm[a:b]] if node is not None else zero, word[perm[a:b]],
+                                  count[perm[a:b]]) for a, b in zip(cuts, cuts[1:])])
 
 
 def _context_sums(build: str, o: int, memory, n: int, D: tuple, ranges: list, *groups):
     """Range o's contexts of order n-1 summed over the n-grams of every range (each range's piece for
-    o, grouped by worker: see ``_in_range_order``), their backoffs (kept here), and each range's
-    (total, numerator of gamma) per n-gram (kept)."""
+    o, grouped by worker: see ``_in_range_order``), their backoffs (kept here), and for each range the
+    index, total and numerator of gamma of each n-gram's context (kept)."""
     pieces = _in_range_order(ranges, groups)
     del groups
     st = _range(build, o)
     levels, alloc = st["levels"], st["alloc"]
     size = len(levels[0]["count"]) if n == 2 else len(levels[n - 2]["word"])
     found, counts = [], []
-    for rows, count in pieces:
-        idx, missing = _count.find_rows(np.ascontiguousarray(rows), levels)
-        if missing >= 0:
-            raise RuntimeError(f"context {rows[missing].tolist()} of an {n}-gram is not in range {o}")
+    for node, word, count in pieces:
+        if n == 2:
+            idx = np.asarray(word, dtype=np.uint32)
+        else:
+            idx, missing = _count.child_index(node, word, levels[n - 3]["starts"], levels[n - 2]["word"])
+            if missing >= 0:
+                raise RuntimeError(f"the context of an {n}-gram is not in range {o}")
         found.append(idx)
         counts.append(count)
     del pieces
@@ -195,21 +198,23 @@ def _context_sums(build: str, o: int, memory, n: int, D: tuple, ranges: list, *g
                                    D, size, alloc)
     del counts, idx
     levels[n - 2]["backoff"] = _mkn.backoffs(total, num, alloc)
-    return _keep(build, memory, [(total[i], num[i]) for i in found])
+    return _keep(build, memory, [(i, total[i], num[i]) for i in found])
 
 
 def _interpolate(build: str, r: int, n: int, D: tuple, unigram_probs, ranges: list, *groups) -> int:
     """The probabilities of range r's n-grams (over their adjusted counts, still linear), from their
-    contexts' sums (from each owning range, grouped by worker) and their suffixes' probabilities."""
+    contexts' sums (from each owning range, grouped by worker) and their suffixes' probabilities; the
+    contexts' places are kept for order n + 1."""
     answers = _in_range_order(ranges, groups)
     del groups
     st = _range(build, r)
     levels, alloc = st["levels"], st["alloc"]
     lv = levels[n - 1]
     m = len(lv["word"])
-    perm = st.pop("perm")
-    total, num = alloc(m, np.uint32), alloc(m, np.float64)
-    for (a, b), (t, g) in zip(zip(st["cuts"], st["cuts"][1:]), answers):
+    perm, cuts = st.pop("perm"), st.pop("cuts")
+    node, total, num = np.empty(m, np.uint32), alloc(m, np.uint32), alloc(m, np.float64)
+    for (a, b), (i, t, g) in zip(zip(cuts, cuts[1:]), answers):
+        node[perm[a:b]] = i
         total[perm[a:b]] = t
         num[perm[a:b]] = g
     del perm, answers
@@ -217,15 +222,17 @@ def _interpolate(build: str, r: int, n: int, D: tuple, unigram_probs, ranges: li
     parallel(_mkn.interpolate, m, lv["count"], np.arange(m, dtype=np.uint32), lv["parent"], total, num,
              lower, D)
     lv["logprob"] = lv.pop("count").view(np.float32)
-    del lv["parent"]
-    if n == len(levels):
-        st.pop("ctx_rows", None)
+    del lv["parent"], total, num
+    owner = st.pop("owner")
+    if n < len(levels):
+        st["ctx_node"], st["ctx_owner"] = node, owner
     return m
 
 
-def _write_range(build: str, r: int, memory, unigram_logprob, vocab_arrays) -> list:
+def _write_range(build: str, r: int, memory, unigram_logprob, vocab_arrays):
     """Range r's ARPA lines: its words' unigrams, then all its n-grams of each order, formatted as the
-    single-machine writer formats them (log10 applied first); kept, one list of chunks per order."""
+    single-machine writer formats them (log10 applied first); kept as ``_keep`` keeps one list of
+    chunks per order, written to the file as they are formatted (a few chunks in memory at a time)."""
     st = _range(build, r)
     levels, (lo, hi) = st["levels"], st["words"]
     order = len(levels)
@@ -233,15 +240,32 @@ def _write_range(build: str, r: int, memory, unigram_logprob, vocab_arrays) -> l
         parallel(_mkn.log10_inplace, len(levels[n - 1]["logprob"]), levels[n - 1]["logprob"])
     levels[0]["logprob"] = unigram_logprob
     blob, offsets = vocab_arrays[0], vocab_arrays[1]
-    parts = []
-    with ThreadPoolExecutor(threads()) as ex:
-        for n in range(1, order + 1):
-            a, b = (lo, hi + 1) if n == 1 else (0, len(levels[n - 1]["logprob"]))
-            chunks = [ex.submit(_arpa.format_level, n, order, levels, blob, offsets, s, min(s + CHUNK, b))
-                      for s in range(a, b, CHUNK)]
-            parts.append(tuple(np.frombuffer(c.result(), np.uint8) for c in chunks))
+    file = None
+    if memory is not None:
+        path = _store(build, memory)._name("part")
+        file = open(path, "wb")
+    groups = []
+    try:
+        with ThreadPoolExecutor(threads()) as ex:
+            for n in range(1, order + 1):
+                a, b = (lo, hi + 1) if n == 1 else (0, len(levels[n - 1]["logprob"]))
+                pending, group = deque(), []
+                for s in range(a, b, CHUNK):
+                    pending.append(ex.submit(_arpa.format_level, n, order, levels, blob, offsets, s,
+                                             min(s + CHUNK, b)))
+                    while pending and (len(pending) > threads() or s + CHUNK >= b):
+                        text = pending.popleft().result()
+                        if file is None:
+                            group.append(np.frombuffer(text, np.uint8))
+                        else:
+                            file.write(text)
+                            group.append(("|u1", (len(text),)))
+                groups.append(group)
+    finally:
+        if file is not None:
+            file.close()
     st.clear()
-    return _keep(build, memory, parts)
+    return groups if file is None else (path, groups)
 
 
 def _read(kept, n: int, chunk: int) -> bytes:
@@ -390,15 +414,70 @@ def _write(job: Job, where: list, output: str, counts: list, logprob, vocab: Voc
                               for p, w in zip(parts, where)], where)
     order = len(counts)
     reads = [(n, r, c) for n in range(1, order + 1) for r in range(R) for c in range(len(sizes[r][n - 1]))]
-    texts = _stream(client, parts, where, reads, job.workers)
     with atomic_output(output) as tmp, _open_out(output, tmp) as out, \
             progress(total=sum(counts), desc="writing ARPA", unit="ngram", quiet=quiet):
         out.write(b"\\data\\\n" + b"".join(b"ngram %d=%d\n" % (n, c) for n, c in enumerate(counts, 1)))
+        kept = client.gather(parts) if job.memory is not None else None
+        if kept is not None and _visible(kept, sizes):
+            _copy_parts(kept, sizes, order, out)
+        else:
+            texts = _stream(client, parts, where, reads, job.workers)
+            for n in range(1, order + 1):
+                out.write(b"\n\\%d-grams:\n" % n)
+                for _ in range(sum(len(sizes[r][n - 1]) for r in range(R))):
+                    out.write(next(texts))
+        out.write(b"\n\\end\\\n")
+
+
+def _visible(kept: list, sizes: list) -> bool:
+    """Whether the client sees every part file at its path on the worker, with its size (a LocalCluster,
+    or worker directories on a file system the client shares)."""
+    for (path, _), chunks in zip(kept, sizes):
+        try:
+            if os.path.getsize(path) != sum(map(sum, chunks)):
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def _copy_parts(kept: list, sizes: list, order: int, out) -> None:
+    """Each order's section, its parts copied from the part files themselves (see ``_visible``): by the
+    kernel (os.copy_file_range) into a plain output file, else read and written READ_BYTES at a time."""
+    files = [open(path, "rb") for path, _ in kept]
+    try:
+        pos = [0] * len(kept)
         for n in range(1, order + 1):
             out.write(b"\n\\%d-grams:\n" % n)
-            for _ in range(sum(len(sizes[r][n - 1]) for r in range(R))):
-                out.write(next(texts))
-        out.write(b"\n\\end\\\n")
+            for r, f in enumerate(files):
+                size = sum(sizes[r][n - 1])
+                _copy(f, pos[r], size, out)
+                pos[r] += size
+    finally:
+        for f in files:
+            f.close()
+
+
+def _copy(src, offset: int, size: int, out) -> None:
+    if hasattr(os, "copy_file_range") and type(out).__name__ == "BufferedWriter":
+        out.flush()
+        dst = out.fileno()
+        end = offset + size
+        try:
+            while offset < end:
+                done = os.copy_file_range(src.fileno(), dst, end - offset, offset)
+                if not done:
+                    break
+                offset += done
+            size = end - offset
+        except OSError:          # (not supported between these files: copy below)
+            size = end - offset
+        out.seek(0, os.SEEK_END)
+    src.seek(offset)
+    while size > 0:
+        block = src.read(min(READ_BYTES, size))
+        out.write(block)
+        size -= len(block)
 
 
 def _chunk_sizes(kept) -> list:
