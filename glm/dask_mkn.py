@@ -229,47 +229,44 @@ def _interpolate(build: str, r: int, n: int, D: tuple, unigram_probs, ranges: li
     return m
 
 
-def _write_range(build: str, r: int, memory, unigram_logprob, vocab_arrays):
-    """Range r's ARPA lines: its words' unigrams, then all its n-grams of each order, formatted as the
-    single-machine writer formats them (log10 applied first); kept as ``_keep`` keeps one list of
-    chunks per order, written to the file as they are formatted (a few chunks in memory at a time)."""
+def _format_part(build: str, r: int, memory, n: int, unigram_logprob, vocab_arrays):
+    """Range r's ARPA lines of order n (its words' unigrams for n = 1), formatted as the single-machine
+    writer formats them (log10 applied first); kept as ``_keep`` keeps one list of chunks, written to
+    the file as they are formatted (a few chunks in memory at a time)."""
     st = _range(build, r)
     levels, (lo, hi) = st["levels"], st["words"]
     order = len(levels)
-    for n in range(2, order + 1):
+    if n == 1:
+        levels[0]["logprob"] = unigram_logprob
+        a, b = lo, hi + 1
+    else:
         parallel(_mkn.log10_inplace, len(levels[n - 1]["logprob"]), levels[n - 1]["logprob"])
-    levels[0]["logprob"] = unigram_logprob
+        a, b = 0, len(levels[n - 1]["logprob"])
     blob, offsets = vocab_arrays[0], vocab_arrays[1]
     file = None
     if memory is not None:
         path = _store(build, memory)._name("part")
         file = open(path, "wb")
-    groups = []
+    group, pending = [], deque()
     try:
         with ThreadPoolExecutor(threads()) as ex:
-            for n in range(1, order + 1):
-                a, b = (lo, hi + 1) if n == 1 else (0, len(levels[n - 1]["logprob"]))
-                pending, group = deque(), []
-                for s in range(a, b, CHUNK):
-                    pending.append(ex.submit(_arpa.format_level, n, order, levels, blob, offsets, s,
-                                             min(s + CHUNK, b)))
-                    while pending and (len(pending) > threads() or s + CHUNK >= b):
-                        text = pending.popleft().result()
-                        if file is None:
-                            group.append(np.frombuffer(text, np.uint8))
-                        else:
-                            file.write(text)
-                            group.append(("|u1", (len(text),)))
-                groups.append(group)
+            for s in range(a, b, CHUNK):
+                pending.append(ex.submit(_arpa.format_level, n, order, levels, blob, offsets, s, min(s + CHUNK, b)))
+                while pending and (len(pending) > threads() or s + CHUNK >= b):
+                    text = pending.popleft().result()
+                    if file is None:
+                        group.append(np.frombuffer(text, np.uint8))
+                    else:
+                        file.write(text)
+                        group.append(("|u1", (len(text),)))
     finally:
         if file is not None:
             file.close()
-    st.clear()
-    return groups if file is None else (path, groups)
+    return [group] if file is None else (path, [group])
 
 
-def _read(kept, n: int, chunk: int) -> bytes:
-    return bytes(_fetch(kept, n - 1, chunk))
+def _read(kept, chunk: int) -> bytes:
+    return bytes(_fetch(kept, 0, chunk))
 
 
 # -- on the client ----------------------------------------------------------------------------------
@@ -401,78 +398,63 @@ def _in_range_order(ranges: list, groups: tuple) -> list:
 
 def _write(job: Job, where: list, output: str, counts: list, logprob, vocab: Vocabulary,
            quiet: bool) -> None:
-    """The ranges' ARPA parts, made on their workers and copied in order into ``output`` after the header."""
+    """The ranges' ARPA parts, each order's formatted on the ranges' workers (lower orders first) and
+    copied in order into ``output`` after the header as they are done."""
     from .formats.arpa import _open_out
     from .formats.files import atomic_output
     from .progress import progress
-    client, R = job.client, len(where)
+    client, R, order = job.client, len(where), len(counts)
     arrays = client.scatter(vocab.table.arrays(), broadcast=True)
     uni = client.scatter(logprob, broadcast=True)
-    parts = [client.submit(_write_range, job.build, r, job.memory, uni, arrays, workers=[where[r]], pure=False)
-             for r in range(R)]
-    sizes = _results(client, [client.submit(_chunk_sizes, p, workers=[w], pure=False)
-                              for p, w in zip(parts, where)], where)
-    order = len(counts)
-    reads = [(n, r, c) for n in range(1, order + 1) for r in range(R) for c in range(len(sizes[r][n - 1]))]
+    parts = {(n, r): client.submit(_format_part, job.build, r, job.memory, n, uni, arrays, workers=[where[r]],
+                                   pure=False)
+             for n in range(1, order + 1) for r in range(R)}
     with atomic_output(output) as tmp, _open_out(output, tmp) as out, \
-            progress(total=sum(counts), desc="writing ARPA", unit="ngram", quiet=quiet):
+            progress(total=sum(counts), desc="writing ARPA", unit="ngram", quiet=quiet) as bar:
         out.write(b"\\data\\\n" + b"".join(b"ngram %d=%d\n" % (n, c) for n, c in enumerate(counts, 1)))
-        kept = client.gather(parts) if job.memory is not None else None
-        if kept is not None and _visible(kept, sizes):
-            _copy_parts(kept, sizes, order, out)
-        else:
-            texts = _stream(client, parts, where, reads, job.workers)
-            for n in range(1, order + 1):
-                out.write(b"\n\\%d-grams:\n" % n)
-                for _ in range(sum(len(sizes[r][n - 1]) for r in range(R))):
-                    out.write(next(texts))
+        for n in range(1, order + 1):
+            out.write(b"\n\\%d-grams:\n" % n)
+            for r in range(R):
+                part = parts.pop((n, r))
+                wait_for(client, [part], where)
+                kept = part.result() if job.memory is not None else None
+                if kept is not None and _visible(kept):
+                    with open(kept[0], "rb") as f:
+                        _copy(f, 0, os.path.getsize(kept[0]), out)
+                else:
+                    chunks = _results(client, [client.submit(_chunk_sizes, part, workers=[where[r]],
+                                                             pure=False)], where)[0]
+                    for text in _stream(client, part, where[r], len(chunks), job.workers):
+                        out.write(text)
+            bar.update(counts[n - 1])
         out.write(b"\n\\end\\\n")
 
 
-def _visible(kept: list, sizes: list) -> bool:
-    """Whether the client sees every part file at its path on the worker, with its size (a LocalCluster,
+def _visible(kept) -> bool:
+    """Whether the client sees the part file at its path on the worker, with its size (a LocalCluster,
     or worker directories on a file system the client shares)."""
-    for (path, _), chunks in zip(kept, sizes):
-        try:
-            if os.path.getsize(path) != sum(map(sum, chunks)):
-                return False
-        except OSError:
-            return False
-    return True
-
-
-def _copy_parts(kept: list, sizes: list, order: int, out) -> None:
-    """Each order's section, its parts copied from the part files themselves (see ``_visible``): by the
-    kernel (os.copy_file_range) into a plain output file, else read and written READ_BYTES at a time."""
-    files = [open(path, "rb") for path, _ in kept]
+    path, (group,) = kept
     try:
-        pos = [0] * len(kept)
-        for n in range(1, order + 1):
-            out.write(b"\n\\%d-grams:\n" % n)
-            for r, f in enumerate(files):
-                size = sum(sizes[r][n - 1])
-                _copy(f, pos[r], size, out)
-                pos[r] += size
-    finally:
-        for f in files:
-            f.close()
+        return os.path.getsize(path) == sum(int(np.prod(shape)) for _, shape in group)
+    except OSError:
+        return False
 
 
 def _copy(src, offset: int, size: int, out) -> None:
+    """size bytes of the file src from offset appended to out: by the kernel (os.copy_file_range) into
+    a plain output file, else read and written READ_BYTES at a time."""
     if hasattr(os, "copy_file_range") and type(out).__name__ == "BufferedWriter":
         out.flush()
-        dst = out.fileno()
         end = offset + size
         try:
             while offset < end:
-                done = os.copy_file_range(src.fileno(), dst, end - offset, offset)
+                done = os.copy_file_range(src.fileno(), out.fileno(), end - offset, offset)
                 if not done:
                     break
                 offset += done
-            size = end - offset
-        except OSError:          # (not supported between these files: copy below)
-            size = end - offset
-        out.seek(0, os.SEEK_END)
+        except OSError:          # (not supported between these files: copied below)
+            pass
+        size = end - offset
     src.seek(offset)
     while size > 0:
         block = src.read(min(READ_BYTES, size))
@@ -482,19 +464,19 @@ def _copy(src, offset: int, size: int, out) -> None:
 
 def _chunk_sizes(kept) -> list:
     if isinstance(kept, list):
-        return [[len(c) for c in part] for part in kept]
-    return [[int(np.prod(s)) for _, s in group] for group in kept[1]]
+        return [len(c) for c in kept[0]]
+    return [int(np.prod(s)) for _, s in kept[1][0]]
 
 
-def _stream(client, parts, where, reads, ahead: int):
-    """The text chunks ``reads`` ((order, range, chunk)) of the ranges' parts, in order, a few ahead."""
+def _stream(client, part, where: str, chunks: int, ahead: int):
+    """The text chunks of a part (on the worker ``where``), in order, a few ahead."""
     inflight = deque()
-    for n, r, c in reads:
-        inflight.append(client.submit(_read, parts[r], n, c, workers=[where[r]], pure=False))
+    for c in range(chunks):
+        inflight.append(client.submit(_read, part, c, workers=[where], pure=False))
         if len(inflight) > ahead:
-            yield _results(client, [inflight.popleft()], where)[0]
+            yield _results(client, [inflight.popleft()], [where])[0]
     while inflight:
-        yield _results(client, [inflight.popleft()], where)[0]
+        yield _results(client, [inflight.popleft()], [where])[0]
 
 
 class WrittenModel(BackoffModel):
