@@ -49,12 +49,12 @@ def _on_workers(tmp_path, client, inputs, order, spy=None, **kw):
 
 @pytest.mark.parametrize("order", [2, 3, 4, 5])
 def test_arpa_is_byte_identical(tmp_path, dask_client, texts, order):
-    """Orders 2-5, with and without a budget (1M: a range per few thousand windows, tens of ranges);
-    the model returned reads the file back for scoring."""
+    """Orders 2-5, with and without a budget (1M to 4M: a range per few thousand windows, about ten to
+    twenty ranges); the model returned reads the file back for scoring."""
     train, _ = texts
-    inputs = [train, TEST]
+    inputs = [train, TEST] if order < 4 else [train]
     expected = _plain(tmp_path, inputs, order)
-    for memory in (None, "1M"):
+    for memory in (None, "1M" if order < 4 else "4M"):
         model, got = _on_workers(tmp_path, dask_client, inputs, order, memory=memory, tmpdir=tmp_path)
         assert got == expected, (order, memory)
     plain = glm.load(tmp_path / f"plain{order}.arpa")
@@ -67,7 +67,7 @@ def test_many_ranges_cut_inside_heavy_words(tmp_path, dask_client, texts, monkey
     """Many more ranges than last words allow: the sampled splitters fall inside the windows of frequent
     last words (</s>, 'the', ','), are moved to their ends, and duplicates drop; the file is the same."""
     train, _ = texts
-    expected = _plain(tmp_path, train, 4)
+    expected = _plain(tmp_path, train, 3)
     seen = []
     real = dask_mkn.last_word_bounds
 
@@ -75,13 +75,13 @@ def test_many_ranges_cut_inside_heavy_words(tmp_path, dask_client, texts, monkey
         out = real(bounds, layout, vocab_size)
         seen.append((bounds, layout, out))
         return out
-    monkeypatch.setattr(dist, "range_count", lambda *args: 60)
+    monkeypatch.setattr(dist, "range_count", lambda *args: 30)
     monkeypatch.setattr(dask_mkn, "last_word_bounds", spy)
-    _, got = _on_workers(tmp_path, dask_client, train, 4)
+    _, got = _on_workers(tmp_path, dask_client, train, 3)
     assert got == expected
     (bounds, layout, (aligned, last)), = seen
     shift = (layout.per_word - 1) * layout.bits
-    assert len(bounds) == 59 and len(aligned) < len(bounds)            # some bounds shared a last word
+    assert len(bounds) == 29 and len(aligned) < len(bounds)            # some bounds shared a last word
     assert len(np.unique(bounds[:, 0] >> np.uint64(shift))) == len(aligned)
 
 
