@@ -205,7 +205,10 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         Threads for the compiled kernels (default: all cores).
     dask : str or distributed.Client, optional
         Count on a Dask cluster: 'local' (a LocalCluster of ``dask_workers`` processes, default 2), a
-        scheduler address or a Client (glm.distributed; files only).  The model is the same.
+        scheduler address or a Client (glm.distributed; files only).  The model is the same.  An MKN
+        model saved as ARPA (``output``; not pruned, not tuned, order 2 or more) is also estimated and
+        written on the workers (glm.dask_mkn): the model returned then reads its n-grams back from
+        ``output`` on first use.
     dask_workers : int, optional
         The processes of a local cluster (``dask='local'``; default 2).
     output : path, optional

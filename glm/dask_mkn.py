@@ -15,17 +15,22 @@ its whole group of left extensions.  On the range's worker:
    unigram counts the unigram probabilities (a vocabulary-sized array, sent to every worker).
 3. **Context sums, one shuffle per order n** (``_context_pieces``, ``_context_sums``,
    ``_interpolate``): the context w1..wn-1 of an n-gram ends in another word than the n-gram, so it
-   belongs to the range of wn-1.  Each range sends, to the range owning each context, the context's words
-   and the n-gram's adjusted count (in its own suffix order); the owner finds the contexts in its level
-   n-1 (``_count.find_rows``), sums them in range order -- the order of a single-machine build, so the
-   float sums are the same -- (``_mkn.context_sums``), computes their backoffs (``_mkn.backoffs``) and
-   sends each n-gram's sums back; the n-gram's range interpolates it with the probability of its suffix
-   w2..wn, which is in the same range (``_mkn.interpolate``).
-4. **Output** (``_write_range``): each range formats its unigrams and its n-grams of every order as
-   ARPA lines (``_arpa.format_level``); the client writes the header and copies the parts in order
-   (ranges are in suffix order, so the concatenation is the single-machine file, byte for byte).
+   belongs to the range of wn-1.  It is the child w1 of the context w2..wn-1 of the n-gram's parent
+   w2..wn, which the same range found at order n-1 (at order 2 it is the unigram w1).  Each range sends
+   to each owning range, for each of its n-grams in its own suffix order, that node, w1 and the
+   adjusted count; the owner finds the contexts in its level n-1 (``_count.child_index``), sums them in
+   range order -- the order of a single-machine build, so even the float sums are the same --
+   (``_mkn.context_sums``), computes their backoffs (``_mkn.backoffs``) and sends back each n-gram's
+   context (index, sums); the n-gram's range interpolates it with the probability of its suffix
+   w2..wn, which is in the same range (``_mkn.interpolate``), and keeps the contexts for order n+1.
+4. **Output** (``_format_part``): each range formats its unigrams and its n-grams of each order as
+   ARPA lines (``_arpa.format_level``), one task per range and order; the client writes the header and
+   copies the parts in order as they are done (ranges are in suffix order, so the concatenation is the
+   single-machine file, byte for byte): from the part files themselves when it sees them (a
+   LocalCluster; ``os.copy_file_range``), else through Dask a chunk at a time.
 
-The client only coordinates: it holds the vocabulary, the summaries and one part chunk at a time.
+The client only coordinates: it holds the vocabulary, the summaries, vocabulary-sized arrays and one
+part chunk at a time.
 Under a memory budget (``--memory``, per worker task as in glm.distributed) the ranges are sized from
 the runs as for counting, a range's arrays are memory-mapped files in the worker's scratch directory,
 and the pieces of each shuffle and the output parts are files there, read by the task that needs them.

@@ -9,8 +9,11 @@ shard).  Then, on the workers:
 3. splitter keys sampled from the runs cut the key space into ranges; each range is merged on a worker
    (``spill.merge_many``), and the ranges, gathered in order, are the merged run of the whole corpus.
 
-The trie levels and the estimation then run on the client (with its memory budget, if any), as in a
-single-machine build, so the model is identical.
+For an MKN model written as ARPA, glm.dask_mkn then estimates and writes it on the workers too, by key
+range (the client only coordinates).  For every other model (GLM methods, tuned or pruned MKN, order 1,
+.glmb output, ``train(dask=...)`` without an output file) the ranges, gathered in order, are the merged
+run on the client, where the trie levels and the estimation run (with its memory budget, if any), as in
+a single-machine build, so the model is identical.
 
 With a memory budget (``--memory``), it bounds each worker task too (the budget over the threads of the
 largest worker; with one thread a worker, each worker process): a shard is counted as on one machine
@@ -236,8 +239,9 @@ def wait_for(client, futures: list, pinned) -> None:
             lost = held - set(client.scheduler_info()["workers"])
             if lost:
                 raise WorkerLost(f"Dask worker {', '.join(sorted(lost))} left the cluster while it held counted "
-                                 "runs of this build (in its local directory, under --memory): they are "
-                                 "lost; run the build again (without --memory, lost work is redone)") from None
+                                 "runs of this build (in its local directory, under --memory) or key ranges "
+                                 "being estimated: they are lost; run the build again (counting without "
+                                 "--memory, lost work is redone)") from None
     for f in futures:
         if f.status == "error":
             f.result()
