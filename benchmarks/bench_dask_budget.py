@@ -10,11 +10,13 @@ PYTHONPATH).  Every
 read from /proc (the process tree as benchmarks/bench_cost_curve.py walks it); a process's last
 reading before it exits is its peak.  The client is the build process itself (for a LocalCluster it
 also runs the scheduler); the workers are the largest of the
-others (a LocalCluster's nannies run in the client; the rest is multiprocessing's resource tracker).  One run each; wall time from the start to the exit of the build.
+others (a LocalCluster's nannies run in the client; the rest is multiprocessing's resource tracker).  One run each; wall time from the start to the exit of the build.  The last column
+compares the Dask build's ARPA file with the single-machine one's, byte for byte.
 """
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import subprocess
 import sys
@@ -62,6 +64,21 @@ def run(cmd: list[str], env: dict) -> tuple[float, int, int, dict[int, tuple[int
     return time.perf_counter() - t, proc.returncode, proc.pid, peaks
 
 
+def same(kind: str, work: str, reference: str) -> str:
+    """'reference' for the single-machine model (kept to compare with), then 'identical' or 'DIFFERENT'
+    for the Dask build's (compared byte for byte); '-' when only one kind runs."""
+    model = os.path.join(work, "model.arpa")
+    if kind == "single":
+        os.replace(model, reference)
+        return "reference"
+    if not os.path.exists(reference):
+        os.unlink(model)
+        return "-"
+    result = "identical" if filecmp.cmp(model, reference, shallow=False) else "DIFFERENT"
+    os.unlink(model)
+    return result
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("corpora", nargs="+")
@@ -74,11 +91,12 @@ def main() -> None:
     args = ap.parse_args()
     root = args.glm
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    print("| corpus MB | build | wall s | client peak GB | worker peaks GB | other processes GB |")
-    print("|---|---|---|---|---|---|")
+    print("| corpus MB | build | wall s | client peak GB | worker peaks GB | other processes GB | ARPA |")
+    print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
         for corpus in args.corpora:
             mb = os.path.getsize(corpus) / 1e6
+            reference = os.path.join(work, "single.arpa")
             for kind in ("single", "dask"):
                 if args.only not in (None, kind):
                     continue
@@ -95,8 +113,9 @@ def main() -> None:
                 rest = workers[len(shown):]
                 print(f"| {mb:.0f} | {'--dask ' if kind == 'dask' else ''}--memory {args.memory} | {wall:.1f} "
                       f"| {client / 2**20:.2f} | {', '.join(f'{kb / 2**20:.2f}' for kb in shown) or '-'} "
-                      f"| {max(rest, default=0) / 2**20:.2f} |", flush=True)
-                os.unlink(os.path.join(work, "model.arpa"))
+                      f"| {max(rest, default=0) / 2**20:.2f} | {same(kind, work, reference)} |", flush=True)
+            if os.path.exists(reference):
+                os.unlink(reference)
 
 
 if __name__ == "__main__":
