@@ -337,10 +337,11 @@ def count_runs(job: Job, inputs, order: int, symbols: str, bad_utf8: str):
     client = job.client
     parts = shards(paths, 2 * job.workers)
     vocab = Vocabulary()
-    for words in client.gather(client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8,
-                                          pure=False)):
-        status, _, _ = vocab.table.tokenize(words, True, 0, False)
+    words = client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8, pure=False)
+    for i in range(len(words)):         # (one shard's words at a time on the client)
+        status, _, _ = vocab.table.tokenize(words[i].result(), True, 0, False)
         assert status == OK, "a shard's words hold <s> or </s>"
+        words[i] = None
     arrays = client.scatter(vocab.table.arrays(), broadcast=True)
     runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
                       bad_utf8=bad_utf8, memory=job.memory, build=job.build if job.memory else None,
