@@ -49,10 +49,11 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def run(cmd: list[str], env: dict) -> tuple[float, int, int, dict[int, tuple[int, str]]]:
-    """(wall seconds, exit status, pid, {pid: (peak KiB, command line)}) of cmd and its process tree."""
+def run(cmd: list[str], env: dict, cwd: str) -> tuple[float, int, int, dict[int, tuple[int, str]]]:
+    """(wall seconds, exit status, pid, {pid: (peak KiB, command line)}) of cmd and its process tree, run
+    in cwd (not in a checkout: ``python -m`` puts the working directory first on the path)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd)
     peaks: dict[int, tuple[int, str]] = {}
     while proc.poll() is None:
         for pid in [proc.pid] + descendants(proc.pid):
@@ -93,8 +94,8 @@ def main() -> None:
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     print("| corpus MB | build | wall s | client peak GB | worker peaks GB | other processes GB | ARPA |")
     print("|---|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
-        for corpus in args.corpora:
+    with tempfile.TemporaryDirectory(dir=args.workdir and os.path.abspath(args.workdir)) as work:
+        for corpus in map(os.path.abspath, args.corpora):
             mb = os.path.getsize(corpus) / 1e6
             reference = os.path.join(work, "single.arpa")
             for kind in ("single", "dask"):
@@ -104,7 +105,7 @@ def main() -> None:
                        "-o", os.path.join(work, "model.arpa"), "--memory", args.memory, "--tmpdir", work]
                 if kind == "dask":
                     cmd += ["--dask", "--workers", str(args.dask_workers)]
-                wall, status, pid, peaks = run(cmd, env)
+                wall, status, pid, peaks = run(cmd, env, work)
                 if status:
                     sys.exit(f"{' '.join(cmd)}: exit status {status}")
                 client = peaks[pid][0]
