@@ -148,3 +148,14 @@ def test_other_builds_keep_the_client_path(tmp_path, dask_client, texts):
     assert isinstance(model, glm.BackoffModel) and not isinstance(model, dask_mkn.WrittenModel)
     model = glm.train(train, 1, dask=dask_client, output=tmp_path / "u.arpa")
     assert not isinstance(model, dask_mkn.WrittenModel)
+
+
+def test_compressed_output_is_byte_identical(tmp_path, dask_client, texts):
+    """A .arpa.gz is compressed as the parts are copied into it: the same bytes as on one machine."""
+    train, _ = texts
+    glm.train(train, 3, output=tmp_path / "plain.arpa.gz")
+    for memory in (None, "2M"):
+        model = glm.train(train, 3, dask=dask_client, output=tmp_path / "dask.arpa.gz", memory=memory,
+                          tmpdir=tmp_path)
+        assert isinstance(model, dask_mkn.WrittenModel)
+        assert (tmp_path / "dask.arpa.gz").read_bytes() == (tmp_path / "plain.arpa.gz").read_bytes()
