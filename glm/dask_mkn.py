@@ -316,9 +316,11 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
 
 
 def _open_ranges(job: Job, counted, bounds, last, vocab_size: int) -> list[dict]:
-    """The summaries of the ranges cut at ``bounds``, each merged and made into levels on a worker (at
-    most about one range per worker ahead of the one awaited)."""
+    """The summaries of the ranges cut at ``bounds``, each merged and made into levels on a worker (the
+    workers in turn, so that each holds as many ranges as the others; at most about one range per
+    worker ahead of the one awaited)."""
     client = job.client
+    workers = sorted(client.scheduler_info()["workers"])
 
     def submit(r):
         low, high = (bounds[r - 1] if r else None), (bounds[r] if r < len(bounds) else None)
@@ -326,9 +328,9 @@ def _open_ranges(job: Job, counted, bounds, last, vocab_size: int) -> list[dict]
                   for run, w in zip(counted.runs, counted.where)]
         words = (int(last[r - 1]) + 1 if r else 0, int(last[r]))
         return client.submit(_open_range, job.build, r, job.memory, vocab_size, counted.layout, words, *pieces,
-                             pure=False)
+                             workers=[workers[r % len(workers)]], pure=False)
 
-    futures = _in_order(client, submit, len(bounds) + 1, job.workers, counted.where)
+    futures = _in_order(client, submit, len(bounds) + 1, job.workers, list(counted.where) + workers)
     return client.gather(futures)
 
 
