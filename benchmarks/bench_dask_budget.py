@@ -10,11 +10,13 @@ PYTHONPATH).  Every
 read from /proc (the process tree as benchmarks/bench_cost_curve.py walks it); a process's last
 reading before it exits is its peak.  The client is the build process itself (for a LocalCluster it
 also runs the scheduler); the workers are the largest of the
-others (a LocalCluster's nannies run in the client; the rest is multiprocessing's resource tracker).  One run each; wall time from the start to the exit of the build.
+others (a LocalCluster's nannies run in the client; the rest is multiprocessing's resource tracker).  One run each; wall time from the start to the exit of the build.  The last column
+compares the Dask build's ARPA file with the single-machine one's, byte for byte.
 """
 from __future__ import annotations
 
 import argparse
+import filecmp
 import os
 import subprocess
 import sys
@@ -47,10 +49,11 @@ def cmdline(pid: int) -> str:
         return ""
 
 
-def run(cmd: list[str], env: dict) -> tuple[float, int, int, dict[int, tuple[int, str]]]:
-    """(wall seconds, exit status, pid, {pid: (peak KiB, command line)}) of cmd and its process tree."""
+def run(cmd: list[str], env: dict, cwd: str) -> tuple[float, int, int, dict[int, tuple[int, str]]]:
+    """(wall seconds, exit status, pid, {pid: (peak KiB, command line)}) of cmd and its process tree, run
+    in cwd (not in a checkout: ``python -m`` puts the working directory first on the path)."""
     t = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env)
+    proc = subprocess.Popen(cmd, env=env, cwd=cwd)
     peaks: dict[int, tuple[int, str]] = {}
     while proc.poll() is None:
         for pid in [proc.pid] + descendants(proc.pid):
@@ -60,6 +63,21 @@ def run(cmd: list[str], env: dict) -> tuple[float, int, int, dict[int, tuple[int
                 peaks[pid] = (max(kb, old[0] if old else 0), old[1] if old else cmdline(pid))
         time.sleep(0.1)
     return time.perf_counter() - t, proc.returncode, proc.pid, peaks
+
+
+def same(kind: str, work: str, reference: str) -> str:
+    """'reference' for the single-machine model (kept to compare with), then 'identical' or 'DIFFERENT'
+    for the Dask build's (compared byte for byte); '-' when only one kind runs."""
+    model = os.path.join(work, "model.arpa")
+    if kind == "single":
+        os.replace(model, reference)
+        return "reference"
+    if not os.path.exists(reference):
+        os.unlink(model)
+        return "-"
+    result = "identical" if filecmp.cmp(model, reference, shallow=False) else "DIFFERENT"
+    os.unlink(model)
+    return result
 
 
 def main() -> None:
@@ -74,11 +92,12 @@ def main() -> None:
     args = ap.parse_args()
     root = args.glm
     env = dict(os.environ, PYTHONPATH=str(root) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    print("| corpus MB | build | wall s | client peak GB | worker peaks GB | other processes GB |")
-    print("|---|---|---|---|---|---|")
-    with tempfile.TemporaryDirectory(dir=args.workdir) as work:
-        for corpus in args.corpora:
+    print("| corpus MB | build | wall s | client peak GB | worker peaks GB | other processes GB | ARPA |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory(dir=args.workdir and os.path.abspath(args.workdir)) as work:
+        for corpus in map(os.path.abspath, args.corpora):
             mb = os.path.getsize(corpus) / 1e6
+            reference = os.path.join(work, "single.arpa")
             for kind in ("single", "dask"):
                 if args.only not in (None, kind):
                     continue
@@ -86,7 +105,7 @@ def main() -> None:
                        "-o", os.path.join(work, "model.arpa"), "--memory", args.memory, "--tmpdir", work]
                 if kind == "dask":
                     cmd += ["--dask", "--workers", str(args.dask_workers)]
-                wall, status, pid, peaks = run(cmd, env)
+                wall, status, pid, peaks = run(cmd, env, work)
                 if status:
                     sys.exit(f"{' '.join(cmd)}: exit status {status}")
                 client = peaks[pid][0]
@@ -95,8 +114,9 @@ def main() -> None:
                 rest = workers[len(shown):]
                 print(f"| {mb:.0f} | {'--dask ' if kind == 'dask' else ''}--memory {args.memory} | {wall:.1f} "
                       f"| {client / 2**20:.2f} | {', '.join(f'{kb / 2**20:.2f}' for kb in shown) or '-'} "
-                      f"| {max(rest, default=0) / 2**20:.2f} |", flush=True)
-                os.unlink(os.path.join(work, "model.arpa"))
+                      f"| {max(rest, default=0) / 2**20:.2f} | {same(kind, work, reference)} |", flush=True)
+            if os.path.exists(reference):
+                os.unlink(reference)
 
 
 if __name__ == "__main__":

@@ -446,3 +446,24 @@ def repack(const uint64_t[:, ::1] keys, old, new):
             for j in range(N):
                 O[i, j // kn] |= (<uint64_t>key_word(&keys[i, 0], j, ko, bo, omask)) << ((kn - 1 - j % kn) * bn)
     return out
+
+
+
+def child_index(const uint32_t[::1] node, const uint32_t[::1] word, const uint32_t[::1] starts,
+                const uint32_t[::1] level_words):
+    """Index in a level of the child with first word word[i] of each node[i] of the level below (its
+    children are level_words[starts[node] .. starts[node + 1]], sorted).  Returns (indices uint32,
+    first_missing): first_missing is -1, or the first i whose child is not there."""
+    cdef size_t m = node.shape[0], i
+    indices = np.empty(m, dtype=np.uint32)
+    cdef uint32_t[::1] out = indices
+    cdef int64_t j, missing = -1
+    cdef const uint32_t* W = &level_words[0] if level_words.shape[0] else NULL
+    with nogil:
+        for i in range(m):
+            j = find_child(W, starts[node[i]], starts[node[i] + 1], word[i])
+            if j < 0:
+                missing = i
+                break
+            out[i] = <uint32_t>j
+    return indices, missing

@@ -222,7 +222,10 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         Threads for the compiled kernels (default: all cores).
     dask : str or distributed.Client, optional
         Count on a Dask cluster: 'local' (a LocalCluster of ``dask_workers`` processes, default 2), a
-        scheduler address or a Client (glm.distributed; files only).  The model is the same.
+        scheduler address or a Client (glm.distributed; files only).  The model is the same.  An MKN
+        model saved as ARPA (``output``; not pruned, not tuned, order 2 or more) is also estimated and
+        written on the workers (glm.dask_mkn): the model returned then reads its n-grams back from
+        ``output`` on first use.
     dask_workers : int, optional
         The processes of a local cluster (``dask='local'``; default 2).
     output : path, optional
@@ -261,6 +264,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
                        memory=memory, tmpdir=tmpdir, workers=workers, dask=dask, dask_workers=dask_workers,
                        output=output, padding=padding, tune_split=tune_split, layout=layout,
                        quantize=quantize, pointer_bits=pointer_bits)
+    if _estimates_on_dask(plan):
+        return _dask_backoff_model(plan)
     with _workspace(plan) as (plan, scratch):
         fitted = _fit_on_split(plan, scratch) if plan.tune_split else None     # on a part of the text
         vocab, levels = _count_text(plan, scratch)
@@ -272,6 +277,27 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize,
                    pointer_bits=plan.pointer_bits)
     return model
+
+
+def _estimates_on_dask(plan: _Plan) -> bool:
+    """Whether the Dask workers estimate and write the model too (glm.dask_mkn): an untuned, unpruned
+    MKN of order 2 or more written to an ARPA file; any other Dask build estimates on the client."""
+    from .formats import ARPA_SUFFIXES, special
+    return (plan.dask is not None and not plan.generalized and not any(plan.opts.prune) and plan.order >= 2
+            and plan.output is not None and os.path.basename(plan.output).endswith(ARPA_SUFFIXES)
+            and not special(plan.output))
+
+
+def _dask_backoff_model(plan: _Plan):
+    """The MKN model counted, estimated and written as ARPA on the Dask workers (glm.dask_mkn)."""
+    from .dask_mkn import WrittenModel, build_arpa
+    with _workspace(plan) as (plan, scratch):
+        vocab, counts, discounts, unpruned = build_arpa(
+            plan.inputs, plan.order, plan.output, plan.dask, plan.dask_workers,
+            "skip" if plan.skip_symbols else "error", plan.bad_utf8, plan.opts, scratch, plan.quiet)
+    return WrittenModel(plan.output, vocab, counts, discounts, unpruned,
+                        meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
+                              "prune": list(plan.opts.prune), **_options(plan)})
 
 
 @contextmanager

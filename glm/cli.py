@@ -288,7 +288,8 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--workers", type=_workers, default=None, metavar="N",
                    help="threads for counting, estimation and writing (default: all cores)")
     b.add_argument("--dask", default=None, metavar="ADDRESS",
-                   help="count and merge on a Dask cluster: the scheduler at ADDRESS (tcp://host:port or "
+                   help="count and merge on a Dask cluster (and, for an MKN model written as ARPA, "
+                        "estimate and write it there too): the scheduler at ADDRESS (tcp://host:port or "
                         "host:port), or a LocalCluster of --workers processes (default 2) when no address "
                         "is given (pip install glm[dask])")
     _add_layout_options(b)

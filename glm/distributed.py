@@ -9,8 +9,11 @@ shard).  Then, on the workers:
 3. splitter keys sampled from the runs cut the key space into ranges; each range is merged on a worker
    (``spill.merge_many``), and the ranges, gathered in order, are the merged run of the whole corpus.
 
-The trie levels and the estimation then run on the client (with its memory budget, if any), as in a
-single-machine build, so the model is identical.
+For an MKN model written as ARPA, glm.dask_mkn then estimates and writes it on the workers too, by key
+range (the client only coordinates).  For every other model (GLM methods, tuned or pruned MKN, order 1,
+.glmb output, ``train(dask=...)`` without an output file) the ranges, gathered in order, are the merged
+run on the client, where the trie levels and the estimation run (with its memory budget, if any), as in
+a single-machine build, so the model is identical.
 
 With a memory budget (``--memory``), it bounds each worker task too (the budget over the threads of the
 largest worker; with one thread a worker, each worker process): a shard is counted as on one machine
@@ -25,6 +28,8 @@ import os
 import threading
 import uuid
 from collections import deque
+from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -132,6 +137,7 @@ def _shard_words(shard, symbols: str, bad_utf8: str) -> bytes:
 
 
 _STORES: dict = {}                     # in a worker process: a build's id -> its glm.spill.Scratch
+STATE: dict = {}                       # in a worker process: a build's id -> what its tasks keep there
 _STORES_LOCK = threading.Lock()
 
 
@@ -148,6 +154,7 @@ def _store(build: str, memory: int) -> Scratch:
 def _drop_store(build: str) -> None:
     with _STORES_LOCK:
         scratch = _STORES.pop(build, None)
+        STATE.pop(build, None)
     if scratch is not None:
         scratch.__exit__(None, None, None)
 
@@ -215,18 +222,29 @@ class WorkerLost(ConnectionError):
 def _results(client, futures: list, pinned) -> list:
     """The results of futures of tasks pinned to workers (``pinned``: addresses, None for none).  A task
     pinned to a worker that has left would wait for it for ever: that is a WorkerLost error instead."""
+    wait_for(client, futures, pinned)
+    return client.gather(futures)
+
+
+def wait_for(client, futures: list, pinned) -> None:
+    """Wait until futures of tasks pinned to workers (``pinned``) are done (see ``_results``); the
+    error of a task that failed is raised."""
     from distributed import wait
     held = {w for w in pinned if w is not None}
     while True:
         try:
             wait(futures, timeout=LOST_CHECK)
-            return client.gather(futures)
+            break
         except TimeoutError:
             lost = held - set(client.scheduler_info()["workers"])
             if lost:
                 raise WorkerLost(f"Dask worker {', '.join(sorted(lost))} left the cluster while it held counted "
-                                 "runs of this build (in its local directory, under --memory): they are "
-                                 "lost; run the build again (without --memory, lost work is redone)") from None
+                                 "runs of this build (in its local directory, under --memory) or key ranges "
+                                 "being estimated: they are lost; run the build again (counting without "
+                                 "--memory, lost work is redone)") from None
+    for f in futures:
+        if f.status == "error":
+            f.result()
 
 
 def _pin(address: str | None) -> list[str] | None:
@@ -259,47 +277,93 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
     With a scratch, its memory budget also bounds every worker task (the budget over the threads of
     the largest worker): shards are counted with runs spilled to the worker's local directory, and
     the key ranges are made small enough for a range's merge to fit (``RANGE_SHARE``)."""
-    paths = expand_inputs(inputs)
-    if "-" in paths:
-        raise ValueError("--dask reads files, not stdin")
-    client, to_close = _client(dask, n_workers)
-    build = None
-    try:
-        info = client.scheduler_info()["workers"]
-        workers = max(1, len(info))
-        memory = None
-        if scratch is not None:
-            memory = max(1, scratch.memory // max([w.get("nthreads", 1) for w in info.values()] or [1]))
-            build = uuid.uuid4().hex
-        parts = shards(paths, 2 * workers)
-        vocab = Vocabulary()
-        for words in client.gather(client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8,
-                                              pure=False)):
-            status, _, _ = vocab.table.tokenize(words, True, 0, False)
-            assert status == OK, "a shard's words hold <s> or </s>"
-        arrays = client.scatter(vocab.table.arrays(), broadcast=True)
-        runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
-                          bad_utf8=bad_utf8, memory=memory, build=build, pure=False)
-        layout = key_layout(order, len(vocab))          # the layout of every shard's run
-        where, rows = zip(*client.gather(client.map(_rows, runs)))
-        ranges = range_count(sum(rows), layout, workers, memory)
-        step = max(1, sum(rows) // (SAMPLES * ranges))
-        samples = [client.submit(_sample, run, step, workers=_pin(w)) for run, w in zip(runs, where)]
-        samples = np.concatenate([s for s in _results(client, samples, where) if len(s)]
-                                 or [np.zeros((0, layout.words), np.uint64)])
-        samples = samples[np.lexsort(samples.T[::-1])] if len(samples) else samples
-        ranges = ranges if len(samples) else 1
-        bounds = samples[[len(samples) * r // ranges for r in range(1, ranges)]]
-        blocks = _merged_ranges(client, runs, where, bounds, ahead=workers)
+    with session(dask, n_workers, scratch) as job:
+        vocab, counted = count_runs(job, inputs, order, symbols, bad_utf8)
+        bounds = splitters(job, counted)
+        blocks = _merged_ranges(job.client, counted.runs, counted.where, bounds, ahead=job.workers)
+        layout = counted.layout
         if scratch is not None:
             return vocab, (*scratch.load_run(scratch.save_run(blocks, layout)), layout)
         blocks = list(blocks)
         return vocab, (np.concatenate([k for k, _ in blocks]), np.concatenate([c for _, c in blocks]), layout)
+
+
+@dataclass
+class Job:
+    """A build on a cluster: its client, id (names its files and state on the workers), number of
+    workers and the memory budget of a worker task (None: none)."""
+    client: object
+    build: str
+    workers: int
+    memory: int | None
+
+
+@dataclass
+class Counted:
+    """The shards' sorted runs (futures), the workers holding them (None: in Dask's memory), their rows
+    and key layout."""
+    runs: list
+    where: tuple
+    rows: tuple
+    layout: object
+
+
+@contextmanager
+def session(dask, n_workers: int | None, scratch=None):
+    """A Job on the cluster ``dask`` (see ``_client``), its files and state on the workers removed at
+    the end, also on an error."""
+    client, to_close = _client(dask, n_workers)
+    build = uuid.uuid4().hex
+    try:
+        info = client.scheduler_info()["workers"]
+        memory = None
+        if scratch is not None:
+            memory = max(1, scratch.memory // max([w.get("nthreads", 1) for w in info.values()] or [1]))
+        yield Job(client, build, max(1, len(info)), memory)
     finally:
-        if build is not None:
+        try:
             client.run(_drop_store, build)
-        for c in to_close:
-            c.close()
+        finally:
+            for c in to_close:
+                c.close()
+
+
+def count_runs(job: Job, inputs, order: int, symbols: str, bad_utf8: str):
+    """(vocabulary, Counted): the vocabulary made from the shards' words, and each shard counted with it
+    into one sorted run on the workers."""
+    paths = expand_inputs(inputs)
+    if "-" in paths:
+        raise ValueError("--dask reads files, not stdin")
+    client = job.client
+    parts = shards(paths, 2 * job.workers)
+    vocab = Vocabulary()
+    words = client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8, pure=False)
+    for i in range(len(words)):         # (one shard's words at a time on the client)
+        status, _, _ = vocab.table.tokenize(words[i].result(), True, 0, False)
+        assert status == OK, "a shard's words hold <s> or </s>"
+        words[i] = None
+    arrays = client.scatter(vocab.table.arrays(), broadcast=True)
+    runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
+                      bad_utf8=bad_utf8, memory=job.memory, build=job.build if job.memory else None,
+                      pure=False)
+    layout = key_layout(order, len(vocab))          # the layout of every shard's run
+    where, rows = zip(*client.gather(client.map(_rows, runs)))
+    return vocab, Counted(runs, where, rows, layout)
+
+
+def splitters(job: Job, counted: Counted) -> np.ndarray:
+    """Keys sampled from the runs that cut the key space into ranges (``range_count`` of them): range r
+    holds the keys above bounds[r - 1] up to bounds[r]."""
+    client, runs, where, layout = job.client, counted.runs, counted.where, counted.layout
+    rows = sum(counted.rows)
+    ranges = range_count(rows, layout, job.workers, job.memory)
+    step = max(1, rows // (SAMPLES * ranges))
+    samples = [client.submit(_sample, run, step, workers=_pin(w)) for run, w in zip(runs, where)]
+    samples = np.concatenate([s for s in _results(client, samples, where) if len(s)]
+                             or [np.zeros((0, layout.words), np.uint64)])
+    samples = samples[np.lexsort(samples.T[::-1])] if len(samples) else samples
+    ranges = ranges if len(samples) else 1
+    return samples[[len(samples) * r // ranges for r in range(1, ranges)]]
 
 
 def range_count(rows: int, layout, workers: int, memory: int | None) -> int:
