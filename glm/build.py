@@ -79,7 +79,7 @@ class _Plan:
     dask: object
     dask_workers: int | None
     layout: str | None = None      # how the output is saved (Model.save)
-    quantize: tuple | None = None
+    quantize: int | tuple | None = None     # KenLM's (probability, backoff) bits, or a GLM's code bits
     pointer_bits: int | None = None
 
     @property
@@ -235,7 +235,8 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
     layout : {None, 'fast', 'compact'}
         How ``output`` is saved (``Model.save``): 'compact' writes KenLM's trie binary (MKN only).
     quantize : int or (int, int), optional
-        Quantize the saved output's probabilities and backoffs to this many bits (``Model.save``).
+        Quantize the saved output (``Model.save``): to a .glmb, a GLM's alphas and gammas as 8- or 16-bit
+        codes; to another name, an MKN's probabilities and backoffs in KenLM's quantized trie.
     pointer_bits : int, optional
         Compress the saved output's child pointers (``Model.save``; KenLM's ``-a``).
     padding : {'kenlm', 'paper'}

@@ -294,8 +294,7 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
     """Count, estimate (MKN) and write the ARPA file ``output`` on a Dask cluster; returns (vocabulary,
     n-grams per order, discounts per order, n-grams per order before pruning).  The file is the one a
     single-machine build writes, byte for byte."""
-    from .build import CorpusError
-    from .corpus import input_names
+    from .corpus import CorpusError, input_names
     with session(dask, n_workers, scratch) as job:
         vocab, counted = count_runs(job, inputs, order, symbols, bad_utf8)
         bounds, last = last_word_bounds(splitters(job, counted), counted.layout, len(vocab))
