@@ -1,6 +1,8 @@
 import os
 import sys
 
+import pytest
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 if HERE not in sys.path:
     sys.path.insert(0, HERE)
@@ -13,3 +15,12 @@ os.environ["PYTHONSAFEPATH"] = "1"
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: tests that take more than ~20 s")
+
+
+@pytest.fixture(scope="module")
+def dask_client():
+    """A LocalCluster of two worker processes (one thread each) and its client, per test module."""
+    distributed = pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        yield client

@@ -16,14 +16,6 @@ TEST = ROOT / "data" / "shakespeare-test.txt.gz"
 
 
 @pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
-        yield client
-
-
-@pytest.fixture(scope="module")
 def texts(tmp_path_factory):
     d = tmp_path_factory.mktemp("texts")
     train = d / "train.txt"

@@ -172,14 +172,6 @@ def test_bad_tmpdir_and_workers():
 
 
 # ---------------------------------------------------------------------------------------------- Dask
-@pytest.fixture(scope="module")
-def dask_client():
-    distributed = pytest.importorskip("distributed", reason="Dask is optional: pip install glm[dask]")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
-        yield client
-
-
 def test_dask_local_cluster_builds_the_same_model(tmp_path, dask_client):
     plain_text = tmp_path / "train.txt"
     plain_text.write_bytes(gzip.decompress(TRAIN.read_bytes()))
