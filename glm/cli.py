@@ -639,7 +639,10 @@ def threading_main() -> bool:
 
 
 def _one_line(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.filename is not None and exc.strerror:    # as "FILE: why"
+        text = f"{exc.filename}: {exc.strerror[0].lower()}{exc.strerror[1:]}"
+    else:
+        text = str(exc) or type(exc).__name__
     return " ".join(text.split()) if "\n" in text else text
 
 

@@ -487,6 +487,16 @@ def test_missing_input_is_refused_before_any_work(files, tmp_path, capsys):
     assert not out.exists()
 
 
+def test_missing_model_names_the_file(files, tmp_path, capsys):
+    """A missing model file is one line naming it (not Python's "[Errno 2] ..."), for every command."""
+    typo = tmp_path / "typo.arpa"
+    for argv in (["score", str(typo), str(files["text"])], ["info", str(typo)],
+                 ["convert", str(typo), str(tmp_path / "out.klm"), "--layout", "compact"]):
+        assert main(argv) == 1
+        assert capsys.readouterr().err == f"glm {argv[0]}: error: {typo}: no such file or directory\n"
+    assert not (tmp_path / "out.klm").exists()
+
+
 def test_directory_as_model_is_a_clear_error(files, tmp_path, capsys):
     assert main(["score", str(tmp_path), str(files["text"])]) == 1
     err = capsys.readouterr().err
