@@ -12,10 +12,11 @@ are checked against the vocabulary and every score is checked (_results.pxi).
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
-from libc.math cimport isnan, log10, NAN, INFINITY
+from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t, int64_t
+from libc.math cimport isnan, log, log10, NAN, INFINITY
 from libcpp.algorithm cimport sort
 from libc.stdlib cimport malloc, free
+from libc.string cimport memset
 
 cnp.import_array()
 
@@ -29,6 +30,7 @@ DEF MAXPAT = 128          # 2^(MAXORDER-1)
 DEF LANES = 32            # positions searched together
 DEF RING = 64             # positions whose n-grams are kept (>= LANES + MAXORDER)
 DEF SPANPAT = 64          # patterns of one span: at most 2^(MAXORDER-2)
+DEF TILE = 64             # tokens of lattice_loglik's tiles (its work arrays: 32 KB at order 5)
 
 MAX_ORDER = MAXORDER
 cdef double NO_GAMMA = NAN
@@ -453,6 +455,60 @@ cdef class Scorer:
         free(ring)
         return 0
 
+    def trace(self, const uint32_t[::1] ids):
+        """The lattice of every token of the padded stream ``ids`` (1 w1 .. wn 2 per line; each line's
+        words and </s>, as score_stream scores them), for glm.tune: (nodes, histories, tops), with
+        nodes[t, q] the n-gram of pattern q at token t (for q = 0 its word id), histories[t, q] the
+        n-gram of q's history (pattern hist[q], gap[q] positions back), both -1 when unseen, for the
+        patterns q <= tops[t] = 2^h - 1 of its h history words (-1 above, and for patterns not in the
+        model).  int64 arrays (T, 2^(order - 1)) and uint8 (T,)."""
+        result_arrays(ids, True, False, self.vocab_size)      # (checks the stream and its ids)
+        cdef size_t n = ids.shape[0], T = 0, i, k, t = 0, sent = 0, x
+        cdef int B, b, q, top
+        for i in range(n):
+            T += ids[i] != 1
+        nodes_np = np.full((T, self.npat), -1, dtype=np.int64)
+        hists_np = np.full((T, self.npat), -1, dtype=np.int64)
+        tops_np = np.zeros(T, dtype=np.uint8)
+        cdef int64_t[:, ::1] N = nodes_np
+        cdef int64_t[:, ::1] H = hists_np
+        cdef uint8_t[::1] TOP = tops_np
+        cdef int64_t* ring = <int64_t*>malloc(RING * MAXPAT * sizeof(int64_t))
+        cdef int64_t* node
+        cdef size_t pos[LANES]
+        cdef int hl[LANES]
+        if ring == NULL:
+            raise MemoryError()
+        with nogil:
+            i = 0
+            while i < n:                 # batches of positions as in score_core
+                B = 0
+                k = i
+                while k < n and B < LANES and k - i < RING - MAXORDER:
+                    if ids[k] == 1:
+                        sent = k
+                        ring[(k % RING) * self.npat] = 1
+                    else:
+                        pos[B] = k
+                        hl[B] = <int>min(k - sent, <size_t>(self.order - 1))
+                        B += 1
+                    k += 1
+                self.find_nodes(&ids[0], pos, hl, B, ring)
+                for b in range(B):
+                    x = pos[b]
+                    node = &ring[(x % RING) * self.npat]
+                    top = (1 << hl[b]) - 1
+                    TOP[t] = top
+                    N[t, 0] = node[0]
+                    for q in range(1, top + 1):
+                        if self.present[q]:
+                            N[t, q] = node[q]
+                            H[t, q] = ring[((x - self.gap[q]) % RING) * self.npat + self.hist[q]]
+                    t += 1
+                i = k
+        free(ring)
+        return nodes_np, hists_np, tops_np
+
     # -- KenLM's State API (the scorer protocol, ext/_protocol.pxi) -------------------------------------
     cdef float c_step(self, const uint32_t* ctx, const float* ctx_bo, int ctx_len, uint32_t w,
                       uint32_t* out_ctx, float* out_bo, int* out_len, int* ngram_length) noexcept nogil:
@@ -523,3 +579,119 @@ cdef float glm_step(void* scorer, const uint32_t* ctx, const float* ctx_bo, int 
 
 cdef int glm_score(void* scorer, const uint32_t* ids, size_t n, bint bos, bint eos, Results* R) noexcept nogil:
     return (<Scorer>scorer).score_core(ids, n, bos, eos, R)
+
+
+cdef inline double dot(const double* x, const double* y, size_t n) noexcept nogil:
+    """sum x[i] y[i], in four running sums (not one chain of dependent additions)."""
+    cdef double s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0
+    cdef size_t i = 0
+    while i + 4 <= n:
+        s0 += x[i] * y[i]
+        s1 += x[i + 1] * y[i + 1]
+        s2 += x[i + 2] * y[i + 2]
+        s3 += x[i + 3] * y[i + 3]
+        i += 4
+    while i < n:
+        s0 += x[i] * y[i]
+        i += 1
+    return (s0 + s1) + (s2 + s3)
+
+
+def lattice_loglik(const float[:, :, ::1] coef, const uint8_t[::1] tops, const int32_t[:, ::1] child,
+                   const int32_t[::1] nchild, const double[:, ::1] weight, const double[::1] scale,
+                   double[:, ::1] grad_weight, double[::1] grad_scale):
+    """Sum over tokens t of ln P_t, P_t the probability at pattern tops[t] of the lattice
+
+        P[0] = A0 - s_0 A1,   P[q] = (A0 - s_q A1) + (G0 + s_q G1) avg_q,
+        avg_q = sum_j weight[q, j] P[child[q, j]],
+
+    with (A0, A1, G0, G1) = coef[q, :, t] and s = scale: the model of glm.tune at child weights
+    ``weight`` and discount scales ``scale`` (alpha and gamma are linear in the scale; an unseen history
+    has A = 0, G0 = 1, G1 = 0).  Adds the derivatives of the sum to grad_weight and grad_scale (reverse
+    mode over the lattice).  Patterns with nchild 0 (other than 0) are not in the model.  The tokens go
+    in tiles of TILE, pattern by pattern, so that the loops over a tile's tokens vectorize.
+    Probabilities are floored at 1e-300."""
+    cdef size_t T = coef.shape[2], t0, i, n
+    cdef int npat = coef.shape[0], q, j, c, top
+    if coef.shape[1] != 4 or tops.shape[0] != T or child.shape[0] != npat or nchild.shape[0] != npat \
+            or weight.shape[0] != npat or scale.shape[0] != npat or grad_weight.shape[0] != npat \
+            or grad_scale.shape[0] != npat or weight.shape[1] < child.shape[1] \
+            or grad_weight.shape[1] < child.shape[1]:
+        raise ValueError("lattice_loglik: arrays of inconsistent shapes")
+    for q in range(npat):
+        if not 0 <= nchild[q] <= child.shape[1]:
+            raise ValueError("lattice_loglik: a pattern with more children than the child array holds")
+        for j in range(nchild[q]):
+            if not 0 <= child[q, j] < q:
+                raise ValueError("lattice_loglik: a child must be a pattern below its parent")
+    if T == 0:
+        return 0.0
+    cdef double* work = <double*>malloc(4 * npat * TILE * sizeof(double))
+    if work == NULL:
+        raise MemoryError()
+    cdef double* P = work                   # P[q * TILE + i]: the probability of pattern q at token t0 + i
+    cdef double* avg = work + npat * TILE   # the average of its children
+    cdef double* slope = work + 2 * npat * TILE   # its gamma (dP / d avg), then bar * gamma
+    cdef double* bar = work + 3 * npat * TILE     # d ln P_t / d P[q]
+    cdef double total = 0.0, s, w, acc, p
+    cdef const float* a0
+    cdef const float* a1
+    cdef const float* g0
+    cdef const float* g1
+    cdef double* x
+    cdef double* y
+    cdef double* z
+    with nogil:
+        for t0 in range(0, T, TILE):
+            n = min(<size_t>TILE, T - t0)
+            a0, a1, s = &coef[0, 0, t0], &coef[0, 1, t0], scale[0]
+            for i in range(n):
+                P[i] = a0[i] - s * a1[i]
+            for q in range(1, npat):
+                x = &P[q * TILE]
+                if nchild[q] == 0:
+                    memset(x, 0, n * sizeof(double))
+                    continue
+                y = &avg[q * TILE]
+                memset(y, 0, n * sizeof(double))
+                for j in range(nchild[q]):
+                    w, z = weight[q, j], &P[child[q, j] * TILE]
+                    for i in range(n):
+                        y[i] += w * z[i]
+                a0, a1, g0, g1, s = &coef[q, 0, t0], &coef[q, 1, t0], &coef[q, 2, t0], &coef[q, 3, t0], scale[q]
+                z = &slope[q * TILE]
+                for i in range(n):
+                    z[i] = g0[i] + s * g1[i]
+                    x[i] = a0[i] - s * a1[i] + z[i] * y[i]
+            memset(bar, 0, npat * TILE * sizeof(double))
+            for i in range(n):
+                top = tops[t0 + i] if tops[t0 + i] < npat else npat - 1
+                p = P[top * TILE + i]
+                if not p > 1e-300:
+                    p = 1e-300
+                total += log(p)
+                bar[top * TILE + i] = 1.0 / p
+            for q in range(npat - 1, 0, -1):
+                if nchild[q] == 0:
+                    continue
+                x, y = &bar[q * TILE], &avg[q * TILE]
+                a1, g1 = &coef[q, 1, t0], &coef[q, 3, t0]
+                z = &P[q * TILE]                    # (free now: d P / d s_q = G1 avg - A1, here)
+                for i in range(n):
+                    z[i] = g1[i] * y[i] - a1[i]
+                grad_scale[q] += dot(x, z, n)
+                y = &slope[q * TILE]
+                for i in range(n):
+                    y[i] *= x[i]                    # bar * gamma: d ln P_t / d avg_q
+                for j in range(nchild[q]):
+                    c, w = child[q, j], weight[q, j]
+                    grad_weight[q, j] += dot(y, &P[c * TILE], n)
+                    z = &bar[c * TILE]
+                    for i in range(n):
+                        z[i] += y[i] * w
+            a1, z = &coef[0, 1, t0], P
+            for i in range(n):
+                z[i] = a1[i]
+            grad_scale[0] -= dot(bar, z, n)
+    free(work)
+    return total

@@ -327,9 +327,9 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
     (glm.split), with a model of the other lines (counted here, also when the final count is on Dask)."""
     from .generalized import estimate as estimate_glm
     from .model import GeneralizedModel
-    from .patterns import parse
+    from .patterns import name
     from .split import Interleave, label as split_label, tuning_lines
-    from .tune import tune as fit
+    from .tune import fit
     part = Interleave(plan.tune_split)
     label = split_label(plan.tune_split)
     vocab, levels = _count_training_part(plan, part, label, scratch)
@@ -340,14 +340,12 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
     used = tuning_lines(part.heldout)
-    model = fit(GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=_options(plan)),
-                lines=used, label=label, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
-    scales = {parse(k): float(c) for k, c in model.meta["discount_scales"].items()}
+    f = fit(GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=_options(plan)),
+            lines=used, label=label, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
     meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
-                tuning_lines=len(used),
-                heldout_cross_entropy=model.meta["heldout_cross_entropy"],
-                discount_scales=model.meta["discount_scales"])
-    return Fitted(dict(model.weights), scales, meta)
+                tuning_lines=len(used), heldout_cross_entropy=f.cross_entropy,
+                discount_scales={name(m): c for m, c in sorted(f.scales.items())})
+    return Fitted(f.weights, f.scales, meta)
 
 
 def _count_training_part(plan: _Plan, part, label: str, scratch):
@@ -412,8 +410,8 @@ def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | Non
         if writer is not None:
             writer.finish(model)
     if plan.tune:
-        from .tune import tune as fit
-        model = fit(model, plan.tune, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
+        from . import tune as tuning
+        model = tuning.tune(model, plan.tune, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
         model.tables.stats = None
     if plan.output is not None and not streaming:
         model.save(plan.output, quiet=plan.quiet, layout=plan.layout, quantize=plan.quantize,

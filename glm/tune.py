@@ -1,21 +1,23 @@
 """Fitting a GLM (or MKN) on held-out text, keeping it normalized (the paper's future work, §7.2).
 
-Two kinds of parameters, fitted by coordinate descent (an exact search along one parameter at a time,
-minimizing the held-out perplexity; see ``tune``):
+Two kinds of parameters:
 
-* per child of a pattern with several children (GLM only), its weight: the search moves one child's
-  weight, and the others keep their proportions and sum to 1 - it.  All weight on the farthest-word-
-  deletion child (MKN's back-off) everywhere is MKN.  (Weights start from the model's, uniform for an
-  untuned GLM.)
-* per pattern (both methods), a scale c of its discounts: D_k -> c D_k, with c D_k kept in [0, k].
+* per pattern with several children (GLM only), every child's weight (>= 0, summing to 1).  All weight
+  on the farthest-word-deletion child (MKN's back-off) everywhere is MKN.  (Weights start from the
+  model's, uniform for an untuned GLM.)
+* per pattern (both methods), a scale c of its discounts: D_k -> c D_k, with c in [0.25, 2] and
+  c D_k <= k.
 
 Any such choice keeps every distribution normalized (a convex combination of normalized children, and
-discounts within [0, k]).
+discounts within [0, k]).  They are fitted by maximizing the held-out log-likelihood with its gradient:
+the held-out text is traced through the model once (``lattice``: what each token's probability is made
+of, as a function of the parameters), after which the log-likelihood and its derivatives in all the
+parameters cost one pass over those terms (``_glm.lattice_loglik``), and scipy's L-BFGS-B does the rest.
 """
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -25,13 +27,27 @@ from .model import GeneralizedModel
 from .patterns import name
 from .progress import progress
 
-GOLDEN = (math.sqrt(5) - 1) / 2
+# L-BFGS-B stops when an iteration lowers the held-out cross-entropy (nats per token, about 5) by less
+# than FTOL of it, or after MAXFUN evaluations.  1e-6 against 1e-7: +0.04% held-out perplexity on PTB
+# (order 5) in half the time (docs/glm.md §3).
+FTOL, MAXFUN = 1e-6, 200
+BLOCK = 1 << 15          # held-out ids per block of the lattice (its sums do not depend on the threads)
+
+
+@dataclass
+class Fit:
+    """Parameters fitted on held-out text (``fit``)."""
+    weights: dict            # {mask: every child's weight}, patterns with several children
+    scales: dict             # {mask: c}: the discounts D_k -> c D_k, relative to the model's discounts
+    cross_entropy: float     # the held-out text's average -log10 probability per token with them
+    evaluations: int = 0     # passes over the lattice (objective and gradient)
 
 
 def heldout_ids(model: GeneralizedModel, inputs, bad_utf8: str = "error", lines=None,
                 label: str | None = None) -> list[np.ndarray]:
     """The held-out text (paths ``inputs``, or ``lines``: an iterable of lines) as padded id streams,
-    cut at line ends into one part per thread.  label: what the held-out text is, named in errors."""
+    cut at line ends into blocks of about BLOCK ids (the same blocks for any number of threads, so that
+    sums over them are too).  label: what the held-out text is, named in errors."""
     from .corpus import CorpusError, line_chunks, read_chunks
     chunks = read_chunks(inputs) if lines is None else line_chunks(lines)
     parts = [model.vocab.tokenize(c, symbols="unk", bad_utf8=bad_utf8) for c in chunks]
@@ -40,161 +56,185 @@ def heldout_ids(model: GeneralizedModel, inputs, bad_utf8: str = "error", lines=
     if not len(ends):
         names = label or (", ".join(map(str, inputs)) if isinstance(inputs, (list, tuple)) else str(inputs))
         raise CorpusError(f"no text in {names}: nothing to tune on (the held-out text is empty)")
-    k = threads()
-    cuts = [0] + [int(ends[min(len(ends) - 1, len(ends) * i // k)]) for i in range(1, k)] + [len(ids)]
-    return [ids[a:b] for a, b in zip(cuts, cuts[1:]) if b > a]
+    cuts = np.unique(np.append(ends[np.searchsorted(ends, np.arange(BLOCK, len(ids), BLOCK))
+                                    .clip(max=len(ends) - 1)], len(ids)))
+    return np.split(ids, cuts[:-1])
 
 
 def cross_entropy(model: GeneralizedModel, ids: list[np.ndarray]) -> float:
-    """Average -log10 probability per token."""
-    with ThreadPoolExecutor(len(ids)) as ex:
+    """Average -log10 probability per token, scored."""
+    with ThreadPoolExecutor(threads()) as ex:
         res = list(ex.map(model.score_ids, ids))
     return -sum(float(r.log10_prob.sum()) for r in res) / max(1, sum(int(r.tokens.sum()) for r in res))
 
 
-def _golden(f, lo: float, hi: float, x0: float, iters: int) -> tuple[float, float]:
-    """Minimize f on [lo, hi]; returns (x, f(x)), never worse than x0."""
-    best = (x0, f(x0))
-    a, b = lo, hi
-    c, d = b - GOLDEN * (b - a), a + GOLDEN * (b - a)
-    fc, fd = f(c), f(d)
-    for _ in range(iters):
-        if fc < fd:
-            b, d, fd = d, c, fc
-            c = b - GOLDEN * (b - a)
-            fc = f(c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + GOLDEN * (b - a)
-            fd = f(d)
-    for x, fx in ((c, fc), (d, fd)):
-        if fx < best[1]:
-            best = (x, fx)
-    return best
+def lattice(model: GeneralizedModel, ids: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """What the held-out tokens' probabilities are made of, as functions of the parameters: per block of
+    ``ids``, (coef, tops) for ``_glm.lattice_loglik``.  Per pattern q (index (mask - 1) / 2) and token t,
+    coef[q, :, t] = (A0, A1, G0, G1): the n-gram's alpha is A0 - c A1 and its history's gamma G0 + c G1
+    at discount scale c of the pattern (1: its discounts now), exactly (alpha = max(s - c D_k, 0) / den
+    never clips, c D_k <= k <= s, and gamma = 1 - the sum of the kept alphas); an unseen history has
+    (0, 0, 1, 0), which gives the average of the children as the scorer does; for q = 0 the unigram
+    probability is A0 - c A1.  tops[t]: the pattern that answers t.  Needs the statistics (keep_stats).
+    coef is float32, as the model's alphas."""
+    terms = _Terms(model)
+    with ThreadPoolExecutor(threads()) as ex:
+        return list(ex.map(terms.block, ids))
 
 
-def token_scores(model: GeneralizedModel, ids: list[np.ndarray]) -> tuple[float, np.ndarray]:
-    """(average -log10 probability per token; every token's probability, float64).  Both are sums over
-    the tokens in their order, so they do not depend on how the text was cut into parts."""
-    with ThreadPoolExecutor(len(ids)) as ex:
-        res = list(ex.map(lambda part: model._trie.score_stream(part, True, True, True), ids))
-    lp = np.concatenate([tok[0] for _, tok in res]).astype(np.float64)
-    return -float(lp.sum()) / max(1, len(lp)), 10.0 ** lp
+class _Terms:
+    """Per pattern, what its alphas and gammas are made of (the statistic, the sums per history with
+    and without discounts), to read at the n-grams a block of held-out text meets."""
+
+    def __init__(self, model: GeneralizedModel):
+        from . import _mkn
+        from .mkn import unigram_probs
+        tables, stats = model.tables, model.tables.stats
+        self.scorer, self.npat = model._trie, 1 << (model.order - 1)
+        counts, opts, keep1 = stats[1]
+        u1, u0 = (unigram_probs(counts, D, opts, keep1) for D in (tables.discounts[1], (0.0, 0.0, 0.0)))
+        self.unigrams = (u0, u0 - u1) if keep1 is None else (u0[keep1], (u0 - u1)[keep1])
+        self.patterns = {}
+        for mask in sorted(stats)[1:]:
+            stat, hist, keep, hist_keep = stats[mask]
+            D = tables.discounts[mask]
+            n_hist = len(tables.tables[mask]["gamma"]) if hist_keep is None else len(hist_keep)
+            k8 = None if keep is None else keep.view(np.uint8)
+            den, num1 = _mkn.context_sums(hist, stat, k8, D, n_hist)      # num: gamma's numerator
+            num0 = (np.zeros(n_hist) if keep is None           # (the pruned n-grams' statistics)
+                    else _mkn.context_sums(hist, stat, k8, (0.0,) * 3, n_hist)[1])
+            self.patterns[mask >> 1] = (stat, hist, _kept_index(keep), _kept_index(hist_keep), den, num0,
+                                        num1 - num0, np.array((0.0,) + tuple(D)))
+
+    def block(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(coef, tops) of the tokens of ``ids`` (see lattice)."""
+        nodes, hists, tops = self.scorer.trace(ids)
+        coef = np.zeros((self.npat, 4, len(tops)), dtype=np.float32)
+        coef[:, 2] = 1.0                                    # (an unseen history: the children's average)
+        coef[0, 0], coef[0, 1] = (u[nodes[:, 0]] for u in self.unigrams)
+        for q, (stat, hist, kept, hist_kept, den, num0, num_d, Dt) in self.patterns.items():
+            g = nodes[:, q]
+            st = stat[_old(g, kept)]
+            dn = den[hist[_old(g, kept)]].astype(np.float64)
+            coef[q, 0] = np.where(g >= 0, st / dn, 0.0)
+            coef[q, 1] = np.where(g >= 0, Dt[np.minimum(st, 3)] / dn, 0.0)
+            h = hists[:, q]
+            old = _old(h, hist_kept)
+            dn = den[old].astype(np.float64)
+            seen = (h >= 0) & (dn > 0)
+            dn[~seen] = 1.0
+            coef[q, 2] = np.where(seen, num0[old] / dn, 1.0)
+            coef[q, 3] = np.where(seen, num_d[old] / dn, 0.0)
+        return coef, tops
 
 
-def _best_on_line(p0: np.ndarray, slope: np.ndarray, x0: float, lo: float, hi: float) -> float:
-    """The x in [lo, hi] that maximizes sum(log(p0 + slope (x - x0))): a concave function, so the zero
-    of its decreasing derivative, by bisection."""
-    def grad(x):
-        return float(np.sum(slope / np.maximum(p0 + slope * (x - x0), 1e-300)))
-    if grad(lo) <= 0:
-        return lo
-    if grad(hi) >= 0:
-        return hi
-    a, b = lo, hi
-    for _ in range(50):
-        mid = (a + b) / 2
-        if grad(mid) > 0:
-            a = mid
-        else:
-            b = mid
-    return (a + b) / 2
+def _kept_index(keep: np.ndarray | None) -> np.ndarray | None:
+    """The indices before pruning of the kept n-grams (None: all kept)."""
+    return None if keep is None else np.flatnonzero(keep)
 
 
-def tune(model: GeneralizedModel, heldout=None, rounds: int = 3, iters: int = 10, weights: bool = True,
-         discounts: bool = True, quiet: bool = True, bad_utf8: str = "error", lines=None,
-         label: str | None = None, search: str = "linear") -> GeneralizedModel:
-    """A model with weights and discount scales fitted on ``heldout`` (paths) or ``lines`` (an iterable
-    of lines; label: what they are, for errors and meta["tuned_on"]).  Discounts can be fitted only on
-    a model fresh from training (its statistics are kept: glm.train(..., tune=...)).  The fitted
-    scales c of the discounts (D_k -> c D_k) are in the result's meta["discount_scales"] ({pattern
-    name: c}), so that they can be applied to a model of more text (``discount_scales`` of
-    glm.generalized.estimate).
+def _old(nodes: np.ndarray, kept: np.ndarray | None) -> np.ndarray:
+    """The indices before pruning of a pattern's n-grams ``nodes`` (-1: read as 0)."""
+    x = np.maximum(nodes, 0)
+    return x if kept is None else kept[x]
 
-    search: how each parameter is fitted.  'linear' (default): every token's probability is linear in
-    any one parameter (a child weight, or a discount scale: alpha and gamma are linear in it and the
-    model is linear in each pattern's distribution), so one scoring at the far end of the parameter's
-    range gives each token's line, the best value on it is found exactly (the log-likelihood is then
-    concave) and taken if its cross-entropy on the line is below both ends': one scoring per
-    parameter, and one per round (so that float32 rounding cannot add up over the steps).  'golden':
-    golden-section search on the held-out
-    cross-entropy, ``iters`` steps (12 to 14 scorings per parameter; the method before).
-    """
-    if search not in ("linear", "golden"):
-        raise ValueError(f"search must be 'linear' or 'golden', not {search!r}")
+
+def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discounts: bool = True,
+        quiet: bool = True, bad_utf8: str = "error", lines=None, label: str | None = None) -> Fit:
+    """Child weights (GLM) and discount scales that maximize the likelihood of ``heldout`` (paths) or
+    ``lines`` (an iterable of lines; label: what they are, named in errors); the model is not changed.
+
+    The held-out text is traced through the model once (``lattice``); L-BFGS-B (scipy) then maximizes
+    the log-likelihood, each evaluation one pass over the traced terms giving it and its derivatives in
+    every parameter (``_glm.lattice_loglik``): child weights through a softmax per pattern, discount
+    scales within their bounds.  The cross-entropy is the lattice's, which is the scored one up to the
+    float32 rounding of the model's values.  Discounts can be fitted only on a model fresh from training
+    (its statistics are kept: glm.train(..., tune=...))."""
+    from scipy.optimize import minimize
+    from . import _glm
     ids = heldout_ids(model, heldout, bad_utf8, lines, label)
-    tables = model.tables
-    if discounts and tables.stats is None:
-        raise ValueError("discounts can be tuned only while training (the statistics are not stored)")
+    if model.tables.stats is None:
+        raise ValueError("a model can be tuned only while training (its statistics are not stored)")
+    base = dict(model.tables.discounts)
     kids = combination(model.order, model.method, model.weights)
-    wts = {m: tuple(w for _, w in kids[m]) for m in model.weights}
-    masks = list(kids)
-    params = []
-    if weights and model.method != "mkn":
-        params += [("weight", (m, i)) for m in masks if len(kids[m]) > 1 for i in range(len(kids[m]))]
-    if discounts:
-        params += [("discount", m) for m in [1] + masks]
-    base = dict(tables.discounts)
-    scales = {m: 1.0 for m in base}
-    current = [model]
+    npat = 1 << (model.order - 1)
+    child = np.zeros((npat, model.order), dtype=np.int32)
+    nchild = np.zeros(npat, dtype=np.int32)
+    w0 = np.zeros((npat, model.order))
+    for m, ks in kids.items():
+        nchild[m >> 1] = len(ks)
+        for j, (c, w) in enumerate(ks):
+            child[m >> 1, j], w0[m >> 1, j] = c >> 1, w
+    free = [m for m in kids if weights and model.method != "mkn" and len(kids[m]) > 1]
+    bounds = {m: _scale_range(base[m]) for m in base}
+    fitted = [m for m in base if discounts and bounds[m][1] - bounds[m][0] >= 1e-9]
+    parts = lattice(model, ids)
+    tokens = sum(len(tops) for _, tops in parts)
+    bar = progress(desc="tuning", unit=" passes", quiet=quiet)
 
-    def rebuild():
-        current[0] = GeneralizedModel(model.vocab, tables, model.meta, wts, model.hash)
+    def unpack(x):
+        """(child weights, scales) of the point x: softmax logits of the free weights, then scales."""
+        w, scale = w0.copy(), np.ones(npat)
+        i = 0
+        for m in free:
+            n = len(kids[m])
+            e = np.exp(x[i:i + n] - x[i:i + n].max())
+            w[m >> 1, :n] = e / e.sum()
+            i += n
+        scale[[m >> 1 for m in fitted]] = x[i:]
+        return w, scale
 
-    def setter(kind, m):
-        """(set(x): the model with this parameter at x, lo, hi, current x)"""
-        if kind == "weight":
-            m, i = m
-            old = wts.get(m, tuple(w for _, w in kids[m]))
-            rest = sum(old) - old[i]
+    def objective(x):
+        """(cross-entropy in nats per token, its gradient) at x."""
+        w, scale = unpack(x)
 
-            def set_weight(x):
-                wts[m] = tuple(x if j == i else (w * (1 - x) / rest if rest > 0 else (1 - x) / (len(old) - 1))
-                               for j, w in enumerate(old))
-                rebuild()
-            return set_weight, 0.0, 1.0, old[i]
+        def one(part):
+            gw, gs = np.zeros_like(w), np.zeros(npat)
+            return _glm.lattice_loglik(*part, child, nchild, w, scale, gw, gs), gw, gs
+        res = list(pool.map(one, parts))
+        ll, gw, gs = (sum(r[i] for r in res) for i in range(3))     # (in block order: any thread count)
+        grad = [wm * (gm - wm @ gm) for wm, gm in          # through the softmax
+                ((w[m >> 1, :len(kids[m])], gw[m >> 1, :len(kids[m])]) for m in free)]
+        grad.append(gs[[m >> 1 for m in fitted]])
+        bar.update(1)
+        return -ll / tokens, -np.concatenate(grad) / tokens
 
-        def set_scale(c):
-            rediscount(tables, m, tuple(c * d for d in base[m]))
-            scales[m] = c
-            rebuild()
-        top = min(2.0, *(k / d for k, d in zip((1, 2, 3), base[m]) if d > 0))
-        return set_scale, 0.25, top, scales[m]
-
-    bar = progress(total=rounds * len(params), desc="tuning", quiet=quiet)
-    ce, probs = token_scores(model, ids) if search == "linear" else (None, None)
-    for round_ in range(rounds):
-        if search == "linear" and round_:       # each round from a scoring, so that rounding cannot add up
-            ce, probs = token_scores(current[0], ids)
-        for kind, m in params:
-            put, lo, hi, x0 = setter(kind, m)
-            if hi - lo < 1e-9:
-                pass
-            elif search == "golden":
-                def f(x):
-                    put(x)
-                    return cross_entropy(current[0], ids)
-                x, _ = _golden(f, lo, hi, x0, iters)
-                put(x)
-            else:
-                x1 = hi if hi - x0 >= x0 - lo else lo
-                put(x1)
-                ce1, p1 = token_scores(current[0], ids)
-                tried = [(ce, x0, probs), (ce1, x1, p1)]
-                slope = (p1 - probs) / (x1 - x0)
-                x = _best_on_line(probs, slope, x0, lo, hi)
-                if x != x0 and x != x1:        # on the line: no scoring (float32 rounding aside, exact)
-                    p_x = np.maximum(probs + slope * (x - x0), 1e-300)
-                    tried.append((-float(np.log10(p_x).sum()) / max(1, len(p_x)), x, p_x))
-                ce, x, probs = min(tried, key=lambda t: t[0])
-                if x != x1:                    # (the model is at x1)
-                    put(x)
-            bar.update(1)
+    x0 = np.concatenate([np.log(np.maximum(w0[m >> 1, :len(kids[m])], 1e-12)) for m in free]
+                        + [np.ones(len(fitted))])
+    with ThreadPoolExecutor(min(threads(), len(parts))) as pool:
+        if len(x0):
+            res = minimize(objective, x0, jac=True, method="L-BFGS-B", options=dict(ftol=FTOL, maxfun=MAXFUN),
+                           bounds=[(None, None)] * (len(x0) - len(fitted)) + [bounds[m] for m in fitted])
+            x, ce, passes = res.x, float(res.fun), int(res.nfev)
+        else:                              # (nothing to fit: the model's own cross-entropy)
+            x, ce, passes = x0, objective(x0)[0], 1
     bar.close()
+    w, scale = unpack(x)
+    return Fit({m: tuple(float(v) for v in w[m >> 1, :len(kids[m])]) for m in free},
+               {m: float(scale[m >> 1]) for m in base}, float(ce / np.log(10)), passes)
+
+
+def _scale_range(D: tuple) -> tuple[float, float]:
+    """The range of a pattern's discount scale: [0.25, 2], and c D_k <= k."""
+    return 0.25, min(2.0, *(k / d for k, d in zip((1, 2, 3), D) if d > 0))
+
+
+def tune(model: GeneralizedModel, heldout=None, *, weights: bool = True, discounts: bool = True,
+         quiet: bool = True, bad_utf8: str = "error", lines=None, label: str | None = None) -> GeneralizedModel:
+    """The model with the weights and discount scales ``fit`` finds on ``heldout`` (paths) or ``lines``
+    (an iterable of lines; label: what they are, for errors and meta["tuned_on"]); its tables are
+    changed in place.  The fitted scales c of the discounts (D_k -> c D_k) are in the result's
+    meta["discount_scales"] ({pattern name: c}), so that they can be applied to a model of more text
+    (``discount_scales`` of glm.generalized.estimate)."""
+    f = fit(model, heldout, weights=weights, discounts=discounts, quiet=quiet, bad_utf8=bad_utf8, lines=lines,
+            label=label)
+    base = dict(model.tables.discounts)
+    for m, c in f.scales.items():
+        if c != 1.0:
+            rediscount(model.tables, m, tuple(c * d for d in base[m]))
     tuned_on = (label if lines is not None else
                 [str(h) for h in heldout] if isinstance(heldout, (list, tuple)) else str(heldout))
-    final = token_scores(current[0], ids)[0] if search == "linear" else cross_entropy(current[0], ids)
-    meta = dict(model.meta, tuned_on=tuned_on, heldout_cross_entropy=final)
+    meta = dict(model.meta, tuned_on=tuned_on, heldout_cross_entropy=f.cross_entropy)
     if discounts:
-        meta["discount_scales"] = {name(m): scales[m] for m in sorted(scales)}
-    return GeneralizedModel(model.vocab, tables, meta, wts, model.hash)
+        meta["discount_scales"] = {name(m): f.scales[m] for m in sorted(f.scales)}
+    return GeneralizedModel(model.vocab, model.tables, meta, {**model.weights, **f.weights}, model.hash)

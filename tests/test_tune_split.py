@@ -231,33 +231,6 @@ def test_tuned_mkn_as_arpa_scores_as_kenlm(text, lines, tmp_path, capsys):
     assert "only MKN" in capsys.readouterr().err and not (tmp_path / "g.arpa").exists()
 
 
-def test_token_probabilities_are_linear_in_each_parameter(text, lines):
-    """What the default search rests on: every token's probability is linear in one child weight and in
-    one discount scale (float32 storage aside); and its result is at least as good on the held-out
-    text as golden-section search's."""
-    from glm.tune import heldout_ids, token_scores
-    vocab, levels = count(lines=lines, order=ORDER)
-    model = GeneralizedModel(vocab, estimate(levels, ORDER, "glm", Options(discount_fallback=()), keep_stats=True))
-    ids = heldout_ids(model, None, lines=text[1500:1650])
-    base = model.tables.discounts[0b101]
-    probs = []
-    for c in (0.5, 0.9, 1.3):
-        rediscount(model.tables, 0b101, tuple(c * d for d in base))
-        probs.append(token_scores(model.with_weights({}), ids)[1])
-    np.testing.assert_allclose(probs[1], probs[0] + (probs[2] - probs[0]) * 0.4 / 0.8, rtol=2e-6)
-    assert np.abs(probs[2] / probs[0] - 1).max() > 1e-3              # (it moves)
-    rediscount(model.tables, 0b101, base)
-    probs = [token_scores(model.with_weights({0b111: (x, 1 - x)}), ids)[1] for x in (0.1, 0.3, 0.9)]
-    np.testing.assert_allclose(probs[1], probs[0] + (probs[2] - probs[0]) * 0.2 / 0.8, rtol=2e-6)
-    assert np.abs(probs[2] / probs[0] - 1).max() > 1e-3
-    ce = {}
-    for search in ("linear", "golden"):
-        vocab, levels = count(lines=lines, order=ORDER)
-        m = GeneralizedModel(vocab, estimate(levels, ORDER, "glm", Options(discount_fallback=()), keep_stats=True))
-        ce[search] = tune(m, lines=text[1500:1650], label="h", search=search, rounds=2).meta["heldout_cross_entropy"]
-    assert ce["linear"] <= ce["golden"] + 1e-6
-
-
 def test_same_model_under_a_memory_budget_and_one_thread(lines, tmp_path):
     """The split pass spills and parks under --memory like the build; the fit does not depend on it, nor
     on the number of threads (the held-out text is scored in one part per thread)."""
