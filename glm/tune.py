@@ -21,15 +21,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _mkn
 from .threads import threads
 from .generalized import combination, rediscount
+from .mkn import unigram_probs
 from .model import GeneralizedModel
-from .patterns import name
+from .patterns import history, name
 from .progress import progress
 
 # L-BFGS-B stops when an iteration lowers the held-out cross-entropy (nats per token, about 5) by less
-# than FTOL of it, or after MAXFUN evaluations.  1e-6 against 1e-7: +0.04% held-out perplexity on PTB
-# (order 5) in half the time (docs/glm.md §3).
+# than FTOL of it, or after MAXFUN evaluations.  1e-6 against 1e-7: held-out perplexity +0.02-0.04%
+# (PTB, WikiText-2, Brown, order 5); on PTB 35 evaluations against 108 (docs/glm.md §3).
 FTOL, MAXFUN = 1e-6, 200
 BLOCK = 1 << 15          # held-out ids per block of the lattice (its sums do not depend on the threads)
 
@@ -77,55 +79,46 @@ def lattice(model: GeneralizedModel, ids: list[np.ndarray]) -> list[tuple[np.nda
     (0, 0, 1, 0), which gives the average of the children as the scorer does; for q = 0 the unigram
     probability is A0 - c A1.  tops[t]: the pattern that answers t.  Needs the statistics (keep_stats).
     coef is float32, as the model's alphas."""
-    terms = _Terms(model)
-    with ThreadPoolExecutor(threads()) as ex:
-        return list(ex.map(terms.block, ids))
+    with ThreadPoolExecutor(threads()) as pool:
+        traced = list(pool.map(model._trie.trace, ids))          # (nodes, histories, tops) per block
+        coef = [np.zeros((1 << (model.order - 1), 4, len(tops)), dtype=np.float32) for _, _, tops in traced]
+        counts, opts, keep1 = model.tables.stats[1]
+        u1, u0 = (unigram_probs(counts, D, opts, keep1) for D in (model.tables.discounts[1], (0.0,) * 3))
+        if keep1 is not None:
+            u1, u0 = u1[keep1], u0[keep1]
+        for (nodes, _, _), c in zip(traced, coef):
+            c[:, 2] = 1.0                                   # (an unseen history: the children's average)
+            c[0, 0], c[0, 1] = u0[nodes[:, 0]], (u0 - u1)[nodes[:, 0]]
+        masks = sorted(model.tables.stats)[1:]              # (one pattern's sums at a time per thread)
+        list(pool.map(lambda m: _pattern_terms(model.tables, m, traced, coef), masks))
+    return [(c, tops) for c, (_, _, tops) in zip(coef, traced)]
 
 
-class _Terms:
-    """Per pattern, what its alphas and gammas are made of (the statistic, the sums per history with
-    and without discounts), to read at the n-grams a block of held-out text meets."""
-
-    def __init__(self, model: GeneralizedModel):
-        from . import _mkn
-        from .mkn import unigram_probs
-        tables, stats = model.tables, model.tables.stats
-        self.scorer, self.npat = model._trie, 1 << (model.order - 1)
-        counts, opts, keep1 = stats[1]
-        u1, u0 = (unigram_probs(counts, D, opts, keep1) for D in (tables.discounts[1], (0.0, 0.0, 0.0)))
-        self.unigrams = (u0, u0 - u1) if keep1 is None else (u0[keep1], (u0 - u1)[keep1])
-        self.patterns = {}
-        for mask in sorted(stats)[1:]:
-            stat, hist, keep, hist_keep = stats[mask]
-            D = tables.discounts[mask]
-            n_hist = len(tables.tables[mask]["gamma"]) if hist_keep is None else len(hist_keep)
-            k8 = None if keep is None else keep.view(np.uint8)
-            den, num1 = _mkn.context_sums(hist, stat, k8, D, n_hist)      # num: gamma's numerator
-            num0 = (np.zeros(n_hist) if keep is None           # (the pruned n-grams' statistics)
-                    else _mkn.context_sums(hist, stat, k8, (0.0,) * 3, n_hist)[1])
-            self.patterns[mask >> 1] = (stat, hist, _kept_index(keep), _kept_index(hist_keep), den, num0,
-                                        num1 - num0, np.array((0.0,) + tuple(D)))
-
-    def block(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(coef, tops) of the tokens of ``ids`` (see lattice)."""
-        nodes, hists, tops = self.scorer.trace(ids)
-        coef = np.zeros((self.npat, 4, len(tops)), dtype=np.float32)
-        coef[:, 2] = 1.0                                    # (an unseen history: the children's average)
-        coef[0, 0], coef[0, 1] = (u[nodes[:, 0]] for u in self.unigrams)
-        for q, (stat, hist, kept, hist_kept, den, num0, num_d, Dt) in self.patterns.items():
-            g = nodes[:, q]
-            st = stat[_old(g, kept)]
-            dn = den[hist[_old(g, kept)]].astype(np.float64)
-            coef[q, 0] = np.where(g >= 0, st / dn, 0.0)
-            coef[q, 1] = np.where(g >= 0, Dt[np.minimum(st, 3)] / dn, 0.0)
-            h = hists[:, q]
-            old = _old(h, hist_kept)
-            dn = den[old].astype(np.float64)
-            seen = (h >= 0) & (dn > 0)
-            dn[~seen] = 1.0
-            coef[q, 2] = np.where(seen, num0[old] / dn, 1.0)
-            coef[q, 3] = np.where(seen, num_d[old] / dn, 0.0)
-        return coef, tops
+def _pattern_terms(tables, mask: int, traced: list, coef: list) -> None:
+    """Fills coef[q] (q = mask >> 1) of every block from the pattern's statistics (see lattice)."""
+    stat, hist, keep, hist_keep = tables.stats[mask]
+    D, q = tables.discounts[mask], mask >> 1
+    n_hist = tables.sizes[history(mask)[1]] if hist_keep is None else len(hist_keep)
+    k8 = None if keep is None else keep.view(np.uint8)
+    den, num1 = _mkn.context_sums(hist, stat, k8, D, n_hist)          # num: gamma's numerator
+    num0 = None if keep is None else _mkn.context_sums(hist, stat, k8, (0.0,) * 3, n_hist)[1]  # pruned's
+    kept, hist_kept = _kept_index(keep), _kept_index(hist_keep)
+    Dt = np.array((0.0,) + tuple(D))
+    for (nodes, hists, _), c in zip(traced, coef):
+        g = nodes[:, q]
+        old = _old(g, kept)
+        st = stat[old]
+        dn = den[hist[old]].astype(np.float64)
+        c[q, 0] = np.where(g >= 0, st / dn, 0.0)
+        c[q, 1] = np.where(g >= 0, Dt[np.minimum(st, 3)] / dn, 0.0)
+        h = hists[:, q]
+        old = _old(h, hist_kept)
+        dn = den[old].astype(np.float64)
+        seen = (h >= 0) & (dn > 0)
+        dn[~seen] = 1.0
+        n0 = 0.0 if num0 is None else num0[old]
+        c[q, 2] = np.where(seen, n0 / dn, 1.0)
+        c[q, 3] = np.where(seen, (num1[old] - n0) / dn, 0.0)
 
 
 def _kept_index(keep: np.ndarray | None) -> np.ndarray | None:
