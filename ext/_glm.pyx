@@ -613,7 +613,7 @@ def lattice_loglik(const float[:, :, ::1] coef, const uint8_t[::1] tops, const i
     Probabilities are floored at 1e-300."""
     cdef size_t T = coef.shape[2], t0, i, n
     cdef int npat = coef.shape[0], q, j, c, top
-    if coef.shape[1] != 4 or tops.shape[0] != T or child.shape[0] != npat or nchild.shape[0] != npat \
+    if npat == 0 or coef.shape[1] != 4 or tops.shape[0] != T or child.shape[0] != npat or nchild.shape[0] != npat \
             or weight.shape[0] != npat or scale.shape[0] != npat or grad_weight.shape[0] != npat \
             or grad_scale.shape[0] != npat or weight.shape[1] < child.shape[1] \
             or grad_weight.shape[1] < child.shape[1]:
@@ -633,7 +633,7 @@ def lattice_loglik(const float[:, :, ::1] coef, const uint8_t[::1] tops, const i
     cdef double* avg = work + npat * TILE   # the average of its children
     cdef double* slope = work + 2 * npat * TILE   # its gamma (dP / d avg), then bar * gamma
     cdef double* bar = work + 3 * npat * TILE     # d ln P_t / d P[q]
-    cdef double total = 0.0, s, w, acc, p
+    cdef double total = 0.0, s, w, p
     cdef const float* a0
     cdef const float* a1
     cdef const float* g0

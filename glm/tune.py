@@ -209,7 +209,7 @@ def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discount
 
 def _scale_range(D: tuple) -> tuple[float, float]:
     """The range of a pattern's discount scale: [0.25, 2], and c D_k <= k."""
-    return 0.25, min(2.0, *(k / d for k, d in zip((1, 2, 3), D) if d > 0))
+    return 0.25, min([2.0] + [k / d for k, d in zip((1, 2, 3), D) if d > 0])
 
 
 def tune(model: GeneralizedModel, heldout=None, *, weights: bool = True, discounts: bool = True,
