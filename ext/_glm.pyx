@@ -11,6 +11,7 @@ ranges are clipped to the child pattern's rows, hash probes stop after a full tu
 are checked against the vocabulary and every score is checked (_results.pxi).
 """
 import numpy as np
+cimport cython
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, int32_t, uint32_t, uint64_t, int64_t
 from libc.math cimport isnan, log, log10, NAN, INFINITY
@@ -97,6 +98,64 @@ def group(const uint32_t[::1] parent, const uint32_t[::1] word, uint64_t n_paren
     words_np.resize(m, refcheck=False)                     # shrinks in place (no copy of large arrays)
     stat_np.resize(m, refcheck=False)
     return starts_np, words_np, stat_np, inverse_np
+
+
+@cython.cdivision(True)
+def terms(const uint32_t[::1] stat, const uint32_t[::1] hist, D, size_t n_hist, keep=None,
+          bint zero_stats=False):
+    """(alpha per n-gram, float32; gamma per history, float64) of one pattern (glm.terms.
+    interpolation_terms, which says what they are), in three passes without temporaries: the totals
+    per history, the alphas (float32 arithmetic, divided in float64 and rounded to float32, as numpy
+    does it) with their sums per history in n-gram order, and the gammas."""
+    cdef size_t n = stat.shape[0], i
+    cdef uint32_t h, a
+    if hist.shape[0] != n or (keep is not None and len(keep) != n):
+        raise ValueError("terms: stat, hist and keep of different lengths")
+    cdef float Df[4]
+    Df[0] = 0.0
+    Df[1], Df[2], Df[3] = D
+    cdef const uint8_t[::1] K
+    cdef bint pruning = keep is not None
+    if pruning:
+        K = np.ascontiguousarray(keep).view(np.uint8)
+    den_np = np.zeros(n_hist, dtype=np.uint32)
+    gamma_np = np.zeros(n_hist, dtype=np.float64)
+    alpha_np = np.empty(n, dtype=np.float32)
+    cdef uint32_t[::1] den = den_np
+    cdef double[::1] G = gamma_np
+    cdef float[::1] A = alpha_np
+    cdef float x
+    cdef double d
+    cdef bint bad = False
+    with nogil:
+        for i in range(n):
+            if hist[i] >= n_hist:
+                bad = True
+                break
+            den[hist[i]] += stat[i]
+        if not bad:
+            for i in range(n):
+                a, h = stat[i], hist[i]
+                x = <float>a - Df[a if a < 3 else 3]
+                if x < 0:
+                    x = 0
+                d = den[h]
+                if zero_stats and d == 0:
+                    d = 1
+                x = <float>(<double>x / d)
+                if pruning and not K[i]:
+                    x = 0
+                A[i] = x
+                G[h] += <double>x
+            for i in range(n_hist):
+                if den[i] == 0:
+                    G[i] = NAN
+                else:
+                    d = 1.0 - G[i]
+                    G[i] = d if d > 0 else 0.0
+    if bad:
+        raise ValueError(f"terms: a history index is not below {n_hist}")
+    return alpha_np, gamma_np
 
 
 def pattern_hash(tables, small):

@@ -1,12 +1,12 @@
 """The interpolation terms of one pattern of a normalized GLM (or MKN) from its statistics (docs/glm.md
-§2), and scaled discounts.  Leaf module (numpy and the compiled ``_mkn`` only): glm.generalized builds
+§2), and scaled discounts.  Leaf module (numpy and the compiled ``_glm`` only): glm.generalized builds
 the tables with it, glm.paper.padding the normalized tops of every length.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from . import _mkn
+from . import _glm
 
 
 def scaled(D: tuple, c: float) -> tuple:
@@ -17,7 +17,9 @@ def scaled(D: tuple, c: float) -> tuple:
 def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: int, zero_stats: bool = False,
                         keep: np.ndarray | None = None):
     """(alpha per n-gram, float32; gamma per history, float64: NaN for histories never followed) of one
-    pattern, from the n-grams' statistic, their histories' indices and the pattern's discounts.
+    pattern, from the n-grams' statistic s, their histories' indices and the pattern's discounts:
+    alpha = max(s - D(s), 0) / den(h), den(h) the sum of the statistics of h's n-grams (the compiled
+    ``_glm.terms``).
 
     alpha is stored in float32 (as ARPA files store probabilities); gamma is then 1 - the sum of the
     stored alphas of its history, which equals (D1 N1 + D2 N2 + D3+ N3+) / den up to that rounding and
@@ -28,19 +30,7 @@ def interpolation_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, n_hist: in
     """
     stat = np.ascontiguousarray(stat, dtype=np.uint32)
     hist = np.ascontiguousarray(hist, dtype=np.uint32)
-    den, _ = _mkn.context_sums(hist, stat, None, D, n_hist)
-    alpha = stat.astype(np.float32)                        # in place from here: the arrays are large
-    alpha -= np.array((0.0,) + tuple(D), dtype=np.float32)[np.minimum(stat, 3)]
-    np.maximum(alpha, 0.0, out=alpha)
-    d = den[hist]                                          # den > 0: the history of a seen n-gram,
-    if zero_stats:
-        d[d == 0] = 1.0                                    # unless its statistics are all 0 (alpha 0)
-    alpha /= d
-    if keep is not None:
-        alpha[~keep] = 0.0
-    gamma = np.maximum(1.0 - np.bincount(hist, weights=alpha, minlength=n_hist), 0.0)
-    gamma[den == 0] = np.nan
-    return alpha, gamma
+    return _glm.terms(stat, hist, tuple(D), n_hist, keep, zero_stats)
 
 
 def pruned_terms(stat: np.ndarray, hist: np.ndarray, D: tuple, keep: np.ndarray | None,
