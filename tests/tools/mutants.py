@@ -118,6 +118,15 @@ MUTANTS = [
     Mutant("M24", "glm/model.py", "        n = self.tokens - self.oovs\n", "        n = self.tokens\n",
            "evaluation: perplexity excluding OOVs divides by all tokens",
            ["tests/test_kenlm_agreement.py", "tests/test_glm_tuning_cli.py", "tests/test_corpus.py"]),
+    # -- the tuning's lattice and the GLM's terms (issue 16) ---------------------------------------
+    Mutant("M25", "ext/_glm.pyx", "x = <float>a - Df[a if a < 3 else 3]", "x = <float>a - Df[a if a < 2 else 3]",
+           "GLM terms: a statistic of 2 is discounted by D3+", ["tests/test_glm.py"]),
+    Mutant("M26", "glm/tune.py", "c[q, 3] = np.where(seen, (num1[old] - n0) / dn, 0.0)",
+           "c[q, 3] = np.where(seen, num1[old] / dn, 0.0)",
+           "tuning: a pruned pattern's gamma grows with its discount scale from the pruned mass too",
+           ["tests/test_tune_lattice.py"]),
+    Mutant("M27", "ext/_glm.pyx", "                        z[i] += y[i] * w\n", "                        z[i] += y[i]\n",
+           "tuning: the gradient reaches a child without its weight", ["tests/test_tune_lattice.py"]),
 ]
 
 
