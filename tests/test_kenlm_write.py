@@ -282,3 +282,17 @@ def test_nearest_center_rule():
     assert list(_encode(values, centers, 0)) == want
     assert want[1:4] == [0, 1, 1]     # -2.5: as far from -3 as from -2, coded as the upper center
     assert list(_encode(values, centers, 2)) == [2, 2, 2, 2, 2, 3, 3]
+
+
+@pytest.mark.parametrize("opts", [[], ["--quantize", "8"], ["--quantize", "8", "--pointer-bits", "22"]])
+def test_written_to_a_pipe_as_to_a_file(tmp_path, opts):
+    """The tables go to the file as they are made and the quantizer's header is filled in last; on an
+    output that cannot seek (a pipe) the parts after that header wait, and the bytes are the same."""
+    import sys
+    model = tmp_path / "m.glmb"
+    glm.train(lines=markov_lines(), order=4).save(model)
+    out = tmp_path / "m.klm"
+    assert cli(["convert", str(model), str(out), "--layout", "compact", *opts, "-q"]) == 0
+    piped = subprocess.run([sys.executable, "-m", "glm", "convert", str(model), "/dev/stdout", "--layout", "compact",
+                            *opts, "-q"], check=True, stdout=subprocess.PIPE).stdout
+    assert piped == out.read_bytes() and len(piped) > 1000

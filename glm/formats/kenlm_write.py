@@ -252,76 +252,102 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
     header += _FIXED.pack(N, _PROBING_MULTIPLIER, 2 + bool(quant) + 2 * (pointer_bits is not None), 1, 1)
     header += struct.pack(f"<{N}Q", *counts)
     header = bytes(header).ljust(_align8(len(header)), b"\0")
-    pos = len(header) + 8 + 8 * V + (8 + 4 * ((N - 2) * ((1 << quant.q_bits) + (1 << quant.b_bits))
-                                              + (1 << quant.q_bits)) if quant else 0) + 16 * (V + 2)
-    tables = []
-    rank_prev = perm                  # order n-1: glm index -> KenLM position
-    ctx = _contexts(levels, 2, None, path)
-    prev = None                       # order n-1 >= 2, in KenLM order: (fields, bits of the values)
-    uni_next = None
-    for n in range(2, N + 1):
-        lv, below = levels[n - 1], levels[n - 2]
-        # KenLM's order of order n: by the parent's KenLM position, then the word's KenLM id
-        sizes = np.diff(np.asarray(below["starts"])).astype(np.int64)
-        parent = np.repeat(np.arange(len(sizes), dtype=np.uint32), sizes)
-        kword = perm[np.asarray(lv["word"])]
-        key = (rank_prev[parent].astype(np.uint64) << np.uint64(32)) | kword.astype(np.uint64)
-        del parent
-        order = np.argsort(key)
-        del key
-        rank = np.empty(len(order), dtype=np.uint32)
-        rank[order] = np.arange(len(order), dtype=np.uint32)
-        # first children of order n-1 in KenLM order
-        child_sizes = np.empty(len(sizes), dtype=np.int64)
-        child_sizes[rank_prev] = sizes
-        nxt = np.concatenate([[0], np.cumsum(child_sizes)]).astype(np.uint64)
-        del child_sizes, sizes
-        if n == 2:
-            uni_next = nxt
-        else:
-            fields, value_bits = prev
-            if pointer_bits is None:
-                part, inline, low = b"", counts[n - 1].bit_length(), nxt
-            else:
-                part, inline, low = _bhiksha(pos, counts[n - 2], nxt, pointer_bits)
-            packed = _pack(counts[n - 2], word_bits + value_bits + inline, fields + [(low[:-1], inline)], low[-1])
-            tables += [part, packed]
-            pos += len(part) + len(packed)
-        kword = kword[order].astype(np.uint64)
-        prob = np.asarray(lv["logprob"], dtype=np.float32)
-        if n < N:
-            raw_bo = np.asarray(lv["backoff"], dtype=np.float32)
-            _check_values(path, n, prob, raw_bo)
-            ctx = _contexts(levels, n + 1, ctx, path)
-            is_ctx = np.zeros(counts[n - 1], dtype=bool)
-            is_ctx[ctx] = True
-            bo = _with_extension(raw_bo, is_ctx)[order]
-            if quant:
-                pcode = quant.prob_codes(prob)[order]
-                bcode = quant.backoff_codes(bo, raw_bo)
-                fields = [(kword, word_bits), (bcode, quant.b_bits), (pcode, quant.q_bits)]
-            else:
-                fields = [(kword, word_bits), (_bits31(prob[order]), 31),
-                          (bo.view(np.uint32).astype(np.uint64), 32)]
-            prev = (fields, quant.q_bits + quant.b_bits if quant else 63)
-        else:
-            _check_values(path, n, prob, None)
-            if quant:
-                fields = [(kword, word_bits), (quant.prob_codes(prob)[order], quant.q_bits)]
-            else:
-                fields = [(kword, word_bits), (_bits31(prob[order]), 31)]
-            tables.append(_pack(counts[N - 1], word_bits + fields[1][1], fields))
-        rank_prev = rank
     vocab = struct.pack("<Q", V - 1) + hashes.tobytes() + b"\0" * 8
-    uni = np.zeros(V + 2, dtype=[("p", "<f4"), ("b", "<f4"), ("n", "<u8")])
-    uni["p"][:V], uni["b"][:V] = uni_prob, uni_bo
-    uni["n"][:V + 1] = uni_next
+    quant_bytes = 8 + 4 * ((N - 2) * ((1 << quant.q_bits) + (1 << quant.b_bits)) + (1 << quant.q_bits)) if quant else 0
+    pos = len(header) + len(vocab) + quant_bytes + 16 * (V + 2)
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
-        f.write(header)
-        f.write(vocab)
-        if quant:
-            f.write(quant.header())
-        f.write(uni.tobytes())
-        for t in tables:
-            f.write(t if isinstance(t, bytes) else t.data)
-        f.write(words.data)
+        out = _Sink(f, header + vocab, quant_bytes)
+        rank_prev = perm                  # order n-1: glm index -> KenLM position
+        ctx = _contexts(levels, 2, None, path)
+        prev = None                       # order n-1 >= 2, in KenLM order: (fields, bits of the values)
+        for n in range(2, N + 1):
+            lv, below = levels[n - 1], levels[n - 2]
+            # KenLM's order of order n: by the parent's KenLM position, then the word's KenLM id
+            sizes = np.diff(np.asarray(below["starts"])).astype(np.int64)
+            parent = np.repeat(np.arange(len(sizes), dtype=np.uint32), sizes)
+            kword = perm[np.asarray(lv["word"])]
+            key = (rank_prev[parent].astype(np.uint64) << np.uint64(32)) | kword.astype(np.uint64)
+            del parent
+            order = np.argsort(key)
+            del key
+            rank = np.empty(len(order), dtype=np.uint32)
+            rank[order] = np.arange(len(order), dtype=np.uint32)
+            # first children of order n-1 in KenLM order
+            child_sizes = np.empty(len(sizes), dtype=np.int64)
+            child_sizes[rank_prev] = sizes
+            nxt = np.concatenate([[0], np.cumsum(child_sizes)]).astype(np.uint64)
+            del child_sizes, sizes
+            if n == 2:
+                uni = np.zeros(V + 2, dtype=[("p", "<f4"), ("b", "<f4"), ("n", "<u8")])
+                uni["p"][:V], uni["b"][:V] = uni_prob, uni_bo
+                uni["n"][:V + 1] = nxt
+                out.put(uni.tobytes())
+            else:
+                fields, value_bits = prev
+                if pointer_bits is None:
+                    part, inline, low = b"", counts[n - 1].bit_length(), nxt
+                else:
+                    part, inline, low = _bhiksha(pos, counts[n - 2], nxt, pointer_bits)
+                packed = _pack(counts[n - 2], word_bits + value_bits + inline, fields + [(low[:-1], inline)], low[-1])
+                out.put(part)
+                out.put(packed)
+                pos += len(part) + len(packed)
+                del packed, part, low, fields
+            kword = kword[order].astype(np.uint64)
+            prob = np.asarray(lv["logprob"], dtype=np.float32)
+            if n < N:
+                raw_bo = np.asarray(lv["backoff"], dtype=np.float32)
+                _check_values(path, n, prob, raw_bo)
+                ctx = _contexts(levels, n + 1, ctx, path)
+                is_ctx = np.zeros(counts[n - 1], dtype=bool)
+                is_ctx[ctx] = True
+                bo = _with_extension(raw_bo, is_ctx)[order]
+                if quant:
+                    pcode = quant.prob_codes(prob)[order]
+                    bcode = quant.backoff_codes(bo, raw_bo)
+                    fields = [(kword, word_bits), (bcode, quant.b_bits), (pcode, quant.q_bits)]
+                else:
+                    fields = [(kword, word_bits), (_bits31(prob[order]), 31),
+                              (bo.view(np.uint32).astype(np.uint64), 32)]
+                prev = (fields, quant.q_bits + quant.b_bits if quant else 63)
+            else:
+                _check_values(path, n, prob, None)
+                if quant:
+                    fields = [(kword, word_bits), (quant.prob_codes(prob)[order], quant.q_bits)]
+                else:
+                    fields = [(kword, word_bits), (_bits31(prob[order]), 31)]
+                out.put(_pack(counts[N - 1], word_bits + fields[1][1], fields))
+            rank_prev = rank
+        out.put(words)
+        out.close(quant.header() if quant else b"")
+
+
+class _Sink:
+    """The file's parts, written as they are made: the quantizer's header (known at the end) is a
+    placeholder filled in last; on an output that cannot seek (a pipe) with one, the parts after it wait
+    in memory."""
+
+    def __init__(self, f, head: bytes, quant_bytes: int):
+        self.f, self.at, self.quant_bytes = f, len(head), quant_bytes
+        self.held = [] if quant_bytes and not f.seekable() else None
+        f.write(head)
+        if self.held is None:
+            f.write(b"\0" * quant_bytes)
+
+    def put(self, part) -> None:
+        if self.held is not None:
+            self.held.append(part)
+        else:
+            self.f.write(part if isinstance(part, bytes) else memoryview(part).cast("B"))
+
+    def close(self, quant_header: bytes) -> None:
+        if len(quant_header) != self.quant_bytes:
+            raise AssertionError("the quantizer's header is not the size reserved for it")
+        if self.held is None:
+            if quant_header:
+                self.f.seek(self.at)
+                self.f.write(quant_header)
+        else:
+            self.f.write(quant_header)
+            for part in self.held:
+                self.f.write(part if isinstance(part, bytes) else memoryview(part).cast("B"))
