@@ -340,8 +340,9 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None
     used = tuning_lines(part.heldout)
-    f = fit(GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=_options(plan)),
-            lines=used, label=label, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
+    model = GeneralizedModel(_kept_words(vocab, tables.unigram_keep), tables, meta=_options(plan))
+    model._scorer_only()               # (the fit reads the statistics and traces the text: no tables)
+    f = fit(model, lines=used, label=label, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
     meta = dict(tuned_on=label, tune_split=plan.tune_split, heldout_lines=len(part.heldout),
                 tuning_lines=len(used), heldout_cross_entropy=f.cross_entropy,
                 discount_scales={name(m): c for m, c in sorted(f.scales.items())})

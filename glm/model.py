@@ -756,6 +756,7 @@ class GeneralizedModel(Model):
                         for m, w in (weights or {}).items()}
         kids = combination(self.order, self.method, self.weights)   # (checks them)
         self.discounts = None
+        self._consume = False        # the scorer takes the tables' arrays (_scorer_only)
         if hash_table is None:       # the hash read every table: drop the pages of file-backed ones
             small = searched([1, *kids])
             hash_table = pattern_hash(tables.tables, small), small
@@ -763,6 +764,14 @@ class GeneralizedModel(Model):
                 for a in t.values():
                     release(a)
         self.hash = hash_table
+
+    def _scorer_only(self) -> None:
+        """Make the scorer moving the tables' arrays into its node records instead of copying them: one
+        copy of the model in memory instead of two, but no tables left to save or to change (the
+        weights, the discounts).  For a model that is only scored or traced once made (glm.build's
+        model of part of the text, which the parameters are fitted with)."""
+        self._consume = self._scorer is None and self.tables.records is None
+        self._trie
 
     def _make_scorer(self):
         """The scorer, with the node records of the tables (glm.records: made once for the tables, a
@@ -772,7 +781,7 @@ class GeneralizedModel(Model):
         from .records import Records
         children = combination(self.order, self.method, self.weights)
         if self.tables.records is None:
-            self.tables.records = Records(self.tables.tables, [1, *children])
+            self.tables.records = Records(self.tables.tables, [1, *children], self._consume)
         self.hash = in_memory(self.hash[0]), self.hash[1]
         return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
                       None if self.tables.compat is None else self.tables.compat.scorer_args(),

@@ -34,12 +34,14 @@ def searched(masks: list[int]) -> dict:
 
 
 class Records:
-    def __init__(self, tables: dict, masks: list[int]):
-        """tables: {mask: table} (glm.generalized.Tables.tables); masks: the patterns used, 1 included."""
+    def __init__(self, tables: dict, masks: list[int], consume: bool = False):
+        """tables: {mask: table} (glm.generalized.Tables.tables); masks: the patterns used, 1 included.
+        consume: each array of the tables is removed from its table once copied (but the unigrams'
+        'prob'), so that the tables and the records are not in memory together."""
         self.masks = sorted(masks)
         self.width, self.goff, self.roff, self.gammas, self.ranges = self.layout(self.masks)
         with ThreadPoolExecutor(threads()) as ex:       # (numpy's copies release the GIL)
-            self.rows = dict(zip(self.masks, ex.map(lambda m: self._rows(tables, m), self.masks)))
+            self.rows = dict(zip(self.masks, ex.map(lambda m: self._rows(tables, m, consume), self.masks)))
 
     @staticmethod
     def layout(masks: list[int]) -> tuple:
@@ -64,9 +66,9 @@ class Records:
         width[1] = max(width[1], 2)          # (order 1: no columns at all)
         return width, goff, roff, gammas, ranges
 
-    def _rows(self, tables: dict, m: int) -> np.ndarray:
+    def _rows(self, tables: dict, m: int, consume: bool = False) -> np.ndarray:
         """The rows of pattern m, from the tables (each array of a table is read once, and the pages
-        of file-backed ones are dropped after)."""
+        of file-backed ones are dropped after; consume: the array is removed from its table)."""
         n = len(tables[1]["prob"]) if m == 1 else len(tables[m]["word"])
         rows = (np.zeros if self.width[m] == 2 and m == 1 else np.empty)((n, self.width[m]), dtype=np.uint32)
         if m > 1:
@@ -83,6 +85,10 @@ class Records:
             rows[:, k] = starts[:-1]
             rows[:, k + 1] = starts[1:]
             release(tables[c]["starts"])
+        if consume:
+            for t, key in ([(tables[m], "word"), (tables[m], "alpha")] if m > 1 else []) + \
+                    [(tables[s], "gamma") for s in self.gammas[m]] + [(tables[c], "starts") for c in self.ranges[m]]:
+                del t[key]
         return rows
 
     def set_terms(self, mask: int, alpha: np.ndarray, gamma: np.ndarray) -> None:

@@ -316,3 +316,19 @@ def test_terms_kernel_is_the_numpy_formula_bit_for_bit():
         assert got[1].dtype == np.float64 and got[1].tobytes() == want[1].tobytes()
     with pytest.raises(ValueError, match="not below 3"):
         interpolation_terms(np.ones(2, np.uint32), np.array([0, 3], np.uint32), (0.5, 1, 1.5), 3)
+
+
+def test_records_can_take_the_tables_arrays():
+    """Records(consume=True) (GeneralizedModel._scorer_only: the model fitted on part of the text) gives
+    the same rows and leaves no array but the unigrams' in the tables; the model still scores the same."""
+    from glm.records import Records
+    lines = [" ".join(s) for s in random_corpus(8, vocab_size=40, n_sentences=300)]
+    a, b = build(lines, 4, fallback=()), build(lines, 4, fallback=())
+    want = a.score_many(lines[:50])
+    b._scorer_only()
+    assert all(set(t) == ({"prob"} if m == 1 else set()) for m, t in b.tables.tables.items())
+    np.testing.assert_array_equal(b.score_many(lines[:50]), want)
+    masks = list(a.tables.records.rows)
+    fresh = Records(build(lines, 4, fallback=()).tables.tables, masks)
+    for m in masks:
+        np.testing.assert_array_equal(b.tables.records.rows[m], fresh.rows[m])
