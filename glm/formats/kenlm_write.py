@@ -119,7 +119,7 @@ def _encode(values: np.ndarray, centers: np.ndarray, reserved: int) -> np.ndarra
     lo = np.maximum(above - 1, 0)
     closer_below = (values - centers[lo]) < (centers[hi] - values)
     code = np.where(above == reserved, reserved, np.where(above == m, m - 1, above - closer_below))
-    return code.astype(np.uint64)
+    return code.astype(np.uint32)
 
 
 class _Quantizer:
@@ -176,7 +176,7 @@ def _table_bytes(entries: int, total_bits: int) -> int:
 
 
 def _bits31(prob: np.ndarray) -> np.ndarray:
-    return np.asarray(prob, dtype=np.float32).view(np.uint32).astype(np.uint64) & 0x7FFFFFFF
+    return np.asarray(prob, dtype=np.float32).view(np.uint32) & np.uint32(0x7FFFFFFF)
 
 
 def _pack(entries: int, total_bits: int, fields: list, last_next=None) -> np.ndarray:
@@ -293,7 +293,7 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
                 out.put(packed)
                 pos += len(part) + len(packed)
                 del packed, part, low, fields
-            kword = kword[order].astype(np.uint64)
+            kword = kword[order]             # (fields stay 32-bit: _pack widens a block at a time)
             prob = np.asarray(lv["logprob"], dtype=np.float32)
             if n < N:
                 raw_bo = np.asarray(lv["backoff"], dtype=np.float32)
@@ -307,8 +307,7 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
                     bcode = quant.backoff_codes(bo, raw_bo)
                     fields = [(kword, word_bits), (bcode, quant.b_bits), (pcode, quant.q_bits)]
                 else:
-                    fields = [(kword, word_bits), (_bits31(prob[order]), 31),
-                              (bo.view(np.uint32).astype(np.uint64), 32)]
+                    fields = [(kword, word_bits), (_bits31(prob[order]), 31), (bo.view(np.uint32), 32)]
                 prev = (fields, quant.q_bits + quant.b_bits if quant else 63)
             else:
                 _check_values(path, n, prob, None)
