@@ -144,6 +144,7 @@ def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discount
     float32 rounding of the model's values.  Discounts can be fitted only on a model fresh from training
     (its statistics are kept: glm.train(..., tune=...))."""
     from scipy.optimize import minimize
+    from threadpoolctl import threadpool_limits
     from . import _glm
     ids = heldout_ids(model, heldout, bad_utf8, lines, label)
     if model.tables.stats is None:
@@ -194,7 +195,8 @@ def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discount
 
     x0 = np.concatenate([np.log(np.maximum(w0[m >> 1, :len(kids[m])], 1e-12)) for m in free]
                         + [np.ones(len(fitted))])
-    with ThreadPoolExecutor(min(threads(), len(parts))) as pool:
+    # (scipy's OpenBLAS threads would spin between its tiny calls, as long as the passes themselves)
+    with ThreadPoolExecutor(min(threads(), len(parts))) as pool, threadpool_limits(1, user_api="blas"):
         if len(x0):
             res = minimize(objective, x0, jac=True, method="L-BFGS-B", options=dict(ftol=FTOL, maxfun=MAXFUN),
                            bounds=[(None, None)] * (len(x0) - len(fitted)) + [bounds[m] for m in fitted])
