@@ -48,8 +48,34 @@ cdef extern from *:
             case 4: glm_sort_keys_w<4>(p, n, threads); break;
         }
     }
+    /* Sort each bucket [starts[b], starts[b + 1]) of keys; with two threads, the buckets are cut in two
+       groups of about the same number of keys, one per thread (no merge: the buckets are in order). */
+    template <int W> static void glm_sort_buckets_w(uint64_t* p, const uint64_t* starts, size_t nb, int threads) {
+        typedef std::array<uint64_t, W> K;
+        K* a = reinterpret_cast<K*>(p);
+        auto sort_range = [a, starts](size_t b0, size_t b1) {
+            for (size_t b = b0; b < b1; b++)
+                if (starts[b + 1] - starts[b] > 1) std::sort(a + starts[b], a + starts[b + 1]);
+        };
+        size_t cut = 0;
+        if (threads >= 2 && starts[nb] >= (1u << 16))
+            cut = std::upper_bound(starts, starts + nb + 1, starts[nb] / 2) - starts - 1;
+        if (cut == 0) { sort_range(0, nb); return; }
+        std::thread t(sort_range, (size_t)0, cut);
+        sort_range(cut, nb);
+        t.join();
+    }
+    static void glm_sort_buckets(uint64_t* p, const uint64_t* starts, size_t nb, int w, int threads) {
+        switch (w) {
+            case 1: glm_sort_buckets_w<1>(p, starts, nb, threads); break;
+            case 2: glm_sort_buckets_w<2>(p, starts, nb, threads); break;
+            case 3: glm_sort_buckets_w<3>(p, starts, nb, threads); break;
+            case 4: glm_sort_buckets_w<4>(p, starts, nb, threads); break;
+        }
+    }
     """
     void glm_sort_keys(uint64_t* p, size_t n, int w, int threads) nogil
+    void glm_sort_buckets(uint64_t* p, const uint64_t* starts, size_t nb, int w, int threads) nogil
 
 
 class KeyLayout:
@@ -84,35 +110,70 @@ cdef inline uint32_t key_word(const uint64_t* key, int j, int k, int bits, uint6
     return <uint32_t>((key[j // k] >> ((k - 1 - j % k) * bits)) & wmask)
 
 
+cdef enum:
+    BUCKET_BITS = 16           # windows are sorted in 2^16 buckets by their top bits
+
+
+cdef inline void window_key(const uint32_t[::1] stream, size_t i, size_t start, int N, int k, int bits,
+                            uint64_t* key) noexcept nogil:
+    """The packed key of the window ending at stream[i] (its sentence starts at ``start``); key has
+    room for the layout's words and is zeroed here."""
+    cdef int j
+    cdef uint32_t w
+    for j in range((N + k - 1) // k):
+        key[j] = 0
+    for j in range(N):
+        w = stream[i - j] if i >= start + j else 1
+        key[j // k] |= (<uint64_t>w) << ((k - 1 - j % k) * bits)
+
+
 def count_windows(const uint32_t[::1] stream, layout, int threads=1):
-    """Sorted unique windows of a padded stream and their counts: (keys[U, W] uint64, counts[U] uint32)."""
+    """Sorted unique windows of a padded stream and their counts: (keys[U, W] uint64, counts[U] uint32).
+
+    The windows are sorted by buckets (the top BUCKET_BITS bits of a key, mostly its last word): each
+    key is written straight into its bucket's place, then the buckets are sorted, split between the
+    threads.  Fewer comparisons than one sort of the whole, and the buckets fit in the cache."""
     cdef int N = layout.order, W = layout.words, k = layout.per_word, bits = layout.bits
     cdef size_t n = stream.shape[0], i, m = 0, u, start = 0
-    cdef int j, q
-    cdef uint32_t w
+    cdef int q
+    cdef int used = k * bits                        # bits of a key's first word that hold words
+    cdef int shift = used - BUCKET_BITS if used > BUCKET_BITS else 0
+    cdef size_t nb = (<size_t>1) << (used - shift), b
+    cdef uint64_t key[4]
     for i in range(n):
         if stream[i] != 1:
             m += 1
-    keys = np.zeros((m, W), dtype=np.uint64)
+    keys = np.empty((m, W), dtype=np.uint64)
     counts = np.empty(m, dtype=np.uint32)
     if m == 0:
         return keys, counts
+    starts_np = np.zeros(nb + 1, dtype=np.uint64)
+    cdef uint64_t[::1] S = starts_np
     cdef uint64_t[:, ::1] K = keys
     cdef uint32_t[::1] C = counts
-    cdef uint64_t* key
     with nogil:
-        m = 0
-        for i in range(n):
-            w = stream[i]
-            if w == 1:
+        for i in range(n):                          # bucket sizes
+            if stream[i] == 1:
                 start = i
                 continue
-            key = &K[m, 0]
-            for j in range(N):
-                w = stream[i - j] if i >= start + j else 1
-                key[j // k] |= (<uint64_t>w) << ((k - 1 - j % k) * bits)
-            m += 1
-        glm_sort_keys(&K[0, 0], m, W, threads)
+            window_key(stream, i, start, N, k, bits, key)
+            S[(key[0] >> shift) + 1] += 1
+        for b in range(nb):
+            S[b + 1] += S[b]
+        start = 0
+        for i in range(n):                          # each key into its bucket (S[b]: its next place)
+            if stream[i] == 1:
+                start = i
+                continue
+            window_key(stream, i, start, N, k, bits, key)
+            b = key[0] >> shift
+            for q in range(W):
+                K[S[b], q] = key[q]
+            S[b] += 1
+        for b in range(nb, 0, -1):                  # back to the buckets' starts
+            S[b] = S[b - 1]
+        S[0] = 0
+        glm_sort_buckets(&K[0, 0], &S[0], nb, W, threads)
         # run-length count in place
         u = 0
         C[0] = 1
