@@ -23,11 +23,14 @@ def _streams(n_lines=40_000, vocab=1_000_000, seed=3):
     return v, streams
 
 
-def _levels(streams, sizes, order, run_windows):
-    counter = NgramCounter(order, run_windows=run_windows)
+def _levels(streams, sizes, order, run_windows, background=False):
+    counter = NgramCounter(order, run_windows=run_windows, background=background)
     for s, size in zip(streams, sizes):
         counter.add(s, size)
-    return counter.levels(sizes[-1], with_raw=True)
+    try:
+        return counter.levels(sizes[-1], with_raw=True)
+    finally:
+        counter.close()
 
 
 def test_small_runs_and_repacking_equal_one_run():
@@ -41,11 +44,41 @@ def test_small_runs_and_repacking_equal_one_run():
     for order in (2, 4):
         whole = _levels(streams, sizes, order, run_windows=1 << 30)
         small = _levels(streams, sizes, order, run_windows=700)
-        for a, b in zip(whole, small):
-            assert a.keys() == b.keys()
+        background = _levels(streams, sizes, order, run_windows=700, background=True)
+        for a, b, c in zip(whole, small, background):
+            assert a.keys() == b.keys() == c.keys()
             for name in ("word", "parent", "count", "raw"):
                 if name in a:
                     np.testing.assert_array_equal(a[name], b[name])
+                    np.testing.assert_array_equal(a[name], c[name])
+
+
+def test_count_windows_equals_a_sort_of_the_windows():
+    """The bucketed sort of count_windows gives the windows' distinct keys in order with their counts
+    (against numpy's unique of the windows built here), for one and two threads and key widths 1-3."""
+    rng = np.random.default_rng(5)
+    for order, vocab in ((3, 50), (5, 300_000), (9, 70_000)):
+        words = np.where(rng.random(200_000) < 0.7, rng.zipf(1.2, 200_000) % vocab, rng.integers(3, vocab, 200_000))
+        stream = np.maximum(words, 3).astype(np.uint32)
+        stream[rng.random(len(stream)) < 0.08] = 1          # sentence starts
+        stream[0] = 1
+        layout = _count.KeyLayout(order, vocab)
+        starts = np.maximum.accumulate(np.where(stream == 1, np.arange(len(stream)), 0))
+        rows = []
+        for j in range(order):                               # word j back from the window's end
+            idx = np.arange(len(stream)) - j
+            rows.append(np.where(idx >= starts, stream[np.maximum(idx, 0)], 1))
+        rows = np.stack(rows, 1)[stream != 1].astype(np.uint64)
+        keys = np.zeros((len(rows), layout.words), np.uint64)
+        for j in range(order):
+            keys[:, j // layout.per_word] |= rows[:, j] << np.uint64((layout.per_word - 1 - j % layout.per_word)
+                                                               * layout.bits)
+        expected, counts = np.unique(keys, axis=0, return_counts=True)
+        assert len(counts) < len(rows), "the test needs windows that repeat"
+        for threads in (1, 2):
+            got_keys, got_counts = _count.count_windows(stream, layout, threads)
+            np.testing.assert_array_equal(got_keys, expected)
+            np.testing.assert_array_equal(got_counts, counts)
 
 
 def test_repack_keeps_words_and_order():
