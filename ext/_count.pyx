@@ -30,6 +30,7 @@ cdef extern from *:
     #include <cstdint>
     #include <cstring>
     #include <thread>
+    #include <vector>
     template <int W> static void glm_sort_keys_w(uint64_t* p, size_t n, int threads) {
         typedef std::array<uint64_t, W> K;
         K* a = reinterpret_cast<K*>(p);
@@ -73,7 +74,16 @@ cdef extern from *:
             case 4: glm_sort_buckets_w<4>(p, starts, nb, threads); break;
         }
     }
+    /* f(arg, 0) .. f(arg, k - 1), each on a thread of its own (task 0 on the caller's). */
+    static void glm_run_tasks(void (*f)(void*, int), void* arg, int k) {
+        std::vector<std::thread> ts;
+        for (int t = 1; t < k; t++) ts.emplace_back(f, arg, t);
+        f(arg, 0);
+        for (auto& t : ts) t.join();
+    }
     """
+    ctypedef void (*task_fn)(void*, int) noexcept nogil
+    void glm_run_tasks(task_fn f, void* arg, int k) nogil
     void glm_sort_keys(uint64_t* p, size_t n, int w, int threads) nogil
     void glm_sort_buckets(uint64_t* p, const uint64_t* starts, size_t nb, int w, int threads) nogil
 
@@ -255,10 +265,135 @@ def upper_bound(const uint64_t[:, ::1] keys, const uint64_t[::1] bound):
     return lo
 
 
-def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True, alloc=np.zeros):
+cdef enum:
+    MAX_TASKS = 16           # ranges of build_levels (one a thread)
+
+
+cdef struct LevelsJob:
+    # the merged windows, their layout
+    const uint64_t* K
+    const uint32_t* C
+    int N, W, k, bits
+    uint64_t wmask
+    bint fill                            # False: pass 1 (sizes), True: pass 2 (fill the levels)
+    # per task: its windows lo..hi, the n-grams it opens per order (pass 1) and where they go (pass 2),
+    # and the n-grams still open at its end (index, occurrences; pass 2)
+    size_t lo[MAX_TASKS]
+    size_t hi[MAX_TASKS]
+    uint64_t sizes[MAX_TASKS][17]
+    uint64_t first[MAX_TASKS][17]
+    int64_t open_index[MAX_TASKS][17]
+    uint64_t open_raw[MAX_TASKS][17]
+    uint32_t* word_p[17]
+    uint32_t* parent_p[17]
+    uint32_t* count_p[17]
+    uint32_t* raw_p[17]
+
+
+cdef inline bint padding(const uint64_t* key, int n, int k, int bits, uint64_t wmask) noexcept nogil:
+    """Whether the n-suffix of the window starts with two <s> (padding, not an n-gram)."""
+    return key_word(key, n - 1, k, bits, wmask) == 1 and key_word(key, n - 2, k, bits, wmask) == 1
+
+
+cdef void level_sizes(LevelsJob* job, int t) noexcept nogil:
+    """Pass 1 over the task's windows: the n-grams of each order n >= 2 that it opens."""
+    cdef const uint64_t* K = job.K
+    cdef int N = job.N, W = job.W, n, d
+    cdef size_t i
+    for n in range(N + 1):
+        job.sizes[t][n] = 0
+    for i in range(job.lo[t], job.hi[t]):
+        d = 0 if i == job.lo[t] else common_words(&K[i * W], &K[(i - 1) * W], W, job.k, job.bits, N)
+        for n in range(max(d + 1, 2), N + 1):
+            if not padding(&K[i * W], n, job.k, job.bits, job.wmask):
+                job.sizes[t][n] += 1
+
+
+cdef void fill_levels(LevelsJob* job, int t) noexcept nogil:
+    """Pass 2 over the task's windows: word, parent, counts of the n-grams it opens, from
+    job.first[t][n] on in each level.  cur[n] is the index of the open group of order n (-1: padding)."""
+    cdef const uint64_t* K = job.K
+    cdef int N = job.N, W = job.W, k = job.k, bits = job.bits, n, d
+    cdef uint64_t wmask = job.wmask
+    cdef size_t i, lo = job.lo[t], hi = job.hi[t]
+    cdef int64_t cur[17]
+    cdef uint64_t raw[17]
+    cdef uint64_t ext[17]
+    cdef uint64_t fill[17]
+    cdef uint64_t last_raw[17]
+    cdef bint bos_start[17]
+    cdef uint32_t c, fw
+    for n in range(N + 1):
+        cur[n] = -1
+        raw[n] = ext[n] = last_raw[n] = 0
+        fill[n] = job.first[t][n]
+        bos_start[n] = False
+    for i in range(lo, hi + 1):
+        d = 0 if (i == lo or i == hi) else common_words(&K[i * W], &K[(i - 1) * W], W, k, bits, N)
+        if i > lo:
+            for n in range(d + 1, N + 1):        # close groups
+                if cur[n] >= 0:
+                    job.count_p[n][cur[n]] = <uint32_t>(raw[n] if (n == N or bos_start[n]) else ext[n])
+                    if job.raw_p[n] != NULL:
+                        job.raw_p[n][cur[n]] = <uint32_t>raw[n]
+                last_raw[n] = raw[n]
+                raw[n] = 0
+                ext[n] = 0
+        if i == hi:
+            break
+        for n in range(d + 1, N + 1):            # open groups
+            fw = key_word(&K[i * W], n - 1, k, bits, wmask)
+            if n == 1:
+                cur[1] = fw
+                bos_start[1] = False
+            elif padding(&K[i * W], n, k, bits, wmask):
+                cur[n] = -1
+            else:
+                cur[n] = fill[n]
+                fill[n] += 1
+                job.word_p[n][cur[n]] = fw
+                job.parent_p[n][cur[n]] = <uint32_t>cur[n - 1]
+                bos_start[n] = fw == 1
+        c = job.C[i]
+        for n in range(1, N + 1):
+            raw[n] += c
+        for n in range(max(d, 1), N):
+            ext[n] += 1
+    for n in range(N + 1):
+        job.open_index[t][n] = cur[n]
+        job.open_raw[t][n] = last_raw[n]
+
+
+cdef void levels_task(void* arg, int t) noexcept nogil:
+    cdef LevelsJob* job = <LevelsJob*>arg
+    if job.fill:
+        fill_levels(job, t)
+    else:
+        level_sizes(job, t)
+
+
+cdef list last_word_cuts(const uint64_t[:, ::1] K, int parts, int k, int bits, uint64_t wmask):
+    """parts + 1 bounds cutting the windows into parts of about equal size, each cut moved forward to
+    where the last word changes: a part then holds whole groups of every order (they share the last
+    word), and parts can be passed through independently."""
+    cdef size_t U = K.shape[0], c = 0
+    cuts = [0]
+    for t in range(1, parts):
+        c = max(c, U * t // parts)
+        while 0 < c < U and key_word(&K[c, 0], 0, k, bits, wmask) == key_word(&K[c - 1, 0], 0, k, bits, wmask):
+            c += 1
+        cuts.append(c)
+    cuts.append(U)
+    return cuts
+
+
+def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True, alloc=np.zeros,
+                 int threads=1):
     """Suffix-trie levels with adjusted and raw counts from sorted unique windows.
 
     alloc(size, dtype) makes the (zeroed) level arrays: np.zeros, or memory-mapped files (glm.spill).
+    threads: the windows are cut where their last word changes into that many parts, passed through
+    on threads of their own (each part opens whole groups: the levels are the same).
 
     Returns a list of dicts, one per order n = 1..N: level 1 has 'count' (and 'raw') indexed by word id;
     level n >= 2 has 'word' (first word), 'parent' (index of the (n-1)-suffix in level n-1), 'count'
@@ -267,95 +402,57 @@ def build_levels(keys, counts, layout, uint64_t vocab_size, bint with_raw=True, 
     """
     cdef const uint64_t[:, ::1] K = keys
     cdef const uint32_t[::1] C = counts
-    cdef int N = layout.order, W = layout.words, k = layout.per_word, bits = layout.bits
-    cdef uint64_t wmask = (1ULL << bits) - 1
-    cdef size_t U = K.shape[0], i
-    cdef int n, d
-    cdef uint32_t fw
-    sizes_np = np.zeros(N + 1, dtype=np.uint64)
-    cdef uint64_t[::1] sizes = sizes_np
-    # pass 1: sizes of the levels
+    cdef LevelsJob job
+    cdef int N = layout.order, n, t
+    cdef size_t U = K.shape[0]
+    job.N, job.W, job.k, job.bits = N, layout.words, layout.per_word, layout.bits
+    job.wmask = (1ULL << job.bits) - 1
+    job.K = &K[0, 0] if U else NULL
+    job.C = &C[0] if U else NULL
+    cdef int parts = max(1, min(threads, MAX_TASKS, U // (1 << 16)))
+    cuts = last_word_cuts(K, parts, job.k, job.bits, job.wmask)
+    for t in range(parts):
+        job.lo[t], job.hi[t] = cuts[t], cuts[t + 1]
+    job.fill = False
     with nogil:
-        for i in range(U):
-            d = 0 if i == 0 else common_words(&K[i, 0], &K[i - 1, 0], W, k, bits, N)
-            for n in range(max(d + 1, 2), N + 1):
-                if not (key_word(&K[i, 0], n - 1, k, bits, wmask) == 1
-                        and key_word(&K[i, 0], n - 2, k, bits, wmask) == 1):
-                    sizes[n] += 1
+        glm_run_tasks(levels_task, &job, parts)
     levels = [dict(count=alloc(vocab_size, np.uint32))]
     for n in range(2, N + 1):
-        levels.append(dict(word=alloc(sizes[n], np.uint32), parent=alloc(sizes[n], np.uint32),
-                           count=alloc(sizes[n], np.uint32)))
+        size = sum(job.sizes[t][n] for t in range(parts))
+        levels.append(dict(word=alloc(size, np.uint32), parent=alloc(size, np.uint32),
+                           count=alloc(size, np.uint32)))
     if with_raw:
         for n in range(1, N + 1):
             levels[n - 1]["raw"] = alloc(len(levels[n - 1]["count"]), np.uint32)
-    # pass 2: fill.  cur[n] is the index of the open group of order n in its level (-1: padding).
-    cdef int64_t cur[17]
-    cdef uint64_t raw[17]
-    cdef uint64_t ext[17]
-    cdef bint bos_start[17]
-    cdef uint32_t* word_p[17]
-    cdef uint32_t* parent_p[17]
-    cdef uint32_t* count_p[17]
-    cdef uint32_t* raw_p[17]
     cdef uint32_t[::1] view
-    cdef uint64_t fill[17]
-    cdef uint64_t last_raw[17]
     for n in range(1, N + 1):
         lv = levels[n - 1]
         view = lv["count"]
-        count_p[n] = &view[0] if view.shape[0] else NULL
-        raw_p[n] = NULL
+        job.count_p[n] = &view[0] if view.shape[0] else NULL
+        job.raw_p[n] = NULL
         if with_raw and lv["raw"].shape[0]:
             view = lv["raw"]
-            raw_p[n] = &view[0]
+            job.raw_p[n] = &view[0]
         if n >= 2:
             view = lv["word"]
-            word_p[n] = &view[0] if view.shape[0] else NULL
+            job.word_p[n] = &view[0] if view.shape[0] else NULL
             view = lv["parent"]
-            parent_p[n] = &view[0] if view.shape[0] else NULL
-        cur[n] = -1
-        raw[n] = 0
-        ext[n] = 0
-        fill[n] = 0
-        bos_start[n] = False
-    cdef uint32_t c
+            job.parent_p[n] = &view[0] if view.shape[0] else NULL
+        at = 0
+        for t in range(parts):
+            job.first[t][n] = at
+            at += job.sizes[t][n]
+    job.fill = True
     with nogil:
-        for i in range(U + 1):
-            d = 0 if (i == 0 or i == U) else common_words(&K[i, 0], &K[i - 1, 0], W, k, bits, N)
-            if i > 0:
-                for n in range(d + 1, N + 1):        # close groups
-                    if cur[n] >= 0:
-                        count_p[n][cur[n]] = <uint32_t>(raw[n] if (n == N or bos_start[n]) else ext[n])
-                        if raw_p[n] != NULL:
-                            raw_p[n][cur[n]] = <uint32_t>raw[n]
-                    last_raw[n] = raw[n]
-                    raw[n] = 0
-                    ext[n] = 0
-            if i == U:
-                break
-            for n in range(d + 1, N + 1):            # open groups
-                fw = key_word(&K[i, 0], n - 1, k, bits, wmask)
-                if n == 1:
-                    cur[1] = fw
-                    bos_start[1] = False
-                elif fw == 1 and key_word(&K[i, 0], n - 2, k, bits, wmask) == 1:
-                    cur[n] = -1
-                else:
-                    cur[n] = fill[n]
-                    fill[n] += 1
-                    word_p[n][cur[n]] = fw
-                    parent_p[n][cur[n]] = <uint32_t>cur[n - 1]
-                    bos_start[n] = fw == 1
-            c = C[i]
-            for n in range(1, N + 1):
-                raw[n] += c
-            for n in range(max(d, 1), N):
-                ext[n] += 1
+        glm_run_tasks(levels_task, &job, parts)
     # The n-grams still open at the end (the suffixes of the last window): lmplz counts their raw
     # count, not their adjusted count, in the count-of-counts behind the discounts.
+    t = parts - 1
+    while t > 0 and job.lo[t] == job.hi[t]:         # (the last part that holds windows)
+        t -= 1
     for n in range(1, N):
-        levels[n - 1]["last_open"] = (cur[n], last_raw[n]) if U and cur[n] >= 0 else None
+        levels[n - 1]["last_open"] = ((job.open_index[t][n], job.open_raw[t][n])
+                                      if U and job.open_index[t][n] >= 0 else None)
     return levels
 
 

@@ -22,7 +22,7 @@ from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
 from .model import BackoffModel, Model
 from .spill import Scratch
-from .threads import count as check_count, workers as using_workers
+from .threads import count as check_count, threads, workers as using_workers
 from .vocab import Vocabulary, check_text
 
 MAX_ORDER = 16
@@ -57,7 +57,7 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
         finally:
             counter.close()
         del counter
-    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, _alloc(scratch))
+    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, _alloc(scratch), threads())
 
 
 @dataclass

@@ -146,4 +146,4 @@ class NgramCounter:
         needs them), occurrences ('raw').  The counter is emptied."""
         keys, counts, layout = self.merged(vocab_size)
         return _count.build_levels(keys, counts, layout, vocab_size, with_raw,
-                                   np.zeros if self.scratch is None else self.scratch.zeros)
+                                   np.zeros if self.scratch is None else self.scratch.zeros, threads())

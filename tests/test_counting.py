@@ -53,6 +53,27 @@ def test_small_runs_and_repacking_equal_one_run():
                     np.testing.assert_array_equal(a[name], c[name])
 
 
+def test_levels_built_in_parts_equal_one_pass():
+    """build_levels cut into parts at last-word changes (one a thread) gives the levels and last_open
+    of one pass."""
+    v, streams = _streams(n_lines=60_000)
+    counter = NgramCounter(5)
+    for s in streams:
+        counter.add(s, len(v))
+    keys, counts, layout = counter.merged(len(v))
+    assert len(counts) >= 3 << 16, "the test needs windows for three parts"
+    one = _count.build_levels(keys, counts, layout, len(v), True)
+    for threads in (2, 3, 16):
+        parts = _count.build_levels(keys, counts, layout, len(v), True, np.zeros, threads)
+        for a, b in zip(one, parts):
+            assert a.keys() == b.keys()
+            for name in a:
+                if name == "last_open":
+                    assert a[name] == b[name]
+                else:
+                    np.testing.assert_array_equal(a[name], b[name])
+
+
 def test_count_windows_equals_a_sort_of_the_windows():
     """The bucketed sort of count_windows gives the windows' distinct keys in order with their counts
     (against numpy's unique of the windows built here), for one and two threads and key widths 1-3."""
