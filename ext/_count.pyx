@@ -122,9 +122,10 @@ cdef inline uint32_t key_word(const uint64_t* key, int j, int k, int bits, uint6
 
 cdef enum:
     BUCKET_BITS = 16           # windows are sorted in 2^16 buckets by their top bits
+    MAX_TASKS = 16             # parts of the work of count_windows and build_levels (one a thread)
 
 
-cdef inline void window_key(const uint32_t[::1] stream, size_t i, size_t start, int N, int k, int bits,
+cdef inline void window_key(const uint32_t* stream, size_t i, size_t start, int N, int k, int bits,
                             uint64_t* key) noexcept nogil:
     """The packed key of the window ending at stream[i] (its sentence starts at ``start``); key has
     room for the layout's words and is zeroed here."""
@@ -137,52 +138,85 @@ cdef inline void window_key(const uint32_t[::1] stream, size_t i, size_t start, 
         key[j // k] |= (<uint64_t>w) << ((k - 1 - j % k) * bits)
 
 
+cdef struct WindowsJob:
+    const uint32_t* stream
+    uint64_t* K
+    int N, W, k, bits, shift
+    bint scatter                # False: count the windows of each bucket; True: write the keys
+    size_t lo[MAX_TASKS]        # per task: its part of the stream (starting at a sentence start) ...
+    size_t hi[MAX_TASKS]
+    uint64_t* place[MAX_TASKS]  # ... and per bucket: its windows (pass 1), then their next place (pass 2)
+
+
+cdef void windows_task(void* arg, int t) noexcept nogil:
+    cdef WindowsJob* job = <WindowsJob*>arg
+    cdef const uint32_t* stream = job.stream
+    cdef uint64_t* place = job.place[t]
+    cdef uint64_t* dst
+    cdef size_t i, start = job.lo[t], b
+    cdef int q
+    cdef uint64_t key[4]
+    for i in range(job.lo[t], job.hi[t]):
+        if stream[i] == 1:
+            start = i
+            continue
+        window_key(stream, i, start, job.N, job.k, job.bits, key)
+        b = key[0] >> job.shift
+        if job.scatter:
+            dst = job.K + place[b] * job.W
+            for q in range(job.W):
+                dst[q] = key[q]
+        place[b] += 1
+
+
 def count_windows(const uint32_t[::1] stream, layout, int threads=1):
     """Sorted unique windows of a padded stream and their counts: (keys[U, W] uint64, counts[U] uint32).
 
     The windows are sorted by buckets (the top BUCKET_BITS bits of a key, mostly its last word): each
-    key is written straight into its bucket's place, then the buckets are sorted, split between the
-    threads.  Fewer comparisons than one sort of the whole, and the buckets fit in the cache."""
-    cdef int N = layout.order, W = layout.words, k = layout.per_word, bits = layout.bits
-    cdef size_t n = stream.shape[0], i, m = 0, u, start = 0
-    cdef int q
-    cdef int used = k * bits                        # bits of a key's first word that hold words
-    cdef int shift = used - BUCKET_BITS if used > BUCKET_BITS else 0
-    cdef size_t nb = (<size_t>1) << (used - shift), b
-    cdef uint64_t key[4]
-    for i in range(n):
-        if stream[i] != 1:
-            m += 1
+    key is written straight into its bucket's place, then the buckets are sorted.  Fewer comparisons
+    than one sort of the whole, the buckets fit in the cache, and every step but the final count runs
+    on the threads: the stream is cut at sentence starts into parts that find their keys' places (each
+    part's keys after those of the parts before it in every bucket), and the buckets are shared out."""
+    cdef WindowsJob job
+    cdef int t, q
+    cdef size_t n = stream.shape[0], i, m, u, c = 0
+    job.N, job.W, job.k, job.bits = layout.order, layout.words, layout.per_word, layout.bits
+    cdef int W = job.W
+    cdef int used = job.k * job.bits                # bits of a key's first word that hold words
+    job.shift = used - BUCKET_BITS if used > BUCKET_BITS else 0
+    cdef size_t nb = (<size_t>1) << (used - job.shift)
+    job.stream = &stream[0] if n else NULL
+    cdef int parts = max(1, min(threads, MAX_TASKS, n // (1 << 16)))
+    cuts = [0]
+    for t in range(1, parts):
+        c = max(c, n * t // parts)
+        while c < n and stream[c] != 1:
+            c += 1
+        cuts.append(c)
+    cuts.append(n)
+    place_np = np.zeros((parts, nb), dtype=np.uint64)
+    cdef uint64_t[:, ::1] place = place_np
+    for t in range(parts):
+        job.lo[t], job.hi[t] = cuts[t], cuts[t + 1]
+        job.place[t] = &place[t, 0]
+    job.scatter = False
+    with nogil:
+        glm_run_tasks(windows_task, &job, parts)
+    starts_np = np.zeros(nb + 1, dtype=np.uint64)             # where each bucket starts
+    np.cumsum(place_np.sum(0), out=starts_np[1:])
+    place_np[:] = starts_np[:nb] + np.cumsum(place_np, 0) - place_np     # each part's first places
+    m = starts_np[nb]
     keys = np.empty((m, W), dtype=np.uint64)
     counts = np.empty(m, dtype=np.uint32)
     if m == 0:
         return keys, counts
-    starts_np = np.zeros(nb + 1, dtype=np.uint64)
     cdef uint64_t[::1] S = starts_np
     cdef uint64_t[:, ::1] K = keys
     cdef uint32_t[::1] C = counts
+    job.K = &K[0, 0]
+    job.scatter = True
     with nogil:
-        for i in range(n):                          # bucket sizes
-            if stream[i] == 1:
-                start = i
-                continue
-            window_key(stream, i, start, N, k, bits, key)
-            S[(key[0] >> shift) + 1] += 1
-        for b in range(nb):
-            S[b + 1] += S[b]
-        start = 0
-        for i in range(n):                          # each key into its bucket (S[b]: its next place)
-            if stream[i] == 1:
-                start = i
-                continue
-            window_key(stream, i, start, N, k, bits, key)
-            b = key[0] >> shift
-            for q in range(W):
-                K[S[b], q] = key[q]
-            S[b] += 1
-        for b in range(nb, 0, -1):                  # back to the buckets' starts
-            S[b] = S[b - 1]
-        S[0] = 0
+        glm_run_tasks(windows_task, &job, parts)
         glm_sort_buckets(&K[0, 0], &S[0], nb, W, threads)
         # run-length count in place
         u = 0
@@ -196,7 +230,8 @@ def count_windows(const uint32_t[::1] stream, layout, int threads=1):
                 continue
             u += 1
             if u != i:
-                memcpy(&K[u, 0], &K[i, 0], W * sizeof(uint64_t))
+                for q in range(W):
+                    K[u, q] = K[i, q]
             C[u] = 1
         u += 1
     return keys[:u], counts[:u]
@@ -263,10 +298,6 @@ def upper_bound(const uint64_t[:, ::1] keys, const uint64_t[::1] bound):
             else:
                 hi = mid
     return lo
-
-
-cdef enum:
-    MAX_TASKS = 16           # ranges of build_levels (one a thread)
 
 
 cdef struct LevelsJob:
