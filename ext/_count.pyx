@@ -17,7 +17,7 @@ the index of its (n-1)-suffix ("parent") in level n-1.  Level 1 is indexed by wo
 import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint32_t, uint64_t, int64_t
-from libc.string cimport memcpy
+from libc.string cimport memcpy, memmove
 
 cnp.import_array()
 
@@ -237,47 +237,96 @@ def count_windows(const uint32_t[::1] stream, layout, int threads=1):
     return keys[:u], counts[:u]
 
 
-def merge_counts(keys_a, counts_a, keys_b, counts_b):
-    """Merge two sorted unique (keys, counts) runs into one, adding the counts of equal keys."""
+cdef struct MergeJob:
+    const uint64_t* A
+    const uint32_t* CA
+    const uint64_t* B
+    const uint32_t* CB
+    uint64_t* K
+    uint32_t* C
+    int W
+    size_t a[3]                 # part t merges A[a[t]:a[t + 1]] with B[b[t]:b[t + 1]] ...
+    size_t b[3]
+    size_t done[2]              # ... into K, C from a[t] + b[t] on: done[t] rows
+
+
+cdef inline int compare_keys(const uint64_t* x, const uint64_t* y, int W) noexcept nogil:
+    cdef int q
+    for q in range(W):
+        if x[q] != y[q]:
+            return -1 if x[q] < y[q] else 1
+    return 0
+
+
+cdef void merge_task(void* arg, int t) noexcept nogil:
+    cdef MergeJob* job = <MergeJob*>arg
+    cdef int W = job.W, q, cmp
+    cdef size_t i = job.a[t], j = job.b[t], na = job.a[t + 1], nb = job.b[t + 1]
+    cdef size_t o = job.a[t] + job.b[t], o0 = o
+    cdef const uint64_t* src
+    while i < na or j < nb:
+        if i < na and j < nb:
+            cmp = compare_keys(job.A + i * W, job.B + j * W, W)
+        else:
+            cmp = -1 if i < na else 1
+        if cmp <= 0:
+            src = job.A + i * W
+            job.C[o] = job.CA[i]
+            if cmp == 0:
+                job.C[o] += job.CB[j]
+                j += 1
+            i += 1
+        else:
+            src = job.B + j * W
+            job.C[o] = job.CB[j]
+            j += 1
+        for q in range(W):
+            job.K[o * W + q] = src[q]
+        o += 1
+    job.done[t] = o - o0
+
+
+def merge_counts(keys_a, counts_a, keys_b, counts_b, int threads=1):
+    """Merge two sorted unique (keys, counts) runs into one, adding the counts of equal keys.  With two
+    threads, the runs are cut at the middle key of the first (equal keys stay on one side) and the two
+    halves merged at once, the second moved down behind the first."""
     cdef const uint64_t[:, ::1] A = keys_a
     cdef const uint64_t[:, ::1] B = keys_b
     cdef const uint32_t[::1] CA = counts_a
     cdef const uint32_t[::1] CB = counts_b
-    cdef size_t na = A.shape[0], nb = B.shape[0], i = 0, j = 0, o = 0
-    cdef int W = A.shape[1], q, cmp
-    keys = np.empty((na + nb, W), dtype=np.uint64)
+    cdef size_t na = A.shape[0], nb = B.shape[0], lo, hi, mid
+    cdef MergeJob job
+    job.W = A.shape[1]
+    keys = np.empty((na + nb, job.W), dtype=np.uint64)
     counts = np.empty(na + nb, dtype=np.uint32)
+    if na + nb == 0:
+        return keys, counts
     cdef uint64_t[:, ::1] K = keys
     cdef uint32_t[::1] C = counts
-    with nogil:
-        while i < na and j < nb:
-            cmp = 0
-            for q in range(W):
-                if A[i, q] != B[j, q]:
-                    cmp = -1 if A[i, q] < B[j, q] else 1
-                    break
-            if cmp <= 0:
-                memcpy(&K[o, 0], &A[i, 0], W * sizeof(uint64_t))
-                C[o] = CA[i]
-                if cmp == 0:
-                    C[o] += CB[j]
-                    j += 1
-                i += 1
+    job.A = &A[0, 0] if na else NULL
+    job.B = &B[0, 0] if nb else NULL
+    job.CA = &CA[0] if na else NULL
+    job.CB = &CB[0] if nb else NULL
+    job.K, job.C = &K[0, 0], &C[0]
+    cdef int parts = 2 if threads >= 2 and na >= (1 << 16) and nb >= (1 << 16) else 1
+    job.a[0] = job.b[0] = 0
+    job.a[parts], job.b[parts] = na, nb
+    if parts == 2:
+        job.a[1] = na // 2
+        lo, hi = 0, nb                       # the first key of B not below A's middle key
+        while lo < hi:
+            mid = lo + (hi - lo) // 2
+            if compare_keys(job.B + mid * job.W, job.A + job.a[1] * job.W, job.W) < 0:
+                lo = mid + 1
             else:
-                memcpy(&K[o, 0], &B[j, 0], W * sizeof(uint64_t))
-                C[o] = CB[j]
-                j += 1
-            o += 1
-        while i < na:
-            memcpy(&K[o, 0], &A[i, 0], W * sizeof(uint64_t))
-            C[o] = CA[i]
-            i += 1
-            o += 1
-        while j < nb:
-            memcpy(&K[o, 0], &B[j, 0], W * sizeof(uint64_t))
-            C[o] = CB[j]
-            j += 1
-            o += 1
+                hi = mid
+        job.b[1] = lo
+    with nogil:
+        glm_run_tasks(merge_task, &job, parts)
+        if parts == 2 and job.done[0] < job.a[1] + job.b[1]:
+            memmove(&K[job.done[0], 0], &K[job.a[1] + job.b[1], 0], job.done[1] * job.W * sizeof(uint64_t))
+            memmove(&C[job.done[0]], &C[job.a[1] + job.b[1]], job.done[1] * sizeof(uint32_t))
+    cdef size_t o = job.done[0] + (job.done[1] if parts == 2 else 0)
     return keys[:o], counts[:o]
 
 

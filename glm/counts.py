@@ -111,7 +111,7 @@ class NgramCounter:
 
     def _merge_last(self) -> None:
         (kb, cb), (ka, ca) = self.runs.pop(), self.runs.pop()
-        self.runs.append(_count.merge_counts(ka, ca, kb, cb))
+        self.runs.append(_count.merge_counts(ka, ca, kb, cb, threads()))
 
     def merged(self, vocab_size: int):
         """All windows counted as one sorted run: (keys, counts, layout).  The counter is emptied.
@@ -136,7 +136,8 @@ class NgramCounter:
             return self.scratch.save_run([(keys, counts)], layout)
         self._spill()
         runs, self.spilled = self.spilled, []
-        merged = self.scratch.save_run(merge_runs(runs, layout, self.scratch.memory // 4), layout)
+        merged = self.scratch.save_run(merge_runs(runs, layout, self.scratch.memory // 4, threads()),
+                                        layout)
         for run in runs:
             run.remove()
         return merged

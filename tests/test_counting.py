@@ -154,3 +154,26 @@ def test_tokenize_densest_buffers():
             want += ["<s>", *line.split(), "</s>"]
         ids = v.tokenize(Chunk(data, "<t>", 1), add=True)
         assert [v.word(int(i)) for i in ids] == want, data
+
+
+def test_merge_counts_on_two_threads_equals_numpy():
+    """merge_counts (one thread, and two halves cut at the middle key of the first run) gives the
+    union of two sorted unique runs with the counts of equal keys added, as numpy's unique does."""
+    rng = np.random.default_rng(1)
+
+    def rows(x, W):          # keys of W words whose order is that of the numbers x (< 2^60)
+        return np.stack([(x >> np.uint64(20 * (W - 1 - q))) & np.uint64((1 << 20) - 1 if q else (1 << 60) - 1)
+                         for q in range(W)], 1)
+
+    for W in (1, 2, 3):
+        for na, nb in ((200_000, 150_000), (70_000, 300_000), (0, 5), (100_000, 0)):
+            # numbers drawn from one range: the runs share many keys
+            xa, xb = (np.unique(rng.integers(0, 600_000, n).astype(np.uint64) * np.uint64((1 << 37) + 12345)) for n in (na, nb))
+            ca, cb = (rng.integers(1, 10, len(x)).astype(np.uint32) for x in (xa, xb))
+            x, where = np.unique(np.concatenate([xa, xb]), return_inverse=True)
+            counts = np.bincount(where, weights=np.concatenate([ca, cb])).astype(np.uint32)
+            assert len(x) < len(xa) + len(xb) or not (na and nb), "the test needs keys in both runs"
+            for threads in (1, 2):
+                got_keys, got_counts = _count.merge_counts(rows(xa, W), ca, rows(xb, W), cb, threads)
+                np.testing.assert_array_equal(got_keys, rows(x, W))
+                np.testing.assert_array_equal(got_counts, counts)
