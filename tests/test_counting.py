@@ -168,7 +168,8 @@ def test_merge_counts_on_two_threads_equals_numpy():
     for W in (1, 2, 3):
         for na, nb in ((200_000, 150_000), (70_000, 300_000), (0, 5), (100_000, 0)):
             # numbers drawn from one range: the runs share many keys
-            xa, xb = (np.unique(rng.integers(0, 600_000, n).astype(np.uint64) * np.uint64((1 << 37) + 12345)) for n in (na, nb))
+            spread = np.uint64((1 << 37) + 12345)
+            xa, xb = (np.unique(rng.integers(0, 600_000, n).astype(np.uint64) * spread) for n in (na, nb))
             ca, cb = (rng.integers(1, 10, len(x)).astype(np.uint32) for x in (xa, xb))
             x, where = np.unique(np.concatenate([xa, xb]), return_inverse=True)
             counts = np.bincount(where, weights=np.concatenate([ca, cb])).astype(np.uint32)
