@@ -16,6 +16,9 @@ from .spill import merge_runs
 from .threads import threads
 
 RUN_WINDOWS = 1 << 24
+# Counting a run beside tokenizing holds one more chunk of text and its ids (some 30 MB): done
+# without a budget or with one of at least this size.
+BACKGROUND_BUDGET = 256 << 20
 
 
 def key_layout(order: int, vocab_size: int):
@@ -42,12 +45,13 @@ class NgramCounter:
     The ids are packed with as many bits as the vocabulary needs so far; when it outgrows them, the
     runs already counted are re-packed wider (their order does not change).  With a ``scratch``
     (glm.spill.Scratch), runs are smaller and, once they hold more than a quarter of its budget, are
-    written to its directory, to be merged from disk at the end.  With ``background``, a full run is
-    counted on a thread of its own while the next one arrives (the caller tokenizes meanwhile);
-    ``close()`` then waits for it when the counting stops early.
+    written to its directory, to be merged from disk at the end.  With ``background`` (and no budget,
+    or one of at least BACKGROUND_BUDGET), a full run is counted on a thread of its own while the next
+    one arrives (the caller tokenizes meanwhile); ``close()`` then waits for it when counting stops.
     """
 
     def __init__(self, order: int, run_windows: int = RUN_WINDOWS, scratch=None, background: bool = False):
+        background = background and (scratch is None or scratch.memory >= BACKGROUND_BUDGET)
         if scratch is not None:
             # counting a run takes about 32 bytes a window (stream, keys, counts, sort buffer):
             # a quarter of the budget
