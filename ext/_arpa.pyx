@@ -7,9 +7,9 @@ import numpy as np
 cimport numpy as cnp
 from libc.stdint cimport uint8_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
-from libc.stdlib cimport strtod, malloc, free
+from libc.stdlib cimport strtod, malloc, calloc, free
 from libc.stdio cimport snprintf
-from libc.math cimport fabs, floor, log10, isnan, isinf
+from libc.math cimport fabs, log10, isnan, isinf
 from cpython.bytearray cimport PyByteArray_FromStringAndSize, PyByteArray_AS_STRING, PyByteArray_Resize
 
 cnp.import_array()
@@ -46,7 +46,10 @@ cdef inline int decimal_exponent(double a) noexcept nogil:
     cdef uint64_t bits
     memcpy(&bits, &a, 8)
     cdef int e2 = <int>((bits >> 52) & 0x7FF) - 1023
-    cdef int e10 = <int>floor(e2 * 0.30102999566398120)
+    cdef double x = e2 * 0.30102999566398120
+    cdef int e10 = <int>x                  # floor(x), without a call
+    if x < e10:
+        e10 -= 1
     if e10 < -39:
         e10 = -39
     while e10 < 38 and a >= POW10[e10 + 41]:
@@ -57,15 +60,15 @@ cdef inline int decimal_exponent(double a) noexcept nogil:
 
 
 cdef inline uint64_t digits_at(double a, int scale) noexcept nogil:
-    """a * 10^scale rounded to an integer."""
+    """a * 10^scale rounded to an integer (below 2^63: converted as signed, which is faster)."""
     if scale >= 0:
-        return <uint64_t>(a * pow10(scale) + 0.5)
-    return <uint64_t>(a / pow10(-scale) + 0.5)
+        return <uint64_t><int64_t>(a * pow10(scale) + 0.5)
+    return <uint64_t><int64_t>(a / pow10(-scale) + 0.5)
 
 
 cdef inline bint round_trips(double a, int p, int e10) noexcept nogil:
     cdef int scale = p - 1 - e10
-    cdef uint64_t m = digits_at(a, scale)
+    cdef int64_t m = <int64_t>digits_at(a, scale)
     cdef double back = m / pow10(scale) if scale >= 0 else m * pow10(-scale)
     return <float>back == <float>a
 
@@ -154,6 +157,39 @@ cdef int format_float(float f, char* out) noexcept nogil:
     return n
 
 
+cdef enum:
+    CACHE_BITS = 12          # a direct-mapped cache of 4096 numbers' texts per call of format_level
+
+
+cdef struct Cached:
+    uint32_t bits            # the float's bit pattern
+    uint32_t size            # 0: empty
+    char text[24]
+
+
+cdef inline int format_cached(float f, Cached* cache, char* out) noexcept nogil:
+    """format_float through the cache: backoffs repeat a lot (few distinct values per level), and so do
+    the probabilities of neighbouring n-grams in suffix order (siblings that share a count).  Writes
+    24 bytes at out (the text, then bytes the caller overwrites)."""
+    cdef uint32_t bits
+    memcpy(&bits, &f, 4)
+    cdef Cached* c = &cache[(bits * 2654435761u) >> (32 - CACHE_BITS)]
+    if c.size == 0 or c.bits != bits:
+        c.bits = bits
+        c.size = format_float(f, c.text)
+    memcpy(out, c.text, 24)                # (a fixed size: a few moves instead of a call)
+    return c.size
+
+
+cdef inline void copy_word(char* out, const char* src, uint64_t size, const char* src_end) noexcept nogil:
+    """memcpy(out, src, size), as one 16-byte move when the word is that short (most are) and the 16
+    bytes are inside the source; out must have 16 bytes of room."""
+    if size <= 16 and src + 16 <= src_end:
+        memcpy(out, src, 16)
+    else:
+        memcpy(out, src, size)
+
+
 def format_floats(const float[::1] x):
     """The strings format_float writes, for tests."""
     cdef char buf[32]
@@ -204,8 +240,12 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
     cdef uint64_t count = hi - lo, pos = 0, e, w, r
     cdef int64_t anc[17]
     cdef const char* b = <const char*>&blob[0] if blob.shape[0] else NULL
+    cdef const char* b_end = b + blob.shape[0]
     cdef uint32_t* ids = <uint32_t*>malloc(max(count, 1) * n * sizeof(uint32_t))
-    if ids == NULL:
+    cdef Cached* cache = <Cached*>calloc(1 << CACHE_BITS, sizeof(Cached))
+    if ids == NULL or cache == NULL:
+        free(ids)
+        free(cache)
         raise MemoryError()
     with nogil:
         # pass 1: the word ids of every line (ancestors only move forward) and the text size
@@ -231,7 +271,7 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
         # pass 2: the text, fetching the spellings of later lines ahead of time (they are random words)
         for e in range(count):
             r = e * n
-            need = 64
+            need = 64           # (two numbers of at most 24 chars, and the room copy_word's moves need)
             for k in range(n):
                 need += offsets[ids[r + k] + 1] - offsets[ids[r + k]] + 1
             if pos + need > cap:
@@ -245,12 +285,12 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
             if e + 8 < count:
                 for k in range(n):
                     __builtin_prefetch(b + offsets[ids[r + 8 * n + k]])
-            pos += format_float(prob[lo + e], o + pos)
+            pos += format_cached(prob[lo + e], cache, o + pos)
             o[pos] = 9
             pos += 1
             for k in range(n):
                 w = ids[r + k]
-                memcpy(o + pos, b + offsets[w], offsets[w + 1] - offsets[w])
+                copy_word(o + pos, b + offsets[w], offsets[w + 1] - offsets[w], b_end)
                 pos += offsets[w + 1] - offsets[w]
                 o[pos] = 32
                 pos += 1
@@ -258,9 +298,10 @@ def format_level(int n, int order, levels, const uint8_t[::1] blob, const uint64
             if n < order:
                 o[pos] = 9
                 pos += 1
-                pos += format_float(bo[lo + e], o + pos)
+                pos += format_cached(bo[lo + e], cache, o + pos)
             o[pos] = 10
             pos += 1
     free(ids)
+    free(cache)
     PyByteArray_Resize(out, pos)
     return out

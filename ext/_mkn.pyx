@@ -23,31 +23,40 @@ cdef inline double discount(const double* D, uint32_t a) noexcept nogil:
 
 def context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, size_t nctx, alloc=np.zeros):
     """(total uint32, numerator of gamma float64) per context, arrays of length nctx made by alloc."""
+    total = alloc(nctx, np.uint32)
+    num = alloc(nctx, np.float64)
+    add_context_sums(ctx, count, keep, D, total, num, 0, nctx)
+    return total, num
+
+
+def add_context_sums(const uint32_t[::1] ctx, const uint32_t[::1] count, keep, D, uint32_t[::1] total,
+                     double[::1] num, size_t lo, size_t hi):
+    """Add to total[h] and num[h] the n-grams whose context h is in lo..hi, in n-gram order (so the
+    float sums of a context are those of one pass, whatever the cut of the contexts among threads)."""
     cdef double Dt[4]
     Dt[0] = 0.0
     Dt[1], Dt[2], Dt[3] = D
-    total = alloc(nctx, np.uint32)
-    num = alloc(nctx, np.float64)
-    cdef uint32_t[::1] T = total
-    cdef double[::1] G = num
     cdef const uint8_t[::1] K
     cdef bint pruning = keep is not None
     if pruning:
         K = keep
     cdef size_t i, n = ctx.shape[0]
-    cdef uint32_t a
+    cdef uint32_t a, h
+    cdef bint whole = lo == 0 and hi >= total.shape[0]
     with nogil:
         for i in range(n):
-            if i + 16 < n:
-                __builtin_prefetch(&T[ctx[i + 16]])
-                __builtin_prefetch(&G[ctx[i + 16]])
+            if i + 16 < n and (whole or lo <= ctx[i + 16] < hi):
+                __builtin_prefetch(&total[ctx[i + 16]])
+                __builtin_prefetch(&num[ctx[i + 16]])
+            h = ctx[i]
+            if not whole and not lo <= h < hi:
+                continue
             a = count[i]
-            T[ctx[i]] += a
+            total[h] += a
             if pruning and not K[i]:
-                G[ctx[i]] += a
+                num[h] += a
             else:
-                G[ctx[i]] += discount(Dt, a)
-    return total, num
+                num[h] += discount(Dt, a)
 
 
 def interpolate(uint32_t[::1] count, const uint32_t[::1] ctx, const uint32_t[::1] parent,
@@ -86,10 +95,14 @@ def log10_inplace(float[::1] x, size_t lo, size_t hi):
 def backoffs(const uint32_t[::1] total, const double[::1] num, alloc=np.zeros):
     """log10 gamma(h) for contexts with extensions, 0 for the others (float32)."""
     out = alloc(total.shape[0], np.float32)
-    cdef float[::1] B = out
+    backoffs_into(total, num, out, 0, total.shape[0])
+    return out
+
+
+def backoffs_into(const uint32_t[::1] total, const double[::1] num, float[::1] out, size_t lo, size_t hi):
+    """out[lo:hi] <- the backoffs of contexts lo..hi (as ``backoffs``; out zeroed before)."""
     cdef size_t i
     with nogil:
-        for i in range(total.shape[0]):
+        for i in range(lo, hi):
             if total[i] > 0:
-                B[i] = <float>log10(num[i] / total[i])
-    return out
+                out[i] = <float>log10(num[i] / total[i])

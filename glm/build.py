@@ -22,7 +22,7 @@ from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
 from .model import BackoffModel, Model
 from .spill import Scratch
-from .threads import count as check_count, workers as using_workers
+from .threads import count as check_count, threads, workers as using_workers
 from .vocab import Vocabulary, check_text
 
 MAX_ORDER = 16
@@ -48,13 +48,16 @@ def count(inputs=None, order: int = 5, *, lines=None, with_raw: bool = False, sk
         if pad:                                        # paper padding: the pad word after each <s>
             from .paper.padding import WORD as PAD_WORD, pad_stream
             pad_id = vocab.table.add_word(PAD_WORD)
-        counter = NgramCounter(order, scratch=scratch)
-        for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet, "counting"):
-            ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
-            counter.add(ids if not pad else pad_stream(ids, pad_id, pad), len(vocab))
-        keys, counts, layout = counter.merged(len(vocab))
+        counter = NgramCounter(order, scratch=scratch, background=True)     # (counts while tokenizing)
+        try:
+            for chunk in chunks if chunks is not None else text_chunks(inputs, lines, quiet, "counting"):
+                ids = vocab.tokenize(chunk, add=True, symbols=symbols, bad_utf8=bad_utf8)
+                counter.add(ids if not pad else pad_stream(ids, pad_id, pad), len(vocab))
+            keys, counts, layout = counter.merged(len(vocab))
+        finally:
+            counter.close()
         del counter
-    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, _alloc(scratch))
+    return vocab, _count.build_levels(keys, counts, layout, len(vocab), with_raw, _alloc(scratch), threads())
 
 
 @dataclass

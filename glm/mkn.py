@@ -79,8 +79,8 @@ def estimate(levels: list[dict], order: int, opts: Options = Options(), alloc=np
         keep = None
         if opts.threshold(n) > 0:
             keep = (lv["raw"] > opts.threshold(n)).view(np.uint8)
-        total, num = _mkn.context_sums(ctx, lv["count"], keep, D[n - 1], low_size, alloc)
-        out[n - 2]["backoff"] = _mkn.backoffs(total, num, alloc)
+        total, num = context_sums(ctx, lv["count"], keep, D[n - 1], low_size, alloc)
+        out[n - 2]["backoff"] = backoffs(total, num, alloc)
         parallel(_mkn.interpolate, len(ctx), lv["count"], ctx, lv["parent"], total, num,
                  out[n - 2]["logprob"], D[n - 1])
         del total, num
@@ -101,6 +101,21 @@ def estimate(levels: list[dict], order: int, opts: Options = Options(), alloc=np
         out[n - 1].pop("parent", None)
         out[n - 1].pop("keep", None)
     return Estimate(out, D, counts, keep1)
+
+
+def context_sums(ctx, count, keep, D: tuple, nctx: int, alloc=np.zeros):
+    """(total, numerator of gamma) per context (_mkn.context_sums), the contexts cut among the threads:
+    each thread reads every n-gram and adds those of its contexts, in order (the same float sums)."""
+    total, num = alloc(nctx, np.uint32), alloc(nctx, np.float64)
+    parallel(_mkn.add_context_sums, nctx, ctx, count, keep, D, total, num)
+    return total, num
+
+
+def backoffs(total, num, alloc=np.zeros):
+    """log10 gamma per context (_mkn.backoffs) on the threads."""
+    out = alloc(len(total), np.float32)
+    parallel(_mkn.backoffs_into, len(total), total, num, out)
+    return out
 
 
 def unigram_probs(a: np.ndarray, D1: tuple, opts: Options, keep1: np.ndarray | None = None,

@@ -282,17 +282,19 @@ class _RunReader:
         return out
 
 
-def merge_many(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Sorted unique (keys, counts) runs merged into one, equal keys adding their counts."""
+def merge_many(parts: list[tuple[np.ndarray, np.ndarray]], threads: int = 1) -> tuple[np.ndarray, np.ndarray]:
+    """Sorted unique (keys, counts) runs merged into one, equal keys adding their counts (each merge of
+    two on ``threads`` threads)."""
     parts = [p for p in parts if len(p[1])] or parts[:1]
     while len(parts) > 1:
-        parts = [_count.merge_counts(*parts[i], *parts[i + 1]) if i + 1 < len(parts) else parts[i]
+        parts = [_count.merge_counts(*parts[i], *parts[i + 1], threads) if i + 1 < len(parts) else parts[i]
                  for i in range(0, len(parts), 2)]
     return parts[0]
 
 
-def merge_runs(runs: list[Run], layout, block_bytes: int):
-    """Yields the merged (keys, counts) of sorted runs on disk, in order, a block at a time.
+def merge_runs(runs: list[Run], layout, block_bytes: int, threads: int = 1):
+    """Yields the merged (keys, counts) of sorted runs on disk, in order, a block at a time (each merge
+    of two blocks on ``threads`` threads).
 
     Each run is read ``block_bytes / len(runs)`` at a time.  Every step merges, from each buffer, the
     keys up to the smallest last key among the buffers of runs not fully read: no later block can hold
@@ -308,7 +310,7 @@ def merge_runs(runs: list[Run], layout, block_bytes: int):
             bound = min((r.keys[-1] for r in open_), key=tuple) if open_ else None
             parts = [r.take(len(r.counts) if bound is None else _count.upper_bound(r.keys, bound))
                      for r in readers]
-            yield merge_many(parts)
+            yield merge_many(parts, threads)
             for r in readers:
                 if not len(r.counts) and r.more:
                     r.refill()
