@@ -16,7 +16,7 @@ the index of its (n-1)-suffix ("parent") in level n-1.  Level 1 is indexed by wo
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.stdint cimport int32_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy
 
 cnp.import_array()
@@ -467,3 +467,26 @@ def child_index(const uint32_t[::1] node, const uint32_t[::1] word, const uint32
                 break
             out[i] = <uint32_t>j
     return indices, missing
+
+
+def group_by_owner(const int32_t[::1] owner, size_t ranges):
+    """(perm uint32, cuts int64): the indices 0..m-1 grouped by owner[i] (a range number below
+    ``ranges``), in increasing i within a group (a stable counting sort), and where each group starts
+    (ranges + 1 cuts)."""
+    cdef size_t m = owner.shape[0], i, k
+    cuts = np.zeros(ranges + 1, dtype=np.int64)
+    perm = np.empty(m, dtype=np.uint32)
+    cdef int64_t[::1] C = cuts
+    cdef uint32_t[::1] P = perm
+    cdef int64_t[::1] at = np.zeros(ranges + 1, dtype=np.int64)
+    with nogil:
+        for i in range(m):
+            C[owner[i] + 1] += 1
+        for k in range(ranges):
+            C[k + 1] += C[k]
+            at[k] = C[k]
+        for i in range(m):
+            k = owner[i]
+            P[at[k]] = <uint32_t>i
+            at[k] += 1
+    return perm, cuts
