@@ -58,8 +58,8 @@ import numpy as np
 
 from . import _arpa, _count, _mkn
 from .discount import discounts, fallback_triple
-from .distributed import (STATE, Job, _STORES_LOCK, _piece, _piece_view, _pin, _results, _store, count_runs,
-                          runs_visible, session, splitters, wait_for)
+from .distributed import (STATE, Job, _STORES_LOCK, _piece, _piece_view, _pin, _remove_run, _results, _store,
+                          count_runs, runs_visible, session, splitters, wait_for)
 from .mkn import Options, unigram_probs
 from .model import BackoffModel, Model
 from .progress import stage
@@ -223,23 +223,20 @@ def _interpolate(build: str, r: int, n: int, D: tuple, unigram_probs, ranges: li
     answers = _in_range_order(ranges, groups, r)
     del groups
     st = _range(build, r)
-    levels, alloc = st["levels"], st["alloc"]
+    levels = st["levels"]
     lv = levels[n - 1]
     m = len(lv["word"])
     perm, cuts = st.pop("perm"), st.pop("cuts")
     top = n == len(levels)
-    node, total, num = np.empty(0 if top else m, np.uint32), alloc(m, np.uint32), alloc(m, np.float64)
-    for (a, b), (i, t, g) in zip(zip(cuts, cuts[1:]), answers):
+    node = np.empty(0 if top else m, np.uint32)
+    lower = unigram_probs if n == 2 else levels[n - 2]["logprob"]
+    for (a, b), (i, total, num) in zip(zip(cuts, cuts[1:]), answers):
         if not top:
             node[perm[a:b]] = i
-        total[perm[a:b]] = t
-        num[perm[a:b]] = g
+        _mkn.interpolate_at(lv["count"], perm[a:b], lv["parent"], total, num, lower, D)
     del perm, answers
-    lower = unigram_probs if n == 2 else levels[n - 2]["logprob"]
-    parallel(_mkn.interpolate, m, lv["count"], np.arange(m, dtype=np.uint32), lv["parent"], total, num,
-             lower, D)
     lv["logprob"] = lv.pop("count").view(np.float32)
-    del lv["parent"], total, num
+    del lv["parent"]
     owner = st.pop("owner")
     if n < len(levels):
         st["ctx_node"], st["ctx_owner"] = node, owner
@@ -316,6 +313,8 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
             bounds, last = last_word_bounds(splitters(job, counted), counted.layout, len(vocab))
             shared = runs_visible(job.client, counted)
             ranges = _open_ranges(job, counted, bounds, last, len(vocab), shared)
+        removed = [job.client.submit(_remove_run, run, workers=_pin(w), priority=-1, pure=False)
+                   for run, w in zip(counted.runs, counted.where)]
         unigrams = np.concatenate([s["unigrams"] for s in ranges])
         if len(vocab) == 3 and not unigrams[0]:
             raise CorpusError(f"no text in {input_names(inputs)}: not a single word to train on")
@@ -331,6 +330,9 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
         counts = [len(vocab)] + [sum(s["sizes"][n - 2] for s in ranges) for n in range(2, order + 1)]
         with stage("write"):
             _write(job, where, output, counts, parts, quiet)
+            wait_for(job.client, removed, counted.where)
+        with stage("cluster stop"):
+            stack.close()
         return vocab, counts, D, [int(np.count_nonzero(unigrams))] + counts[1:]
 
 

@@ -233,6 +233,13 @@ def _piece_view(shard_run, low, high, scratch) -> tuple[np.ndarray, np.ndarray]:
     return keys[a:b], scratch.load(run.path + ".counts", np.uint32, (run.rows,))[a:b]
 
 
+def _remove_run(shard_run) -> None:
+    """A shard's run file removed once no task needs it (its disk and page cache freed before the end)."""
+    run = shard_run[1]
+    if isinstance(run, Run):
+        run.remove()
+
+
 def runs_visible(client, counted) -> bool:
     """Whether the client sees every run file at its path on its worker, with its size: then so do the
     workers (a LocalCluster, or workers on one machine or file system), and a task reads the runs of
