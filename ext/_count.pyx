@@ -453,19 +453,45 @@ def child_index(const uint32_t[::1] node, const uint32_t[::1] word, const uint32
                 const uint32_t[::1] level_words):
     """Index in a level of the child with first word word[i] of each node[i] of the level below (its
     children are level_words[starts[node] .. starts[node + 1]], sorted).  Returns (indices uint32,
-    first_missing): first_missing is -1, or the first i whose child is not there."""
-    cdef size_t m = node.shape[0], i
+    first_missing): first_missing is -1, or the first i whose child is not there.
+
+    As ``contexts``: in batches of 64, the nodes' children ranges are prefetched first; a run of the
+    same node with increasing words (the n-grams of one parent) gallops forward through its children."""
+    cdef size_t m = node.shape[0], i, b0 = 0, b1
     indices = np.empty(m, dtype=np.uint32)
     cdef uint32_t[::1] out = indices
-    cdef int64_t j, missing = -1
+    cdef int64_t f, missing = -1
     cdef const uint32_t* W = &level_words[0] if level_words.shape[0] else NULL
+    cdef const uint32_t* S = &starts[0]
+    cdef uint32_t p, prev = 0xFFFFFFFFu, last = 0, j = 0, end = 0, step, w
+    if W == NULL:
+        return indices, (0 if m else -1)
     with nogil:
-        for i in range(m):
-            j = find_child(W, starts[node[i]], starts[node[i] + 1], word[i])
-            if j < 0:
-                missing = i
-                break
-            out[i] = <uint32_t>j
+        while b0 < m and missing < 0:
+            b1 = min(b0 + 64, m)
+            for i in range(b0, b1):
+                __builtin_prefetch(&S[node[i]])
+            for i in range(b0, b1):
+                __builtin_prefetch(&W[S[node[i]]])
+            for i in range(b0, b1):
+                p = node[i]
+                w = word[i]
+                if p != prev or w <= last:
+                    prev = p
+                    j = S[p]
+                    end = S[p + 1]
+                last = w
+                step = 1
+                while j + step < end and W[j + step] <= w:
+                    j += step
+                    step *= 2
+                f = find_child(W, j, min(j + step, end), w)
+                if f < 0:
+                    missing = i
+                    break
+                out[i] = <uint32_t>f
+                j = <uint32_t>f + 1
+            b0 = b1
     return indices, missing
 
 
