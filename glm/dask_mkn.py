@@ -29,7 +29,8 @@ its whole group of left extensions.  On the range's worker:
    the estimation, whose gaps it fills; the client writes the header and copies the parts in order as
    they are done (ranges are in suffix order, so the concatenation is the single-machine file, byte
    for byte): from the part files themselves when it sees them (a LocalCluster;
-   ``os.copy_file_range``; each removed once copied), else through Dask a chunk at a time.
+   ``os.copy_file_range``; each removed once copied), else through Dask a chunk at a time.  A worker
+   drops its ranges' arrays (and their files) once their parts are formatted (``_release``).
 
 The client only coordinates: it holds the vocabulary, the summaries, vocabulary-sized arrays and one
 part chunk at a time.
@@ -279,6 +280,17 @@ def _format_part(build: str, r: int, memory, n: int, unigram_logprob, vocab_arra
     return [group] if file is None else (path, [group])
 
 
+def _release(build: str, memory, ranges: list, *parts) -> None:
+    """Once its ranges' parts are formatted (``parts``), this worker drops their arrays and removes
+    their files, while the client copies the last parts (instead of all at the end)."""
+    with _STORES_LOCK:
+        state = STATE.get(build, {})
+        for r in ranges:
+            state.pop(r, None)
+    if memory is not None:
+        _store(build, memory).remove_arrays()
+
+
 def _read(kept, chunk: int) -> bytes:
     return bytes(_fetch(kept, 0, chunk))
 
@@ -327,10 +339,14 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
         parts, final = _parts(job, where, logprob, vocab)
         with stage("estimate"):
             _estimate(job, where, last, D, prob, shared, final)
+        released = [job.client.submit(_release, job.build, job.memory, rs,
+                                      *[parts[n, r] for n in range(1, order + 1) for r in rs],
+                                      workers=[w], priority=-1 - (order + 1) * len(where), pure=False)
+                    for w, rs in _held(where).items()]
         counts = [len(vocab)] + [sum(s["sizes"][n - 2] for s in ranges) for n in range(2, order + 1)]
         with stage("write"):
             _write(job, where, output, counts, parts, quiet)
-            wait_for(job.client, removed, counted.where)
+            wait_for(job.client, removed + released, list(counted.where) + where)
         with stage("cluster stop"):
             stack.close()
         return vocab, counts, D, [int(np.count_nonzero(unigrams))] + counts[1:]
@@ -388,7 +404,7 @@ def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray, shared: bo
     final (probabilities and backoffs) on range r once futures[r] is done."""
     client, build, memory = job.client, job.build, job.memory
     R, order = len(where), len(D)
-    held = {w: [r for r in range(R) if where[r] == w] for w in dict.fromkeys(where)}
+    held = _held(where)
     owners = client.scatter(last, broadcast=True)
     uni = client.scatter(prob, broadcast=True)
     ahead = job.workers if memory is not None else None      # (without a budget, all at once)
@@ -426,6 +442,11 @@ def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray, shared: bo
                      where)
         final(n - 1, done)
     final(order, done)
+
+
+def _held(where: list) -> dict:
+    """{worker: the ranges it holds} from the worker of each range."""
+    return {w: [r for r in range(len(where)) if where[r] == w] for w in dict.fromkeys(where)}
 
 
 def _fetch_each(kept: list, i: int) -> list:
