@@ -332,17 +332,11 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
             raise CorpusError(f"no text in {input_names(inputs)}: not a single word to train on")
         D = _discounts(ranges, unigrams, order, opts)
         prob = unigram_probs(unigrams, D[0], opts).astype(np.float32)
-        logprob = prob.copy()
-        _mkn.log10_inplace(logprob, 0, len(logprob))
-        logprob[BOS] = 0.0
         where = [s["address"] for s in ranges]
-        parts, final = _parts(job, where, logprob, vocab)
+        parts, final = _parts(job, where, _log10(prob), vocab)
         with stage("estimate"):
             _estimate(job, where, last, D, prob, shared, final)
-        released = [job.client.submit(_release, job.build, job.memory, rs,
-                                      *[parts[n, r] for n in range(1, order + 1) for r in rs],
-                                      workers=[w], priority=-1 - (order + 1) * len(where), pure=False)
-                    for w, rs in _held(where).items()]
+        released = _release_all(job, where, parts, order)
         counts = [len(vocab)] + [sum(s["sizes"][n - 2] for s in ranges) for n in range(2, order + 1)]
         with stage("write"):
             _write(job, where, output, counts, parts, quiet)
@@ -350,6 +344,23 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
         with stage("cluster stop"):
             stack.close()
         return vocab, counts, D, [int(np.count_nonzero(unigrams))] + counts[1:]
+
+
+def _log10(prob: np.ndarray) -> np.ndarray:
+    """The unigrams' log10 probabilities as the ARPA file gives them (<s>: 0)."""
+    logprob = prob.copy()
+    _mkn.log10_inplace(logprob, 0, len(logprob))
+    logprob[BOS] = 0.0
+    return logprob
+
+
+def _release_all(job: Job, where: list, parts: dict, order: int) -> list:
+    """The futures of each worker's ``_release`` of its ranges, after their parts (at the lowest
+    priority)."""
+    return [job.client.submit(_release, job.build, job.memory, rs,
+                              *[parts[n, r] for n in range(1, order + 1) for r in rs],
+                              workers=[w], priority=-1 - (order + 1) * len(where), pure=False)
+            for w, rs in _held(where).items()]
 
 
 def _open_ranges(job: Job, counted, bounds, last, vocab_size: int, shared: bool) -> list[dict]:
