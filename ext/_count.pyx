@@ -16,7 +16,7 @@ the index of its (n-1)-suffix ("parent") in level n-1.  Level 1 is indexed by wo
 """
 import numpy as np
 cimport numpy as cnp
-from libc.stdint cimport uint32_t, uint64_t, int64_t
+from libc.stdint cimport int32_t, uint32_t, uint64_t, int64_t
 from libc.string cimport memcpy, memmove
 
 cnp.import_array()
@@ -691,17 +691,66 @@ def child_index(const uint32_t[::1] node, const uint32_t[::1] word, const uint32
                 const uint32_t[::1] level_words):
     """Index in a level of the child with first word word[i] of each node[i] of the level below (its
     children are level_words[starts[node] .. starts[node + 1]], sorted).  Returns (indices uint32,
-    first_missing): first_missing is -1, or the first i whose child is not there."""
-    cdef size_t m = node.shape[0], i
+    first_missing): first_missing is -1, or the first i whose child is not there.
+
+    As ``contexts``: in batches of 64, the nodes' children ranges are prefetched first; a run of the
+    same node with increasing words (the n-grams of one parent) gallops forward through its children."""
+    cdef size_t m = node.shape[0], i, b0 = 0, b1
     indices = np.empty(m, dtype=np.uint32)
     cdef uint32_t[::1] out = indices
-    cdef int64_t j, missing = -1
+    cdef int64_t f, missing = -1
     cdef const uint32_t* W = &level_words[0] if level_words.shape[0] else NULL
+    cdef const uint32_t* S = &starts[0]
+    cdef uint32_t p, prev = 0xFFFFFFFFu, last = 0, j = 0, end = 0, step, w
+    if W == NULL:
+        return indices, (0 if m else -1)
+    with nogil:
+        while b0 < m and missing < 0:
+            b1 = min(b0 + 64, m)
+            for i in range(b0, b1):
+                __builtin_prefetch(&S[node[i]])
+            for i in range(b0, b1):
+                __builtin_prefetch(&W[S[node[i]]])
+            for i in range(b0, b1):
+                p = node[i]
+                w = word[i]
+                if p != prev or w <= last:
+                    prev = p
+                    j = S[p]
+                    end = S[p + 1]
+                last = w
+                step = 1
+                while j + step < end and W[j + step] <= w:
+                    j += step
+                    step *= 2
+                f = find_child(W, j, min(j + step, end), w)
+                if f < 0:
+                    missing = i
+                    break
+                out[i] = <uint32_t>f
+                j = <uint32_t>f + 1
+            b0 = b1
+    return indices, missing
+
+
+def group_by_owner(const int32_t[::1] owner, size_t ranges):
+    """(perm uint32, cuts int64): the indices 0..m-1 grouped by owner[i] (a range number below
+    ``ranges``), in increasing i within a group (a stable counting sort), and where each group starts
+    (ranges + 1 cuts)."""
+    cdef size_t m = owner.shape[0], i, k
+    cuts = np.zeros(ranges + 1, dtype=np.int64)
+    perm = np.empty(m, dtype=np.uint32)
+    cdef int64_t[::1] C = cuts
+    cdef uint32_t[::1] P = perm
+    cdef int64_t[::1] at = np.zeros(ranges + 1, dtype=np.int64)
     with nogil:
         for i in range(m):
-            j = find_child(W, starts[node[i]], starts[node[i] + 1], word[i])
-            if j < 0:
-                missing = i
-                break
-            out[i] = <uint32_t>j
-    return indices, missing
+            C[owner[i] + 1] += 1
+        for k in range(ranges):
+            C[k + 1] += C[k]
+            at[k] = C[k]
+        for i in range(m):
+            k = owner[i]
+            P[at[k]] = <uint32_t>i
+            at[k] += 1
+    return perm, cuts

@@ -82,6 +82,27 @@ def interpolate(uint32_t[::1] count, const uint32_t[::1] ctx, const uint32_t[::1
             P[i] = <float>((a - discount(Dt, a)) / t + num[h] / t * lower[parent[i]])
 
 
+def interpolate_at(uint32_t[::1] count, const uint32_t[::1] at, const uint32_t[::1] parent,
+                   const uint32_t[::1] total, const double[::1] num, const float[::1] lower, D):
+    """``interpolate`` for the n-grams at[j], whose context has total[j] and numerator num[j] (the sums
+    of each n-gram's context in the order of ``at``, as a Dask range receives them): the same
+    arithmetic, so the same float32 values, written over ``count`` (in place)."""
+    cdef double Dt[4]
+    Dt[0] = 0.0
+    Dt[1], Dt[2], Dt[3] = D
+    arr = np.asarray(count)
+    cdef float[::1] P = arr.view(np.float32)
+    cdef size_t j, i, m = at.shape[0]
+    cdef uint32_t a
+    cdef double t
+    with nogil:
+        for j in range(m):
+            i = at[j]
+            a = count[i]
+            t = total[j]
+            P[i] = <float>((a - discount(Dt, a)) / t + num[j] / t * lower[parent[i]])
+
+
 def log10_inplace(float[::1] x, size_t lo, size_t hi):
     """x[lo:hi] <- min(log10 x, 0), in place."""
     cdef size_t i

@@ -20,6 +20,7 @@ from .counts import NgramCounter
 from .discount import DiscountError
 from .formats.binary import StreamingBinary
 from .mkn import Options, estimate
+from .progress import stage
 from .model import BackoffModel, Model
 from .spill import Scratch
 from .threads import count as check_count, threads, workers as using_workers
@@ -272,14 +273,17 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         return _dask_backoff_model(plan)
     with _workspace(plan) as (plan, scratch):
         fitted = _fit_on_split(plan, scratch) if plan.tune_split else None     # on a part of the text
-        vocab, levels = _count_text(plan, scratch)
+        with stage("count"):
+            vocab, levels = _count_text(plan, scratch)
         if plan.generalized:
             return _generalized_model(plan, vocab, levels, scratch, fitted)     # estimated, tuned, written
-        est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
-        model = _backoff_model(plan, vocab, est, scratch)
+        with stage("estimate"):
+            est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
+            model = _backoff_model(plan, vocab, est, scratch)
     if plan.output is not None:
-        model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize,
-                   pointer_bits=plan.pointer_bits)
+        with stage("write"):
+            model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize,
+                       pointer_bits=plan.pointer_bits)
     return model
 
 

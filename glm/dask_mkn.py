@@ -24,16 +24,22 @@ its whole group of left extensions.  On the range's worker:
    context (index, sums); the n-gram's range interpolates it with the probability of its suffix
    w2..wn, which is in the same range (``_mkn.interpolate``), and keeps the contexts for order n+1.
 4. **Output** (``_format_part``): each range formats its unigrams and its n-grams of each order as
-   ARPA lines (``_arpa.format_level``), one task per range and order; the client writes the header and
-   copies the parts in order as they are done (ranges are in suffix order, so the concatenation is the
-   single-machine file, byte for byte): from the part files themselves when it sees them (a
-   LocalCluster; ``os.copy_file_range``), else through Dask a chunk at a time.
+   ARPA lines (``_arpa.format_level``), one task per range and order, submitted as soon as the order
+   is final on the range (order n - 1 once order n is interpolated there), at a lower priority than
+   the estimation, whose gaps it fills; the client writes the header and copies the parts in order as
+   they are done (ranges are in suffix order, so the concatenation is the single-machine file, byte
+   for byte): from the part files themselves when it sees them (a LocalCluster;
+   ``os.copy_file_range``; each removed once copied), else through Dask a chunk at a time.  A worker
+   drops its ranges' arrays (and their files) once their parts are formatted (``_release``).
 
 The client only coordinates: it holds the vocabulary, the summaries, vocabulary-sized arrays and one
 part chunk at a time.
 Under a memory budget (``--memory``, per worker task as in glm.distributed) the ranges are sized from
 the runs as for counting, a range's arrays are memory-mapped files in the worker's scratch directory,
 and the pieces of each shuffle and the output parts are files there, read by the task that needs them.
+When the client sees the workers' run files (``runs_visible``: a LocalCluster, or workers sharing a
+file system with it), the tasks read each other's files directly (a range maps its slices of the runs;
+a shuffle reads its pieces) instead of receiving them through Dask.  Stage times: $GLM_TIMES=1.
 A range cannot be cut inside one last word: the range of a very frequent last word can be larger than
 the budget asks.
 
@@ -47,20 +53,22 @@ import os
 import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 
 import numpy as np
 
 from . import _arpa, _count, _mkn
 from .discount import discounts, fallback_triple
-from .distributed import (STATE, Job, _STORES_LOCK, _piece, _pin, _results, _store, count_runs,
-                          session, splitters, wait_for)
+from .distributed import (STATE, Job, _STORES_LOCK, _piece, _piece_view, _pin, _remove_run, _results, _store,
+                          count_runs, runs_visible, session, splitters, wait_for)
 from .mkn import Options, unigram_probs
 from .model import BackoffModel, Model
+from .progress import stage
 from .spill import merge_many
 from .threads import parallel, threads
 from .vocab import BOS, Vocabulary
 
-CHUNK = 1 << 19              # n-grams formatted at a time
+CHUNK = 1 << 16              # n-grams formatted at a time (as glm.formats.arpa: a few MB of text)
 READ_BYTES = 16 << 20        # bytes of a part the client reads at a time
 
 
@@ -87,12 +95,15 @@ def _alloc(build: str, memory: int | None):
     return np.zeros if memory is None else _store(build, memory).zeros
 
 
-def _open_range(build: str, r: int, memory, vocab_size: int, layout, words: tuple, *pieces) -> dict:
+def _open_range(build: str, r: int, memory, vocab_size: int, layout, words: tuple, bounds, *pieces) -> dict:
     """Merge range r's pieces of the runs and make its trie levels (kept on this worker); returns its
     summary for the client: this worker's address, the level sizes, the count-of-counts (bins 0..5) of
     orders 2.., the adjusted counts of its words (ids words[0]..words[1]) and the n-grams open at the
-    end of its pass: per order below the top, None or (index, raw count, adjusted count)."""
+    end of its pass: per order below the top, None or (index, raw count, adjusted count).  With
+    ``bounds`` (low, high), the pieces are the shards' runs, read here from their files (mapped)."""
     from distributed import get_worker
+    if bounds is not None:
+        pieces = [_piece_view(run, *bounds, _store(build, memory)) for run in pieces]
     keys, counts = merge_many(list(pieces))
     del pieces
     alloc = _alloc(build, memory)
@@ -169,8 +180,7 @@ def _context_pieces(build: str, r: int, memory, n: int, owners: np.ndarray):
     else:
         owner = st.pop("ctx_owner")[lv["parent"]]
         node = st.pop("ctx_node")[lv["parent"]]
-    perm = np.argsort(owner, kind="stable")
-    cuts = np.searchsorted(owner[perm], np.arange(len(owners) + 1))
+    perm, cuts = _count.group_by_owner(owner, len(owners))
     st["perm"], st["cuts"], st["owner"] = perm, cuts, owner
     count = lv["count"]
     zero = np.zeros(0, np.uint32)
@@ -182,7 +192,7 @@ def _context_sums(build: str, o: int, memory, n: int, D: tuple, ranges: list, *g
     """Range o's contexts of order n-1 summed over the n-grams of every range (each range's piece for
     o, grouped by worker: see ``_in_range_order``), their backoffs (kept here), and for each range the
     index, total and numerator of gamma of each n-gram's context (kept)."""
-    pieces = _in_range_order(ranges, groups)
+    pieces = _in_range_order(ranges, groups, o)
     del groups
     st = _range(build, o)
     levels, alloc = st["levels"], st["alloc"]
@@ -203,38 +213,38 @@ def _context_sums(build: str, o: int, memory, n: int, D: tuple, ranges: list, *g
                                    D, size, alloc)
     del counts, idx
     levels[n - 2]["backoff"] = _mkn.backoffs(total, num, alloc)
-    return _keep(build, memory, [(i, total[i], num[i]) for i in found])
+    top = n == len(levels)          # (the contexts' places are only needed for the next order)
+    return _keep(build, memory, [(i[:0] if top else i, total[i], num[i]) for i in found])
 
 
 def _interpolate(build: str, r: int, n: int, D: tuple, unigram_probs, ranges: list, *groups) -> int:
     """The probabilities of range r's n-grams (over their adjusted counts, still linear), from their
     contexts' sums (from each owning range, grouped by worker) and their suffixes' probabilities; the
     contexts' places are kept for order n + 1."""
-    answers = _in_range_order(ranges, groups)
+    answers = _in_range_order(ranges, groups, r)
     del groups
     st = _range(build, r)
-    levels, alloc = st["levels"], st["alloc"]
+    levels = st["levels"]
     lv = levels[n - 1]
     m = len(lv["word"])
     perm, cuts = st.pop("perm"), st.pop("cuts")
-    node, total, num = np.empty(m, np.uint32), alloc(m, np.uint32), alloc(m, np.float64)
-    for (a, b), (i, t, g) in zip(zip(cuts, cuts[1:]), answers):
-        node[perm[a:b]] = i
-        total[perm[a:b]] = t
-        num[perm[a:b]] = g
-    del perm, answers
+    top = n == len(levels)
+    node = np.empty(0 if top else m, np.uint32)
     lower = unigram_probs if n == 2 else levels[n - 2]["logprob"]
-    parallel(_mkn.interpolate, m, lv["count"], np.arange(m, dtype=np.uint32), lv["parent"], total, num,
-             lower, D)
+    for (a, b), (i, total, num) in zip(zip(cuts, cuts[1:]), answers):
+        if not top:
+            node[perm[a:b]] = i
+        _mkn.interpolate_at(lv["count"], perm[a:b], lv["parent"], total, num, lower, D)
+    del perm, answers
     lv["logprob"] = lv.pop("count").view(np.float32)
-    del lv["parent"], total, num
+    del lv["parent"]
     owner = st.pop("owner")
     if n < len(levels):
         st["ctx_node"], st["ctx_owner"] = node, owner
     return m
 
 
-def _format_part(build: str, r: int, memory, n: int, unigram_logprob, vocab_arrays):
+def _format_part(build: str, r: int, memory, n: int, unigram_logprob, vocab_arrays, after=None):
     """Range r's ARPA lines of order n (its words' unigrams for n = 1), formatted as the single-machine
     writer formats them (log10 applied first); kept as ``_keep`` keeps one list of chunks, written to
     the file as they are formatted (a few chunks in memory at a time)."""
@@ -270,6 +280,17 @@ def _format_part(build: str, r: int, memory, n: int, unigram_logprob, vocab_arra
     return [group] if file is None else (path, [group])
 
 
+def _release(build: str, memory, ranges: list, *parts) -> None:
+    """Once its ranges' parts are formatted (``parts``), this worker drops their arrays and removes
+    their files, while the client copies the last parts (instead of all at the end)."""
+    with _STORES_LOCK:
+        state = STATE.get(build, {})
+        for r in ranges:
+            state.pop(r, None)
+    if memory is not None:
+        _store(build, memory).remove_arrays()
+
+
 def _read(kept, chunk: int) -> bytes:
     return bytes(_fetch(kept, 0, chunk))
 
@@ -295,26 +316,54 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
     n-grams per order, discounts per order, n-grams per order before pruning).  The file is the one a
     single-machine build writes, byte for byte."""
     from .corpus import CorpusError, input_names
-    with session(dask, n_workers, scratch) as job:
-        vocab, counted = count_runs(job, inputs, order, symbols, bad_utf8)
-        bounds, last = last_word_bounds(splitters(job, counted), counted.layout, len(vocab))
-        ranges = _open_ranges(job, counted, bounds, last, len(vocab))
+    with ExitStack() as stack:
+        with stage("cluster start"):
+            job = stack.enter_context(session(dask, n_workers, scratch))
+        with stage("count"):
+            vocab, counted = count_runs(job, inputs, order, symbols, bad_utf8)
+        with stage("open ranges"):
+            bounds, last = last_word_bounds(splitters(job, counted), counted.layout, len(vocab))
+            shared = runs_visible(job.client, counted)
+            ranges = _open_ranges(job, counted, bounds, last, len(vocab), shared)
+        removed = [job.client.submit(_remove_run, run, workers=_pin(w), priority=-1, pure=False)
+                   for run, w in zip(counted.runs, counted.where)]
         unigrams = np.concatenate([s["unigrams"] for s in ranges])
         if len(vocab) == 3 and not unigrams[0]:
             raise CorpusError(f"no text in {input_names(inputs)}: not a single word to train on")
         D = _discounts(ranges, unigrams, order, opts)
         prob = unigram_probs(unigrams, D[0], opts).astype(np.float32)
-        logprob = prob.copy()
-        _mkn.log10_inplace(logprob, 0, len(logprob))
-        logprob[BOS] = 0.0
         where = [s["address"] for s in ranges]
-        _estimate(job, where, last, D, prob)
+        parts, final = _parts(job, where, _log10(prob), vocab)
+        with stage("estimate"):
+            _estimate(job, where, last, D, prob, shared, final)
+        released = _release_all(job, where, parts, order)
         counts = [len(vocab)] + [sum(s["sizes"][n - 2] for s in ranges) for n in range(2, order + 1)]
-        _write(job, where, output, counts, logprob, vocab, quiet)
+        with stage("write"):
+            _write(job, where, output, counts, parts, quiet)
+            wait_for(job.client, removed + released, list(counted.where) + where)
+        with stage("cluster stop"):
+            stack.close()
         return vocab, counts, D, [int(np.count_nonzero(unigrams))] + counts[1:]
 
 
-def _open_ranges(job: Job, counted, bounds, last, vocab_size: int) -> list[dict]:
+def _log10(prob: np.ndarray) -> np.ndarray:
+    """The unigrams' log10 probabilities as the ARPA file gives them (<s>: 0)."""
+    logprob = prob.copy()
+    _mkn.log10_inplace(logprob, 0, len(logprob))
+    logprob[BOS] = 0.0
+    return logprob
+
+
+def _release_all(job: Job, where: list, parts: dict, order: int) -> list:
+    """The futures of each worker's ``_release`` of its ranges, after their parts (at the lowest
+    priority)."""
+    return [job.client.submit(_release, job.build, job.memory, rs,
+                              *[parts[n, r] for n in range(1, order + 1) for r in rs],
+                              workers=[w], priority=-1 - (order + 1) * len(where), pure=False)
+            for w, rs in _held(where).items()]
+
+
+def _open_ranges(job: Job, counted, bounds, last, vocab_size: int, shared: bool) -> list[dict]:
     """The summaries of the ranges cut at ``bounds``, each merged and made into levels on a worker (the
     workers in turn, so that each holds as many ranges as the others; at most about one range per
     worker ahead of the one awaited)."""
@@ -323,11 +372,15 @@ def _open_ranges(job: Job, counted, bounds, last, vocab_size: int) -> list[dict]
 
     def submit(r):
         low, high = (bounds[r - 1] if r else None), (bounds[r] if r < len(bounds) else None)
-        pieces = [client.submit(_piece, run, low, high, workers=_pin(w), pure=False)
-                  for run, w in zip(counted.runs, counted.where)]
+        if shared:
+            pieces = counted.runs
+        else:
+            pieces = [client.submit(_piece, run, low, high, workers=_pin(w), pure=False)
+                      for run, w in zip(counted.runs, counted.where)]
         words = (int(last[r - 1]) + 1 if r else 0, int(last[r]))
-        return client.submit(_open_range, job.build, r, job.memory, vocab_size, counted.layout, words, *pieces,
-                             workers=[workers[r % len(workers)]], pure=False)
+        return client.submit(_open_range, job.build, r, job.memory, vocab_size, counted.layout, words,
+                             (low, high) if shared else None, *pieces, workers=[workers[r % len(workers)]],
+                             pure=False)
 
     futures = _in_order(client, submit, len(bounds) + 1, job.workers, list(counted.where) + workers)
     return client.gather(futures)
@@ -354,86 +407,119 @@ def _discounts(ranges: list[dict], unigrams: np.ndarray, order: int, opts: Optio
     return out
 
 
-def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray) -> None:
+def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray, shared: bool, final) -> None:
     """Context sums, backoffs and probabilities of every order on the ranges' workers: one shuffle per
     order, its stages in turn (pieces, sums, interpolation), with at most about one range per worker
     ahead of the one awaited.  What a stage sends from a worker's ranges to one range is fetched by one
-    task on that worker."""
+    task on that worker (or read by the task that needs it, ``shared``).  final(n, futures): order n is
+    final (probabilities and backoffs) on range r once futures[r] is done."""
     client, build, memory = job.client, job.build, job.memory
     R, order = len(where), len(D)
-    held = {w: [r for r in range(R) if where[r] == w] for w in dict.fromkeys(where)}
+    held = _held(where)
     owners = client.scatter(last, broadcast=True)
     uni = client.scatter(prob, broadcast=True)
     ahead = job.workers if memory is not None else None      # (without a budget, all at once)
 
     def gathered(kept, i):
-        """(ranges, futures of their item i) from each worker holding some of ``kept``."""
+        """(ranges, futures of their item i) from each worker holding some of ``kept``; with files that
+        every worker sees (``shared``), (range, what it kept) of each range, read by the task itself."""
+        if shared:
+            return [([r], k) for r, k in enumerate(kept)]
         return [(rs, client.submit(_fetch_each, [kept[r] for r in rs], i, workers=[w], pure=False))
                 for w, rs in held.items()]
 
     for n in range(2, order + 1):
-        pieces = _in_order(client, lambda r: client.submit(
-            _context_pieces, build, r, memory, n, owners, workers=[where[r]], pure=False), R, ahead, where)
+        with stage(f"order {n}: pieces"):
+            pieces = _in_order(client, lambda r: client.submit(
+                _context_pieces, build, r, memory, n, owners, workers=[where[r]], pure=False), R, ahead, where)
 
         def sums(o):
             groups = gathered(pieces, o)
             return client.submit(_context_sums, build, o, memory, n, D[n - 1], [rs for rs, _ in groups],
                                  *[f for _, f in groups], workers=[where[o]], pure=False)
-        answers = _in_order(client, sums, R, ahead, where)
-        wait_for(client, [client.submit(_drop, p, workers=[w], pure=False) for p, w in zip(pieces, where)], where)
+        with stage(f"order {n}: sums"):
+            answers = _in_order(client, sums, R, ahead, where)
+            wait_for(client, [client.submit(_drop, p, workers=[w], pure=False) for p, w in zip(pieces, where)],
+                     where)
 
         def interpolate(r):
             groups = gathered(answers, r)
             return client.submit(_interpolate, build, r, n, D[n - 1], uni, [rs for rs, _ in groups],
                                  *[f for _, f in groups], workers=[where[r]], pure=False)
-        wait_for(client, _in_order(client, interpolate, R, ahead, where), where)
-        wait_for(client, [client.submit(_drop, a, workers=[w], pure=False) for a, w in zip(answers, where)], where)
+        with stage(f"order {n}: interpolate"):
+            done = _in_order(client, interpolate, R, ahead, where)
+            wait_for(client, done, where)
+            wait_for(client, [client.submit(_drop, a, workers=[w], pure=False) for a, w in zip(answers, where)],
+                     where)
+        final(n - 1, done)
+    final(order, done)
+
+
+def _held(where: list) -> dict:
+    """{worker: the ranges it holds} from the worker of each range."""
+    return {w: [r for r in range(len(where)) if where[r] == w] for w in dict.fromkeys(where)}
 
 
 def _fetch_each(kept: list, i: int) -> list:
     return [_fetch(k, i) for k in kept]
 
 
-def _in_range_order(ranges: list, groups: tuple) -> list:
-    """The items of groups (one list per worker, of the ranges ``ranges[g]``) in range order."""
+def _in_range_order(ranges: list, groups: tuple, i: int) -> list:
+    """The items of groups in range order: a group is a list of the items of the ranges ``ranges[g]``
+    (fetched on their worker), or what one range kept (``_keep``: a file), whose item i is read here."""
     by_range = {}
     for rs, items in zip(ranges, groups):
-        by_range.update(zip(rs, items))
+        by_range.update(zip(rs, items if isinstance(items, list) else [_fetch(items, i)]))
     return [by_range[r] for r in sorted(by_range)]
 
 
-def _write(job: Job, where: list, output: str, counts: list, logprob, vocab: Vocabulary,
-           quiet: bool) -> None:
-    """The ranges' ARPA parts, each order's formatted on the ranges' workers (lower orders first) and
-    copied in order into ``output`` after the header as they are done."""
+def _parts(job: Job, where: list, logprob, vocab: Vocabulary):
+    """(parts, final): the futures of the ranges' ARPA parts by (order, range), and the ``final``
+    callback of ``_estimate`` that submits an order's parts as soon as the order is final on a range
+    (formatted on the range's worker, after the estimation tasks there but filling their gaps)."""
+    client, R = job.client, len(where)
+    arrays = client.scatter(vocab.table.arrays(), broadcast=True)
+    uni = client.scatter(logprob, broadcast=True)
+    parts = {}
+
+    def final(n: int, after: list) -> None:
+        for r, f in enumerate(after):     # (lower orders first: their parts are copied first)
+            parts[n, r] = client.submit(_format_part, job.build, r, job.memory, n, uni, arrays, f,
+                                        workers=[where[r]], priority=-1 - (n * R + r), pure=False)
+    return parts, final
+
+
+def _write(job: Job, where: list, output: str, counts: list, parts: dict, quiet: bool) -> None:
+    """The ranges' ARPA parts (futures by (order, range)) copied in order into ``output`` after the
+    header as they are done; a part file the client sees is removed once copied."""
     from .formats.arpa import _open_out
     from .formats.files import atomic_output
     from .progress import progress
     client, R, order = job.client, len(where), len(counts)
-    arrays = client.scatter(vocab.table.arrays(), broadcast=True)
-    uni = client.scatter(logprob, broadcast=True)
-    parts = {(n, r): client.submit(_format_part, job.build, r, job.memory, n, uni, arrays, workers=[where[r]],
-                                   pure=False)
-             for n in range(1, order + 1) for r in range(R)}
     with atomic_output(output) as tmp, _open_out(output, tmp) as out, \
             progress(total=sum(counts), desc="writing ARPA", unit="ngram", quiet=quiet) as bar:
         out.write(b"\\data\\\n" + b"".join(b"ngram %d=%d\n" % (n, c) for n, c in enumerate(counts, 1)))
         for n in range(1, order + 1):
             out.write(b"\n\\%d-grams:\n" % n)
             for r in range(R):
-                part = parts.pop((n, r))
-                wait_for(client, [part], where)
-                kept = part.result() if job.memory is not None else None
-                if kept is not None and _visible(kept):
-                    with open(kept[0], "rb") as f:
-                        _copy(f, 0, os.path.getsize(kept[0]), out)
-                else:
-                    chunks = _results(client, [client.submit(_chunk_sizes, part, workers=[where[r]],
-                                                             pure=False)], where)[0]
-                    for text in _stream(client, part, where[r], len(chunks), job.workers):
-                        out.write(text)
+                _copy_part(client, parts.pop((n, r)), where, r, job, out)
             bar.update(counts[n - 1])
         out.write(b"\n\\end\\\n")
+
+
+def _copy_part(client, part, where: list, r: int, job: Job, out) -> None:
+    """A part appended to out: from its file when the client sees it (then removed), else through
+    Dask a chunk at a time."""
+    wait_for(client, [part], where)
+    kept = part.result() if job.memory is not None else None
+    if kept is not None and _visible(kept):
+        with open(kept[0], "rb") as f:
+            _copy(f, 0, os.path.getsize(kept[0]), out)
+        os.unlink(kept[0])
+        return
+    chunks = _results(client, [client.submit(_chunk_sizes, part, workers=[where[r]], pure=False)], where)[0]
+    for text in _stream(client, part, where[r], len(chunks), job.workers):
+        out.write(text)
 
 
 def _visible(kept) -> bool:

@@ -55,8 +55,13 @@ def _client(dask, n_workers: int | None):
     if isinstance(dask, Client):
         return dask, []
     if dask in (None, "", "local"):
-        cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
-                               dashboard_address=":0")
+        import dask.config
+        # Dask's workers get MALLOC_TRIM_THRESHOLD_=65536 by default, which also fixes glibc's mmap
+        # threshold at 128 KiB: every buffer above it (the formatted ARPA text, a chunk at a time) is then
+        # a fresh map whose pages the kernel faults in and zeroes.  Our workers keep glibc's defaults.
+        with dask.config.set({"distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_": None}):
+            cluster = LocalCluster(n_workers=n_workers or 2, threads_per_worker=1, processes=True,
+                                   dashboard_address=":0")
         client = Client(cluster)
         return client, [client, cluster]
     client = Client(dask)
@@ -213,6 +218,41 @@ def _piece(shard_run, low, high) -> tuple[np.ndarray, np.ndarray]:
     with open(run.path + ".counts", "rb") as f:
         counts = np.fromfile(f, np.uint32, b - a, offset=4 * a)
     return keys, counts
+
+
+def _piece_view(shard_run, low, high, scratch) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of a run file with low < key <= high (None: no bound), mapped read-only by ``scratch``
+    (a glm.spill.Scratch: its watcher trims them), not copied: read by a task on any worker that sees
+    the file (``runs_visible``)."""
+    run = shard_run[1]
+    if not run.rows:
+        return np.zeros((0, run.layout.words), np.uint64), np.zeros(0, np.uint32)
+    keys = scratch.load(run.path + ".keys", np.uint64, (run.rows, run.layout.words))
+    a = 0 if low is None else _count.upper_bound(keys, low)
+    b = run.rows if high is None else _count.upper_bound(keys, high)
+    return keys[a:b], scratch.load(run.path + ".counts", np.uint32, (run.rows,))[a:b]
+
+
+def _remove_run(shard_run) -> None:
+    """A shard's run file removed once no task needs it (its disk and page cache freed before the end)."""
+    run = shard_run[1]
+    if isinstance(run, Run):
+        run.remove()
+
+
+def runs_visible(client, counted) -> bool:
+    """Whether the client sees every run file at its path on its worker, with its size: then so do the
+    workers (a LocalCluster, or workers on one machine or file system), and a task reads the runs of
+    other workers from their files instead of through Dask."""
+    if any(w is None for w in counted.where):
+        return False
+    for _, run in client.gather(counted.runs):
+        try:
+            if os.path.getsize(run.path + ".counts") != 4 * run.rows:
+                return False
+        except OSError:
+            return False
+    return True
 
 
 class WorkerLost(ConnectionError):

@@ -1,7 +1,11 @@
-"""Progress bars: shown on a terminal, silent when output is piped or when asked to be quiet."""
+"""Progress bars (shown on a terminal, silent when output is piped or when asked to be quiet) and stage
+times (printed when $GLM_TIMES is set)."""
 from __future__ import annotations
 
+import os
 import sys
+import time
+from contextlib import contextmanager
 
 from tqdm import tqdm
 
@@ -10,3 +14,17 @@ def progress(total=None, desc: str = "", unit: str = "it", quiet: bool = False) 
     disable = quiet or not sys.stderr.isatty()
     return tqdm(total=total, desc=desc, unit=unit, unit_scale=True, disable=disable, leave=False,
                 dynamic_ncols=True)
+
+
+@contextmanager
+def stage(name: str):
+    """Times a stage of a build: with $GLM_TIMES set (to anything but 0 or empty), its wall seconds are
+    printed to stderr as ``glm: NAME: S s`` when it ends."""
+    if os.environ.get("GLM_TIMES", "0") in ("", "0"):
+        yield
+        return
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        print(f"glm: {name}: {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)

@@ -118,6 +118,13 @@ class Scratch:
         self._files += 1
         return os.path.join(self.path, f"{self._files:05d}.{what}")
 
+    def remove_arrays(self) -> None:
+        """Remove the files of the arrays made so far (``zeros``): their disk and page cache are freed
+        as soon as their maps are gone, not at the end (maps still alive stay valid)."""
+        for name in os.listdir(self.path):
+            if name.endswith(".array"):
+                os.unlink(os.path.join(self.path, name))
+
     # -- memory-mapped arrays ------------------------------------------------------------------------
     def zeros(self, shape, dtype) -> np.ndarray:
         """A zeroed array backed by a file in the scratch directory (small ones stay in memory)."""

@@ -151,3 +151,55 @@ def test_compressed_output_is_byte_identical(tmp_path, dask_client, texts):
                           tmpdir=tmp_path)
         assert isinstance(model, dask_mkn.WrittenModel)
         assert (tmp_path / "dask.arpa.gz").read_bytes() == (tmp_path / "plain.arpa.gz").read_bytes()
+
+
+def test_files_read_through_dask_when_not_shared(tmp_path, dask_client, texts, monkeypatch):
+    """Workers that do not see each other's files (no shared file system): run slices, shuffle pieces
+    and output parts go through Dask; the file is the same, and the shared path is the one taken
+    otherwise."""
+    train, _ = texts
+    expected = _plain(tmp_path, [train], 4)
+    seen = []
+    real = dask_mkn.runs_visible
+    monkeypatch.setattr(dask_mkn, "runs_visible", lambda *a: seen.append(real(*a)) or False)
+    monkeypatch.setattr(dask_mkn, "_visible", lambda kept: False)
+    _, got = _on_workers(tmp_path, dask_client, [train], 4, memory="4M", tmpdir=tmp_path)
+    assert got == expected and seen == [True]
+
+
+def test_group_by_owner():
+    """The counting sort that splits a range's n-grams by the range owning their context: the stable
+    argsort's order, and each owner's first index."""
+    from glm import _count
+    rng = np.random.default_rng(7)
+    for ranges, m in ((1, 0), (3, 1), (5, 1000), (40, 5000)):
+        owner = rng.integers(0, ranges, m).astype(np.int32)
+        perm, cuts = _count.group_by_owner(owner, ranges)
+        assert np.array_equal(perm, np.argsort(owner, kind="stable"))
+        assert np.array_equal(cuts, np.searchsorted(np.sort(owner), np.arange(ranges + 1)))
+
+
+def test_child_index():
+    """The children found as a plain binary search finds them, in runs of one node with increasing words
+    (galloping), with the same node again after another run or with words starting over, and across
+    batches; a child that is not there is reported at its first place."""
+    from glm import _count
+    rng = np.random.default_rng(11)
+    sizes = rng.integers(0, 40, 300)
+    starts = np.concatenate([[0], np.cumsum(sizes)]).astype(np.uint32)
+    words = np.concatenate([np.sort(rng.choice(1000, k, replace=False)) for k in sizes]).astype(np.uint32)
+    node, want = [], []
+    for _ in range(400):                       # runs: one node, a sorted sample of its children
+        p = int(rng.integers(0, 300))
+        if sizes[p]:
+            picks = np.sort(rng.choice(int(sizes[p]), int(rng.integers(1, sizes[p] + 1)), replace=False))
+            node += [p] * len(picks)
+            want += (starts[p] + picks).tolist()
+    node, want = np.array(node, np.uint32), np.array(want, np.uint32)
+    got, missing = _count.child_index(node, words[want], starts, words)
+    assert missing == -1 and np.array_equal(got, want)
+    word = words[want].copy()
+    p = int(node[100])
+    absent = next(w for w in range(1000) if w not in words[starts[p]:starts[p + 1]])
+    word[100] = absent
+    assert _count.child_index(node, word, starts, words)[1] == 100

@@ -295,3 +295,17 @@ def test_dask_task_pinned_to_a_lost_worker_is_an_error_not_a_hang(dask_client, m
     here = next(iter(dask_client.scheduler_info()["workers"]))
     assert dist._results(dask_client, [dask_client.submit(sum, [1, 2], workers=[here], pure=False)],
                          [here]) == [3]
+
+
+def test_remove_arrays_frees_the_files_keeps_the_maps(tmp_path):
+    """Scratch.remove_arrays (a Dask worker done with its ranges): the arrays' files go at once, maps
+    still alive keep their data, other files (runs, parts) stay."""
+    from glm.spill import Scratch
+    with Scratch("64M", tmp_path) as scratch:
+        a = scratch.zeros(1 << 20, np.uint32)
+        a[:] = np.arange(1 << 20, dtype=np.uint32)
+        other = scratch._name("part")
+        open(other, "wb").close()
+        scratch.remove_arrays()
+        assert os.listdir(scratch.path) == [os.path.basename(other)]
+        assert np.array_equal(a, np.arange(1 << 20, dtype=np.uint32))
