@@ -159,7 +159,7 @@ def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discount
         nchild[m >> 1] = len(ks)
         for j, (c, w) in enumerate(ks):
             child[m >> 1, j], w0[m >> 1, j] = c >> 1, w
-    free = [m for m in kids if weights and model.method != "mkn" and len(kids[m]) > 1]
+    free = [m for m in kids if weights and len(kids[m]) > 1]        # (MKN: one child each)
     bounds = {m: _scale_range(base[m]) for m in base}
     fitted = [m for m in base if discounts and bounds[m][1] - bounds[m][0] >= 1e-9]
     parts = lattice(model, ids)
