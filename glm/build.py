@@ -280,10 +280,9 @@ def train(inputs=None, order: int = 5, *, lines: Iterable[str | bytes] | None = 
         with stage("estimate"):
             est = estimate(levels, plan.order, plan.opts, _alloc(scratch))
             model = _backoff_model(plan, vocab, est, scratch)
-    if plan.output is not None:
-        with stage("write"):
-            model.save(plan.output, quiet=quiet, layout=plan.layout, quantize=plan.quantize,
-                       pointer_bits=plan.pointer_bits)
+        if plan.output is not None:
+            with stage("write"):
+                _save(plan, model, scratch)
     return model
 
 
@@ -422,9 +421,15 @@ def _generalized_model(plan: _Plan, vocab, levels, scratch, fitted: Fitted | Non
         model = tuning.tune(model, plan.tune, quiet=plan.quiet, bad_utf8=plan.bad_utf8)
         model.tables.stats = None
     if plan.output is not None and not streaming:
-        model.save(plan.output, quiet=plan.quiet, layout=plan.layout, quantize=plan.quantize,
-                   pointer_bits=plan.pointer_bits)
+        _save(plan, model, scratch)
     return model
+
+
+def _save(plan: _Plan, model, scratch) -> None:
+    """Write the model as the plan asks (the compact writer's arrays in the budget's scratch)."""
+    from .formats import save
+    save(model, plan.output, quiet=plan.quiet, layout=plan.layout, quantize=plan.quantize,
+         pointer_bits=plan.pointer_bits, alloc=_alloc(scratch))
 
 
 def _writes_binary(plan: _Plan) -> bool:

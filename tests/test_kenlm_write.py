@@ -7,6 +7,7 @@ convert) gives the source's n-grams back."""
 from __future__ import annotations
 
 import gzip
+import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -79,6 +80,23 @@ def test_byte_identical_to_build_binary(tmp_path, name, bits, pointers, stored):
     out = tmp_path / "out.trie"
     glm.load(source(name)).save(out, layout="compact", quantize=bits, pointer_bits=pointers)
     assert out.read_bytes() == (DATA / stored).read_bytes()
+
+
+@pytest.mark.parametrize("step", [8, 24])
+def test_written_a_step_at_a_time(tmp_path, monkeypatch, step):
+    """The writer makes each table STEP entries at a time, its order-wide arrays from the allocator it
+    is given: with steps of a few entries (every table cut many times, the extra entry alone in a
+    step) and the arrays in a memory budget's files, every file is still build_binary's."""
+    from glm.formats import kenlm_write
+    from glm.spill import Scratch
+    monkeypatch.setattr(kenlm_write, "STEP", step)
+    with Scratch("64K", tmpdir=str(tmp_path)) as scratch:
+        for name, bits, pointers, stored in STORED:
+            out = tmp_path / "out.trie"
+            bits = kenlm_write.layout_options("compact", bits, pointers)[1]
+            kenlm_write.write_trie(glm.load(source(name)), out, bits, pointers, alloc=scratch.zeros)
+            assert out.read_bytes() == (DATA / stored).read_bytes(), (name, bits, pointers)
+        assert any(f.endswith(".array") for f in os.listdir(scratch.path))
 
 
 @pytest.mark.parametrize("name,bits,pointers,stored", STORED)

@@ -9,10 +9,12 @@ from .files import (ARPA_SUFFIXES, BINARY_SUFFIX, GLM_SUFFIXES, ModelFormatError
                     atomic_output, check_output, check_outputs, json_text, refuse_overwrite, special)
 
 
-def save(model, path, quiet: bool = True, layout: str | None = None, quantize=None, pointer_bits=None) -> None:
+def save(model, path, quiet: bool = True, layout: str | None = None, quantize=None, pointer_bits=None,
+         alloc=None) -> None:
     """Write ``model`` (a ``glm.Model``) in the format its name asks for; with ``layout='compact'`` (or
     ``pointer_bits``, or ``quantize`` to a name that is not a .glmb) a back-off model as a KenLM trie
-    binary (``glm.formats.kenlm_write``); ``quantize`` to a .glmb: a GLM's values as codes (glm.quantize)."""
+    binary (``glm.formats.kenlm_write``; its working arrays from ``alloc``, a memory budget's
+    ``Scratch.zeros``, when given); ``quantize`` to a .glmb: a GLM's values as codes (glm.quantize)."""
     path = os.fspath(path)
     compact, bits, pointer_bits, codes = output_layout(path, layout, quantize, pointer_bits)
     generalized = model.kind == "generalized"
@@ -33,7 +35,7 @@ def save(model, path, quiet: bool = True, layout: str | None = None, quantize=No
         verify(model)        # (a damaged file is not copied, nor its damage given fresh checksums)
     if compact:
         from .kenlm_write import write_trie
-        write_trie(model.as_backoff() if generalized else model, path, bits, pointer_bits)
+        write_trie(model.as_backoff() if generalized else model, path, bits, pointer_bits, alloc)
         return
     if mkn and os.path.basename(path).endswith(ARPA_SUFFIXES):     # a tuned MKN, in back-off form
         model = model.as_backoff()

@@ -127,48 +127,133 @@ class _Quantizer:
         self.q_bits, self.b_bits = q_bits, b_bits
         self.tables: list[np.ndarray] = []
 
-    def prob_codes(self, prob: np.ndarray) -> np.ndarray:
+    def prob_centers(self, prob: np.ndarray, alloc) -> np.ndarray:
         from .._kenlm import make_bins
-        centers = make_bins(np.sort(prob), 1 << self.q_bits)
+        centers = make_bins(_sorted(prob, alloc), 1 << self.q_bits)
         self.tables.append(centers)
-        return _encode(prob, centers, 0)
+        return centers
 
-    def backoff_codes(self, backoff: np.ndarray, raw: np.ndarray) -> np.ndarray:
-        """backoff: with KenLM's flags; raw: the values the bins are made of (the nonzero ones)."""
+    def backoff_centers(self, raw: np.ndarray, alloc) -> np.ndarray:
+        """raw: the backoffs the bins are made of (the nonzero ones); bins 0 and 1 are -0.0 and +0.0."""
         from .._kenlm import make_bins
-        bins = make_bins(np.sort(raw[raw != 0]), (1 << self.b_bits) - 2)
+        bins = make_bins(_sorted(raw, alloc, nonzero=True), (1 << self.b_bits) - 2)
         centers = np.concatenate([np.array([-0.0, 0.0], dtype=np.float32), bins])
         self.tables.append(centers)
-        code = _encode(backoff, centers, 2)
-        zero = backoff == 0
-        code[zero] = np.where(np.signbit(backoff[zero]), 0, 1)
-        return code
+        return centers
 
     def header(self) -> bytes:
         return bytes([2, self.q_bits, self.b_bits]).ljust(8, b"\0") + b"".join(t.tobytes() for t in self.tables)
 
 
+def _backoff_codes(backoff: np.ndarray, centers: np.ndarray) -> np.ndarray:
+    """backoff: with KenLM's flags (-0.0 and +0.0 have codes 0 and 1)."""
+    code = _encode(backoff, centers, 2)
+    zero = backoff == 0
+    code[zero] = np.where(np.signbit(backoff[zero]), 0, 1)
+    return code
+
+
+def _sorted(values: np.ndarray, alloc, nonzero: bool = False) -> np.ndarray:
+    """values (or their nonzero ones) sorted, in an array from alloc."""
+    blocks = [(lo, lo + STEP) for lo in range(0, len(values), STEP)]
+    size = sum(int(np.count_nonzero(values[lo:hi])) for lo, hi in blocks) if nonzero else len(values)
+    out, at = alloc(size, np.float32), 0
+    for lo, hi in blocks:
+        v = np.asarray(values[lo:hi], dtype=np.float32)
+        if nonzero:
+            v = v[v != 0]
+        out[at:at + len(v)] = v
+        at += len(v)
+    out.sort()
+    return out
+
+
 # ------------------------------------------------------------------------------------------ trie
-def _contexts(levels: list[dict], n: int, ctx_prev, path: str) -> np.ndarray:
+STEP = 1 << 17     # entries a step: the writer's arrays of a step take about 60 bytes an entry
+
+
+def _spans(starts: np.ndarray):
+    """(a, b): consecutive ranges of parents whose children (starts[a]..starts[b]) number about STEP,
+    at least one parent each."""
+    a, parents = 0, len(starts) - 1
+    while a < parents:
+        b = int(np.searchsorted(starts, int(starts[a]) + STEP, side="right")) - 1
+        b = min(max(b, a + 1), parents)
+        yield a, b
+        a = b
+
+
+def _parents(starts: np.ndarray, alloc) -> np.ndarray:
+    """The parent of each child (children of parent p: starts[p]..starts[p+1])."""
+    out = alloc(int(starts[-1]), np.uint32)
+    for a, b in _spans(starts):
+        out[int(starts[a]):int(starts[b])] = np.repeat(np.arange(a, b, dtype=np.uint32),
+                                                      np.diff(starts[a:b + 1]).astype(np.int64))
+    return out
+
+
+def _contexts(levels: list[dict], n: int, ctx_prev, path: str, alloc) -> np.ndarray:
     """Index in order n-1 of the context (first n-1 words) of each n-gram of order n (glm order)."""
     from .. import _count
     from ..threads import parallel
     word = np.ascontiguousarray(levels[n - 1]["word"], dtype=np.uint32)
     if n == 2:
         return word
-    starts = np.asarray(levels[n - 2]["starts"])
-    parent = np.repeat(np.arange(len(starts) - 1, dtype=np.uint32), np.diff(starts).astype(np.int64))
+    parent = _parents(np.asarray(levels[n - 2]["starts"]), alloc)
     below = np.ascontiguousarray(levels[n - 3]["starts"], dtype=np.uint32)
     ctx_words = np.ascontiguousarray(levels[n - 2]["word"], dtype=np.uint32)
-    ctx = np.empty(len(word), dtype=np.uint32)
+    ctx = alloc(len(word), np.uint32)
     parallel(_count.contexts, len(ctx), word, parent, ctx_prev, ctx_words, below, ctx)
-    g = ctx_prev[parent].astype(np.int64)
-    safe = np.minimum(ctx, max(len(ctx_words) - 1, 0))
-    ok = (ctx < len(ctx_words)) & (ctx >= below[g]) & (ctx < below[g + 1]) & (ctx_words[safe] == word)
-    if not ok.all():
-        raise _fail(path, f"a {n}-gram has no {n - 1}-gram for its first {n - 1} words (its context), which "
-                          "KenLM requires (an ARPA file pruned that way cannot be read by KenLM either)")
+    last = max(len(ctx_words) - 1, 0)
+    for lo in range(0, len(ctx), STEP):
+        c, w = ctx[lo:lo + STEP], word[lo:lo + STEP]
+        g = ctx_prev[parent[lo:lo + STEP]].astype(np.int64)
+        ok = (c < len(ctx_words)) & (c >= below[g]) & (c < below[g + 1]) & (ctx_words[np.minimum(c, last)] == w)
+        if not ok.all():
+            raise _fail(path, f"a {n}-gram has no {n - 1}-gram for its first {n - 1} words (its context), "
+                              "which KenLM requires (an ARPA file pruned that way cannot be read by KenLM either)")
     return ctx
+
+
+def _marked(size: int, index: np.ndarray, alloc) -> np.ndarray:
+    """A boolean array of ``size``, True at ``index``."""
+    out = alloc(size, bool)
+    for lo in range(0, len(index), STEP):
+        out[index[lo:lo + STEP]] = True
+    return out
+
+
+def _next(starts: np.ndarray, order: np.ndarray, alloc) -> np.ndarray:
+    """Where the children of each entry begin in the next order's table, entries in KenLM order
+    (``order``: KenLM position -> glm index; glm's children of entry i: starts[i]..starts[i+1]), and
+    their end after the last."""
+    out = alloc(len(order) + 1, np.uint64)
+    end = np.uint64(0)
+    for lo in range(0, len(order), STEP):
+        idx = np.asarray(order[lo:lo + STEP], dtype=np.int64)
+        sums = np.cumsum((starts[idx + 1] - starts[idx]).astype(np.uint64)) + end
+        out[lo + 1:lo + 1 + len(sums)] = sums
+        end = sums[-1]
+    return out
+
+
+def _kenlm_order(order_prev: np.ndarray, nxt_prev: np.ndarray, starts: np.ndarray, perm: np.ndarray,
+                 word: np.ndarray, alloc) -> np.ndarray:
+    """KenLM's order of an order's entries (the parent's KenLM position, then the word's KenLM id) as
+    KenLM position -> glm index, from the order below's (order_prev, with its children's offsets
+    nxt_prev): each parent's children, taken in KenLM order of the parents, sorted by KenLM id."""
+    out = alloc(int(nxt_prev[-1]), np.uint32)
+    for a, b in _spans(nxt_prev):
+        lo, hi = int(nxt_prev[a]), int(nxt_prev[b])
+        if hi == lo:
+            continue
+        offsets = nxt_prev[a:b + 1].astype(np.int64)
+        sizes = np.diff(offsets)
+        first = starts[np.asarray(order_prev[a:b], dtype=np.int64)].astype(np.int64)
+        idx = np.arange(hi - lo, dtype=np.int64) + np.repeat(first - (offsets[:-1] - lo), sizes)
+        key = (np.repeat(np.arange(b - a, dtype=np.uint64), sizes) << np.uint64(32)) | perm[word[idx]]
+        out[lo:hi] = idx[np.argsort(key)]
+    return out
 
 
 def _table_bytes(entries: int, total_bits: int) -> int:
@@ -179,41 +264,47 @@ def _bits31(prob: np.ndarray) -> np.ndarray:
     return np.asarray(prob, dtype=np.float32).view(np.uint32) & np.uint32(0x7FFFFFFF)
 
 
-def _pack(entries: int, total_bits: int, fields: list, last_next=None) -> np.ndarray:
-    """A bit-packed table of ``entries`` entries of ``total_bits`` bits: fields (uint64 array, width)
-    one after another in each entry; below the top order, ``last_next`` (the end of the last child
-    range) in the next-pointer field of the extra entry, the last field of an entry."""
+def _put_table(out, entries: int, total_bits: int, fields_of, last_next=None) -> int:
+    """Write a bit-packed table of ``entries`` entries of ``total_bits`` bits, STEP entries at a time:
+    fields_of(lo, hi) gives the fields of entries lo..hi, (array, width) one after another in each
+    entry; below the top order, ``last_next`` = (the end of the last child range, its width) in the
+    next-pointer field (the last) of the extra entry.  Returns the table's bytes."""
     from .._kenlm import pack_bits
-    out = np.zeros(_table_bytes(entries, total_bits), dtype=np.uint8)
-    step = 1 << 22
-    for lo in range(0, entries, step):
-        hi = min(entries, lo + step)
-        pack_bits(out, total_bits, lo, [(np.ascontiguousarray(a[lo:hi], dtype=np.uint64), w) for a, w in fields])
-    if last_next is not None:
-        bit = (entries + 1) * total_bits - fields[-1][1]
-        at = bit >> 3
-        cur = int.from_bytes(out[at:at + 8].tobytes(), "little") | (int(last_next) << (bit & 7))
-        out[at:at + 8] = np.frombuffer(cur.to_bytes(8, "little"), dtype=np.uint8)
-    return out
+    size, done, lo = _table_bytes(entries, total_bits), 0, 0
+    while True:                   # (a step of STEP entries, a multiple of 8, ends on a byte)
+        hi = min(entries, lo + STEP)
+        end = size if hi == entries else hi * total_bits // 8
+        buf = np.zeros(end - done + 8, dtype=np.uint8)
+        if hi > lo:
+            pack_bits(buf, total_bits, 0, [(np.ascontiguousarray(a, dtype=np.uint64), w) for a, w in fields_of(lo, hi)])
+        if hi == entries and last_next is not None:
+            value, width = last_next
+            bit = (entries + 1) * total_bits - width - 8 * done
+            at = bit >> 3
+            cur = int.from_bytes(buf[at:at + 8].tobytes(), "little") | (int(value) << (bit & 7))
+            buf[at:at + 8] = np.frombuffer(cur.to_bytes(8, "little"), dtype=np.uint8)
+        out.put(buf[:end - done])
+        if hi == entries:
+            return size
+        done, lo = end, hi
 
 
-def _bhiksha(pos: int, entries: int, nxt: np.ndarray, pointer_bits: int) -> tuple[np.ndarray, int, np.ndarray]:
+def _bhiksha(pos: int, entries: int, nxt: np.ndarray, pointer_bits: int) -> tuple[np.ndarray, int]:
     """Compressed child pointers of a table of order n starting at file offset pos (KenLM's -a): (the
     part before its entries: version 0, the bits, then from the first 8-aligned offset + 8 the array
-    whose slot k is the first entry whose pointer has high bits >= k; the low bits' width; the low bits
-    of the pointers nxt, entries + 1 of them)."""
+    whose slot k is the first entry whose pointer has high bits >= k; the low bits' width).  nxt: the
+    pointers, entries + 1 of them."""
     from .kenlm import _chop_bits
     max_next = int(nxt[-1])
-    required = max_next.bit_length()
-    inline = required - _chop_bits(entries + 1, max_next, pointer_bits)
+    inline = max_next.bit_length() - _chop_bits(entries + 1, max_next, pointer_bits)
     slots = (max_next >> inline) + 1
     part = np.zeros(8 * (1 + slots) + 7, dtype=np.uint8)
     part[:2] = (0, pointer_bits)
     array = np.zeros(slots, dtype=np.uint64)
-    array[1:] = np.searchsorted(nxt >> np.uint64(inline), np.arange(1, slots, dtype=np.uint64), side="left")
+    array[1:] = np.searchsorted(nxt, np.arange(1, slots, dtype=np.uint64) << np.uint64(inline), side="left")
     at = _align8(pos) + 8 - pos
     part[at:at + 8 * slots] = array.view(np.uint8)
-    return part, inline, nxt & np.uint64((1 << inline) - 1)
+    return part, inline
 
 
 def _check_values(path: str, n: int, prob: np.ndarray, backoff) -> None:
@@ -224,10 +315,15 @@ def _check_values(path: str, n: int, prob: np.ndarray, backoff) -> None:
         raise _fail(path, f"an {n}-gram has backoff {backoff[np.flatnonzero(~np.isfinite(backoff))[0]]}")
 
 
-def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bits: int | None = None) -> None:
+def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bits: int | None = None,
+               alloc=None) -> None:
     """Write a back-off model (``glm.BackoffModel``) as a KenLM trie binary, quantized with
     ``quantize`` = (probability bits, backoff bits) or not, its child pointers compressed with
-    ``pointer_bits`` (KenLM's -a) or not."""
+    ``pointer_bits`` (KenLM's -a) or not.  The tables are made and written STEP entries at a time; the
+    arrays that span an order (its KenLM order, child offsets, contexts; about 17 bytes an n-gram, and
+    a sorted copy of its values when quantized) come from ``alloc(shape, dtype)`` (zeroed; a memory
+    budget's ``Scratch.zeros`` keeps them in files; default ``np.zeros``)."""
+    alloc = alloc or np.zeros
     path = os.fspath(path)
     levels, N = model.levels, model.order
     if N < 2:
@@ -239,14 +335,12 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
     quant = _Quantizer(*quantize) if quantize else None
 
     # unigrams (KenLM id order)
-    uni_prob = np.empty(V, dtype=np.float32)
-    uni_prob[perm] = levels[0]["logprob"]
-    uni_prob += np.float32(0.0)         # -0.0 as +0.0 (ARPA text, as glm writes it, has no -0)
+    order = np.empty(V, dtype=np.uint32)             # KenLM position -> glm index, order by order
+    order[perm] = np.arange(V, dtype=np.uint32)
+    uni_prob = np.asarray(levels[0]["logprob"], dtype=np.float32)[order] + np.float32(0.0)   # (-0.0 as +0.0: ARPA text has no -0)
     _check_values(path, 1, uni_prob, levels[0]["backoff"])
-    is_ctx = np.zeros(V, dtype=bool)
-    is_ctx[np.asarray(levels[1]["word"])] = True
-    uni_bo = np.empty(V, dtype=np.float32)
-    uni_bo[perm] = _with_extension(levels[0]["backoff"], is_ctx)
+    ctx = _contexts(levels, 2, None, path, alloc)
+    uni_bo = _with_extension(levels[0]["backoff"], _marked(V, ctx, np.zeros))[order]
 
     header = bytearray(_SANITY)
     header += _FIXED.pack(N, _PROBING_MULTIPLIER, 2 + bool(quant) + 2 * (pointer_bits is not None), 1, 1)
@@ -257,66 +351,52 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
     pos = len(header) + len(vocab) + quant_bytes + 16 * (V + 2)
     with atomic_output(path) as tmp, open(tmp, "wb") as f:
         out = _Sink(f, header + vocab, quant_bytes)
-        rank_prev = perm                  # order n-1: glm index -> KenLM position
-        ctx = _contexts(levels, 2, None, path)
-        prev = None                       # order n-1 >= 2, in KenLM order: (fields, bits of the values)
+        nxt = _next(np.asarray(levels[0]["starts"]), order, alloc)
+        uni = np.zeros(V + 2, dtype=[("p", "<f4"), ("b", "<f4"), ("n", "<u8")])
+        uni["p"][:V], uni["b"][:V] = uni_prob, uni_bo
+        uni["n"][:V + 1] = nxt
+        out.put(uni.tobytes())
         for n in range(2, N + 1):
-            lv, below = levels[n - 1], levels[n - 2]
-            # KenLM's order of order n: by the parent's KenLM position, then the word's KenLM id
-            sizes = np.diff(np.asarray(below["starts"])).astype(np.int64)
-            parent = np.repeat(np.arange(len(sizes), dtype=np.uint32), sizes)
-            kword = perm[np.asarray(lv["word"])]
-            key = (rank_prev[parent].astype(np.uint64) << np.uint64(32)) | kword.astype(np.uint64)
-            del parent
-            order = np.argsort(key)
-            del key
-            rank = np.empty(len(order), dtype=np.uint32)
-            rank[order] = np.arange(len(order), dtype=np.uint32)
-            # first children of order n-1 in KenLM order
-            child_sizes = np.empty(len(sizes), dtype=np.int64)
-            child_sizes[rank_prev] = sizes
-            nxt = np.concatenate([[0], np.cumsum(child_sizes)]).astype(np.uint64)
-            del child_sizes, sizes
-            if n == 2:
-                uni = np.zeros(V + 2, dtype=[("p", "<f4"), ("b", "<f4"), ("n", "<u8")])
-                uni["p"][:V], uni["b"][:V] = uni_prob, uni_bo
-                uni["n"][:V + 1] = nxt
-                out.put(uni.tobytes())
+            lv = levels[n - 1]
+            word, prob = np.asarray(lv["word"]), np.asarray(lv["logprob"])
+            order = _kenlm_order(order, nxt, np.asarray(levels[n - 2]["starts"]), perm, word, alloc)
+            if n == N:
+                centers = quant.prob_centers(prob, alloc) if quant else None
+
+                def top_fields(lo, hi):
+                    idx = order[lo:hi]
+                    p = prob[idx]
+                    _check_values(path, n, p, None)
+                    return [(perm[word[idx]], word_bits),
+                            (_encode(p, centers, 0), quant.q_bits) if quant else (_bits31(p), 31)]
+                pos += _put_table(out, counts[n - 1], word_bits + (quant.q_bits if quant else 31), top_fields)
+                break
+            raw_bo = np.asarray(lv["backoff"])
+            ctx = _contexts(levels, n + 1, ctx, path, alloc)
+            is_ctx = _marked(counts[n - 1], ctx, alloc)
+            nxt = _next(np.asarray(lv["starts"]), order, alloc)
+            if pointer_bits is None:
+                part, inline = b"", counts[n].bit_length()
             else:
-                fields, value_bits = prev
-                if pointer_bits is None:
-                    part, inline, low = b"", counts[n - 1].bit_length(), nxt
-                else:
-                    part, inline, low = _bhiksha(pos, counts[n - 2], nxt, pointer_bits)
-                packed = _pack(counts[n - 2], word_bits + value_bits + inline, fields + [(low[:-1], inline)], low[-1])
-                out.put(part)
-                out.put(packed)
-                pos += len(part) + len(packed)
-                del packed, part, low, fields
-            kword = kword[order]             # (fields stay 32-bit: _pack widens a block at a time)
-            prob = np.asarray(lv["logprob"], dtype=np.float32)
-            if n < N:
-                raw_bo = np.asarray(lv["backoff"], dtype=np.float32)
-                _check_values(path, n, prob, raw_bo)
-                ctx = _contexts(levels, n + 1, ctx, path)
-                is_ctx = np.zeros(counts[n - 1], dtype=bool)
-                is_ctx[ctx] = True
-                bo = _with_extension(raw_bo, is_ctx)[order]
+                part, inline = _bhiksha(pos, counts[n - 1], nxt, pointer_bits)
+            mask = np.uint64((1 << inline) - 1)
+            if quant:
+                centers = quant.prob_centers(prob, alloc), quant.backoff_centers(raw_bo, alloc)
+
+            def fields(lo, hi):
+                idx = order[lo:hi]
+                p, b = prob[idx], raw_bo[idx]
+                _check_values(path, n, p, b)
+                bo = _with_extension(b, is_ctx[idx])
                 if quant:
-                    pcode = quant.prob_codes(prob)[order]
-                    bcode = quant.backoff_codes(bo, raw_bo)
-                    fields = [(kword, word_bits), (bcode, quant.b_bits), (pcode, quant.q_bits)]
+                    values = [(_backoff_codes(bo, centers[1]), quant.b_bits), (_encode(p, centers[0], 0), quant.q_bits)]
                 else:
-                    fields = [(kword, word_bits), (_bits31(prob[order]), 31), (bo.view(np.uint32), 32)]
-                prev = (fields, quant.q_bits + quant.b_bits if quant else 63)
-            else:
-                _check_values(path, n, prob, None)
-                if quant:
-                    fields = [(kword, word_bits), (quant.prob_codes(prob)[order], quant.q_bits)]
-                else:
-                    fields = [(kword, word_bits), (_bits31(prob[order]), 31)]
-                out.put(_pack(counts[N - 1], word_bits + fields[1][1], fields))
-            rank_prev = rank
+                    values = [(_bits31(p), 31), (bo.view(np.uint32), 32)]
+                return [(perm[word[idx]], word_bits), *values, (nxt[lo:hi] & mask, inline)]
+            value_bits = quant.q_bits + quant.b_bits if quant else 63
+            out.put(part)
+            pos += len(part) + _put_table(out, counts[n - 1], word_bits + value_bits + inline, fields,
+                                          (int(nxt[-1]) & int(mask), inline))
         out.put(words)
         out.close(quant.header() if quant else b"")
 

@@ -127,6 +127,10 @@ MUTANTS = [
            ["tests/test_tune_lattice.py"]),
     Mutant("M27", "ext/_glm.pyx", "                        z[i] += y[i] * w\n", "                        z[i] += y[i]\n",
            "tuning: the gradient reaches a child without its weight", ["tests/test_tune_lattice.py"]),
+    Mutant("M28", "glm/formats/kenlm_write.py", "np.repeat(first - (offsets[:-1] - lo), sizes)",
+           "np.repeat(first - offsets[:-1], sizes)",
+           "compact writer: children found from the order's start instead of the step's (wrong past the first "
+           "step)", ["tests/test_kenlm_write.py"]),
 ]
 
 
