@@ -773,6 +773,13 @@ class GeneralizedModel(Model):
         self._consume = self._scorer is None and self.tables.records is None
         self._trie
 
+    def _drop_scorer(self) -> None:
+        """Free the scorer, its node records and hash of a model made by ``_scorer_only`` once it is no
+        longer scored (glm.tune.lattice, after the trace: the fit reads only the statistics then)."""
+        if not self._consume:
+            raise AssertionError("only a scorer-only model gives its scorer up")
+        self._scorer, self.tables.records, self.hash = None, None, None
+
     def _make_scorer(self):
         """The scorer, with the node records of the tables (glm.records: made once for the tables, a
         copy of them in memory) and the children hash, read from memory too."""

@@ -81,6 +81,8 @@ def lattice(model: GeneralizedModel, ids: list[np.ndarray]) -> list[tuple[np.nda
     coef is float32, as the model's alphas."""
     with ThreadPoolExecutor(threads()) as pool:
         traced = list(pool.map(model._trie.trace, ids))          # (nodes, histories, tops) per block
+        if model._consume:           # (a model made only to be traced: only its statistics are read now)
+            model._drop_scorer()
         coef = [np.zeros((1 << (model.order - 1), 4, len(tops)), dtype=np.float32) for _, _, tops in traced]
         counts, opts, keep1 = model.tables.stats[1]
         u1, u0 = (unigram_probs(counts, D, opts, keep1) for D in (model.tables.discounts[1], (0.0,) * 3))
