@@ -18,13 +18,15 @@ def progress(total=None, desc: str = "", unit: str = "it", quiet: bool = False) 
 
 @contextmanager
 def stage(name: str):
-    """Times a stage of a build: with $GLM_TIMES set (to anything but 0 or empty), its wall seconds are
-    printed to stderr as ``glm: NAME: S s`` when it ends."""
+    """Times a stage of a build: with $GLM_TIMES set (to anything but 0 or empty), its wall seconds and
+    the process's CPU seconds (all threads, user + system) are printed to stderr as ``glm: NAME: S s
+    (CPU C s)`` when it ends."""
     if os.environ.get("GLM_TIMES", "0") in ("", "0"):
         yield
         return
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
-        print(f"glm: {name}: {time.perf_counter() - start:.2f} s", file=sys.stderr, flush=True)
+        print(f"glm: {name}: {time.perf_counter() - start:.2f} s (CPU {time.process_time() - cpu:.2f} s)",
+              file=sys.stderr, flush=True)
