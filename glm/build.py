@@ -299,10 +299,10 @@ def _dask_backoff_model(plan: _Plan):
     """The MKN model counted, estimated and written as ARPA on the Dask workers (glm.dask_mkn)."""
     from .dask_mkn import WrittenModel, build_arpa
     with _workspace(plan) as (plan, scratch):
-        vocab, counts, discounts, unpruned = build_arpa(
+        counts, discounts, unpruned = build_arpa(
             plan.inputs, plan.order, plan.output, plan.dask, plan.dask_workers,
             "skip" if plan.skip_symbols else "error", plan.bad_utf8, plan.opts, scratch, plan.quiet)
-    return WrittenModel(plan.output, vocab, counts, discounts, unpruned,
+    return WrittenModel(plan.output, counts, discounts, unpruned,
                         meta={"order": plan.order, "smoothing": "modified Kneser-Ney",
                               "prune": list(plan.opts.prune), **_options(plan)})
 

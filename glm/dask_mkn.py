@@ -8,11 +8,12 @@ its whole group of left extensions.  On the range's worker:
 1. **Levels** (``_open_range``): the range's pieces of every run are merged and turned into its suffix
    trie levels with adjusted counts (``_count.build_levels``, as on one machine: the adjusted count of
    an n-gram only needs the windows that end as it does).  The client receives small summaries: the
-   level sizes, the count-of-counts of each order, the unigram counts of the range's words and the
-   n-grams still open at the end of the pass (lmplz counts the last window's suffixes by their raw
-   count; only the last non-empty range's count).
-2. **Discounts and unigrams** (client): the count-of-counts summed give each order's discounts, the
-   unigram counts the unigram probabilities (a vocabulary-sized array, sent to every worker).
+   level sizes, the count-of-counts of each order (of unigrams: of the range's words) and the n-grams
+   still open at the end of the pass (lmplz counts the last window's suffixes by their raw count; only
+   the last non-empty range's count).
+2. **Discounts and unigrams**: the client sums the count-of-counts into each order's discounts; a
+   worker makes the unigram probabilities from the ranges' counts of their words (a vocabulary-sized
+   array, which every worker fetches from it).
 3. **Context sums, one shuffle per order n** (``_context_pieces``, ``_context_sums``,
    ``_interpolate``): the context w1..wn-1 of an n-gram ends in another word than the n-gram, so it
    belongs to the range of wn-1.  It is the child w1 of the context w2..wn-1 of the n-gram's parent
@@ -32,8 +33,9 @@ its whole group of left extensions.  On the range's worker:
    ``os.copy_file_range``; each removed once copied), else through Dask a chunk at a time.  A worker
    drops its ranges' arrays (and their files) once their parts are formatted (``_release``).
 
-The client only coordinates: it holds the vocabulary, the summaries, vocabulary-sized arrays and one
-part chunk at a time.
+The client only coordinates: it holds the summaries and one part chunk at a time.  The vocabulary is
+made on a worker from the shards' words (glm.distributed), the unigram probabilities on a worker from
+the ranges' counts; the tasks that need them take them as Dask futures.
 Under a memory budget (``--memory``, per worker task as in glm.distributed) the ranges are sized from
 the runs as for counting, a range's arrays are memory-mapped files in the worker's scratch directory,
 and the pieces of each shuffle and the output parts are files there, read by the task that needs them.
@@ -59,14 +61,14 @@ import numpy as np
 
 from . import _arpa, _count, _mkn
 from .discount import discounts, fallback_triple
-from .distributed import (STATE, Job, _STORES_LOCK, _piece, _piece_view, _pin, _remove_run, _results, _store,
-                          count_runs, runs_visible, session, splitters, wait_for)
+from .distributed import (STATE, Job, SharedVocabulary, _STORES_LOCK, _piece, _piece_view, _pin, _remove_run,
+                          _results, _store, count_runs, runs_visible, session, splitters, wait_for)
 from .mkn import Options, unigram_probs
 from .model import BackoffModel, Model
 from .progress import stage
 from .spill import merge_many
 from .threads import parallel, threads
-from .vocab import BOS, Vocabulary
+from .vocab import BOS
 
 CHUNK = 1 << 16              # n-grams formatted at a time (as glm.formats.arpa: a few MB of text)
 READ_BYTES = 16 << 20        # bytes of a part the client reads at a time
@@ -98,9 +100,10 @@ def _alloc(build: str, memory: int | None):
 def _open_range(build: str, r: int, memory, vocab_size: int, layout, words: tuple, bounds, *pieces) -> dict:
     """Merge range r's pieces of the runs and make its trie levels (kept on this worker); returns its
     summary for the client: this worker's address, the level sizes, the count-of-counts (bins 0..5) of
-    orders 2.., the adjusted counts of its words (ids words[0]..words[1]) and the n-grams open at the
-    end of its pass: per order below the top, None or (index, raw count, adjusted count).  With
-    ``bounds`` (low, high), the pieces are the shards' runs, read here from their files (mapped)."""
+    every order (of unigrams: of its words, ids words[0]..words[1]), how many of its words have a
+    nonzero adjusted count (and the count of word 0, for range 0), and the n-grams open at the end of
+    its pass: per order below the top, None or (index, raw count, adjusted count).  With ``bounds``
+    (low, high), the pieces are the shards' runs, read here from their files (mapped)."""
     from distributed import get_worker
     if bounds is not None:
         pieces = [_piece_view(run, *bounds, _store(build, memory)) for run in pieces]
@@ -118,9 +121,24 @@ def _open_range(build: str, r: int, memory, vocab_size: int, layout, words: tupl
     for n, lv in enumerate(levels[:-1], 1):
         lo = lv.pop("last_open", None)
         last_open.append(None if lo is None or not rows else (int(lo[0]), int(lo[1]), int(lv["count"][lo[0]])))
+    unigrams = _unigrams(build, r)
     return dict(address=get_worker().address, rows=rows, sizes=[len(lv["word"]) for lv in levels[1:]],
-                coc=[np.bincount(np.minimum(lv["count"], 5), minlength=6) for lv in levels[1:]],
-                unigrams=np.array(levels[0]["count"][words[0]:words[1] + 1]), last_open=last_open)
+                coc=[np.bincount(np.minimum(lv["count"] if n else unigrams, 5), minlength=6)
+                     for n, lv in enumerate(levels)],
+                nonzero=int(np.count_nonzero(unigrams)), first=int(unigrams[0]) if words[0] == 0 else None,
+                last_open=last_open)
+
+
+def _unigrams(build: str, r: int) -> np.ndarray:
+    """The adjusted counts of range r's words."""
+    st = _range(build, r)
+    lo, hi = st["words"]
+    return np.array(st["levels"][0]["count"][lo:hi + 1])
+
+
+def _unigram_probs(D: tuple, opts: Options, *parts) -> np.ndarray:
+    """The unigram probabilities (float32) from the ranges' adjusted counts of their words, in order."""
+    return unigram_probs(np.concatenate(parts), D, opts).astype(np.float32)
 
 
 def _keep(build: str, memory, arrays: list):
@@ -312,9 +330,9 @@ def _in_order(client, submit, count: int, ahead: int | None, pinned) -> list:
 
 def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, symbols: str, bad_utf8: str,
                opts: Options, scratch=None, quiet: bool = True):
-    """Count, estimate (MKN) and write the ARPA file ``output`` on a Dask cluster; returns (vocabulary,
-    n-grams per order, discounts per order, n-grams per order before pruning).  The file is the one a
-    single-machine build writes, byte for byte."""
+    """Count, estimate (MKN) and write the ARPA file ``output`` on a Dask cluster; returns (n-grams per
+    order, discounts per order, n-grams per order before pruning).  The file is the one a single-machine
+    build writes, byte for byte."""
     from .corpus import CorpusError, input_names
     with ExitStack() as stack:
         with stage("cluster start"):
@@ -322,28 +340,30 @@ def build_arpa(inputs, order: int, output: str, dask, n_workers: int | None, sym
         with stage("count"):
             vocab, counted = count_runs(job, inputs, order, symbols, bad_utf8)
         with stage("open ranges"):
-            bounds, last = last_word_bounds(splitters(job, counted), counted.layout, len(vocab))
+            bounds, last = last_word_bounds(splitters(job, counted), counted.layout, vocab.size)
             shared = runs_visible(job.client, counted)
-            ranges = _open_ranges(job, counted, bounds, last, len(vocab), shared)
+            ranges = _open_ranges(job, counted, bounds, last, vocab.size, shared)
         removed = [job.client.submit(_remove_run, run, workers=_pin(w), priority=-1, pure=False)
                    for run, w in zip(counted.runs, counted.where)]
-        unigrams = np.concatenate([s["unigrams"] for s in ranges])
-        if len(vocab) == 3 and not unigrams[0]:
+        if vocab.size == 3 and not ranges[0]["first"]:
             raise CorpusError(f"no text in {input_names(inputs)}: not a single word to train on")
-        D = _discounts(ranges, unigrams, order, opts)
-        prob = unigram_probs(unigrams, D[0], opts).astype(np.float32)
         where = [s["address"] for s in ranges]
-        parts, final = _parts(job, where, _log10(prob), vocab)
+        D = _discounts(ranges, order, opts)
+        # the unigrams' probabilities, made on a worker from the ranges' counts, as their log10 for the file
+        prob = job.client.submit(_unigram_probs, D[0], opts, *[
+            job.client.submit(_unigrams, job.build, r, workers=[w], pure=False) for r, w in enumerate(where)],
+            pure=False)
+        parts, final = _parts(job, where, job.client.submit(_log10, prob, pure=False), vocab)
         with stage("estimate"):
             _estimate(job, where, last, D, prob, shared, final)
         released = _release_all(job, where, parts, order)
-        counts = [len(vocab)] + [sum(s["sizes"][n - 2] for s in ranges) for n in range(2, order + 1)]
+        counts = [vocab.size] + [sum(s["sizes"][n - 2] for s in ranges) for n in range(2, order + 1)]
         with stage("write"):
             _write(job, where, output, counts, parts, quiet)
             wait_for(job.client, removed + released, list(counted.where) + where)
         with stage("cluster stop"):
             stack.close()
-        return vocab, counts, D, [int(np.count_nonzero(unigrams))] + counts[1:]
+        return counts, D, [sum(s["nonzero"] for s in ranges)] + counts[1:]
 
 
 def _log10(prob: np.ndarray) -> np.ndarray:
@@ -386,21 +406,17 @@ def _open_ranges(job: Job, counted, bounds, last, vocab_size: int, shared: bool)
     return client.gather(futures)
 
 
-def _discounts(ranges: list[dict], unigrams: np.ndarray, order: int, opts: Options) -> list[tuple]:
+def _discounts(ranges: list[dict], order: int, opts: Options) -> list[tuple]:
     """Each order's discounts from the ranges' count-of-counts (the n-grams open at the end of the last
-    non-empty range's pass counted by their raw count, as lmplz and glm.mkn do)."""
+    non-empty range's pass counted by their raw count, as lmplz and glm.mkn do; they end in the range's
+    last word, so the range knows their adjusted counts, the unigram's too)."""
     fallback = fallback_triple(opts.discount_fallback) if opts.discount_fallback is not None else None
     last = [s for s in ranges if s["rows"]][-1]["last_open"] if any(s["rows"] for s in ranges) else [None] * order
     out = []
     for n in range(1, order + 1):
-        if n == 1:
-            t = np.bincount(np.minimum(unigrams, 5), minlength=6)
-        else:
-            t = sum(s["coc"][n - 2] for s in ranges)
+        t = sum(s["coc"][n - 1] for s in ranges)
         if n < order and last[n - 1] is not None:
-            index, raw, count = last[n - 1]
-            if n == 1:
-                count = int(unigrams[index])
+            _, raw, count = last[n - 1]
             t[min(count, 5)] -= 1
             t[min(raw, 5)] += 1
         out.append(discounts([int(x) for x in t[1:5]], n, fallback))
@@ -417,7 +433,7 @@ def _estimate(job: Job, where: list, last, D: list, prob: np.ndarray, shared: bo
     R, order = len(where), len(D)
     held = _held(where)
     owners = client.scatter(last, broadcast=True)
-    uni = client.scatter(prob, broadcast=True)
+    uni = prob                       # (a future: each worker fetches the array once)
     ahead = job.workers if memory is not None else None      # (without a budget, all at once)
 
     def gathered(kept, i):
@@ -473,13 +489,13 @@ def _in_range_order(ranges: list, groups: tuple, i: int) -> list:
     return [by_range[r] for r in sorted(by_range)]
 
 
-def _parts(job: Job, where: list, logprob, vocab: Vocabulary):
+def _parts(job: Job, where: list, logprob, vocab: SharedVocabulary):
     """(parts, final): the futures of the ranges' ARPA parts by (order, range), and the ``final``
     callback of ``_estimate`` that submits an order's parts as soon as the order is final on a range
-    (formatted on the range's worker, after the estimation tasks there but filling their gaps)."""
+    (formatted on the range's worker, after the estimation tasks there but filling their gaps).
+    logprob: a future of the unigrams' log10 probabilities."""
     client, R = job.client, len(where)
-    arrays = client.scatter(vocab.table.arrays(), broadcast=True)
-    uni = client.scatter(logprob, broadcast=True)
+    arrays, uni = vocab.arrays, logprob
     parts = {}
 
     def final(n: int, after: list) -> None:
@@ -572,12 +588,12 @@ def _stream(client, part, where: str, chunks: int, ahead: int):
 
 
 class WrittenModel(BackoffModel):
-    """The MKN model that ``build_arpa`` wrote: its vocabulary, n-gram counts and discounts are known on
-    the client; its n-grams are read back from the ARPA file on first use (scoring, saving)."""
+    """The MKN model that ``build_arpa`` wrote: its n-gram counts and discounts are known on the
+    client; its vocabulary (made and kept on the workers) and n-grams are read back from the ARPA file
+    on first use (scoring, saving)."""
 
-    def __init__(self, path: str, vocab: Vocabulary, counts: list, discounts: list, unpruned: list,
-                 meta: dict):
-        Model.__init__(self, vocab, len(counts), meta)
+    def __init__(self, path: str, counts: list, discounts: list, unpruned: list, meta: dict):
+        Model.__init__(self, None, len(counts), meta)
         self.path = path
         self.discounts = discounts
         self.unpruned_counts = unpruned
@@ -586,14 +602,28 @@ class WrittenModel(BackoffModel):
         self._levels = None
         self._read_lock = threading.Lock()
 
-    @property
-    def levels(self) -> list[dict]:
-        """The query arrays, read from the file the first time they are needed."""
+    def _read(self) -> None:
         with self._read_lock:
             if self._levels is None:
                 from .model import load
-                self._levels = load(self.path).levels
-            return self._levels
+                model = load(self.path)
+                self._levels, self._vocab = model.levels, model.vocab
+
+    @property
+    def levels(self) -> list[dict]:
+        """The query arrays, read from the file the first time they are needed."""
+        self._read()
+        return self._levels
+
+    @property
+    def vocab(self):
+        """The vocabulary, read from the file with the n-grams."""
+        self._read()
+        return self._vocab
+
+    @vocab.setter
+    def vocab(self, value) -> None:       # (None from Model.__init__: read when first needed)
+        self._vocab = value
 
     @property
     def counts(self) -> list[int]:

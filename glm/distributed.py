@@ -3,9 +3,10 @@
 The corpus is cut into shards (byte ranges of plain files, cut at line starts; a compressed file is one
 shard).  Then, on the workers:
 
-1. each shard's words in order of first occurrence; the client adds them shard after shard to one
-   vocabulary, which gives every word the id it has in a single-machine build;
-2. with that vocabulary broadcast, each shard counts its windows (``NgramCounter``) into one sorted run;
+1. each shard's words in order of first occurrence; one task adds them shard after shard to one
+   vocabulary, which gives every word the id it has in a single-machine build (kept on the workers:
+   the client holds its size and a future of it, ``SharedVocabulary``);
+2. with that vocabulary, each shard counts its windows (``NgramCounter``) into one sorted run;
 3. splitter keys sampled from the runs cut the key space into ranges; each range is merged on a worker
    (``spill.merge_many``), and the ranges, gathered in order, are the merged run of the whole corpus.
 
@@ -141,6 +142,36 @@ def _shard_words(shard, symbols: str, bad_utf8: str) -> bytes:
     return b"\n".join(vocab.table.words()[3:]) + b"\n"
 
 
+def _merged_words(*shard_words: bytes) -> tuple:
+    """The vocabulary's arrays (``VocabTable.arrays``): the shards' new words added shard after shard,
+    so that every word gets the id it has in a single-machine build."""
+    vocab = Vocabulary()
+    for words in shard_words:
+        status, _, _ = vocab.table.tokenize(words, True, 0, False)
+        assert status == OK, "a shard's words hold <s> or </s>"
+    return vocab.table.arrays()
+
+
+def _vocabulary(arrays: tuple) -> Vocabulary:
+    from ._vocab import VocabTable
+    return Vocabulary(VocabTable.from_arrays(*arrays))
+
+
+def _size(arrays: tuple) -> int:
+    return len(arrays[1]) - 1           # (the words' offsets, one more than the words)
+
+
+@dataclass
+class SharedVocabulary:
+    """The vocabulary of a build, made on a worker and kept there: its arrays (a future, which tasks
+    take as an argument), its size, and ``fetch()`` for a client that needs the words."""
+    arrays: object
+    size: int
+
+    def fetch(self) -> Vocabulary:
+        return _vocabulary(self.arrays.result())
+
+
 _STORES: dict = {}                     # in a worker process: a build's id -> its glm.spill.Scratch
 STATE: dict = {}                       # in a worker process: a build's id -> what its tasks keep there
 _STORES_LOCK = threading.Lock()
@@ -169,8 +200,7 @@ def _shard_run(shard, vocab_arrays, order: int, symbols: str, bad_utf8: str, mem
     """The shard's windows counted with the global vocabulary, as (worker address, run): without a
     budget, the run in memory, (keys, counts, layout), and no address; with one (``memory`` bytes per
     task), a glm.spill.Run file in this worker's scratch directory for the build."""
-    from ._vocab import VocabTable
-    vocab = Vocabulary(VocabTable.from_arrays(*vocab_arrays))
+    vocab = _vocabulary(vocab_arrays)
     if memory is None:
         counter = NgramCounter(order)
     else:
@@ -318,7 +348,8 @@ def count_on_dask(inputs, order: int, dask, n_workers: int | None, symbols: str,
     the largest worker): shards are counted with runs spilled to the worker's local directory, and
     the key ranges are made small enough for a range's merge to fit (``RANGE_SHARE``)."""
     with session(dask, n_workers, scratch) as job:
-        vocab, counted = count_runs(job, inputs, order, symbols, bad_utf8)
+        shared, counted = count_runs(job, inputs, order, symbols, bad_utf8)
+        vocab = shared.fetch()
         bounds = splitters(job, counted)
         blocks = _merged_ranges(job.client, counted.runs, counted.where, bounds, ahead=job.workers)
         layout = counted.layout
@@ -369,24 +400,21 @@ def session(dask, n_workers: int | None, scratch=None):
 
 
 def count_runs(job: Job, inputs, order: int, symbols: str, bad_utf8: str):
-    """(vocabulary, Counted): the vocabulary made from the shards' words, and each shard counted with it
-    into one sorted run on the workers."""
+    """(SharedVocabulary, Counted): the vocabulary made from the shards' words on a worker (the client
+    holds only its size), and each shard counted with it into one sorted run on the workers."""
     paths = expand_inputs(inputs)
     if "-" in paths:
         raise ValueError("--dask reads files, not stdin")
     client = job.client
     parts = shards(paths, 2 * job.workers)
-    vocab = Vocabulary()
     words = client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8, pure=False)
-    for i in range(len(words)):         # (one shard's words at a time on the client)
-        status, _, _ = vocab.table.tokenize(words[i].result(), True, 0, False)
-        assert status == OK, "a shard's words hold <s> or </s>"
-        words[i] = None
-    arrays = client.scatter(vocab.table.arrays(), broadcast=True)
+    arrays = client.submit(_merged_words, *words, pure=False)
+    vocab = SharedVocabulary(arrays, client.submit(_size, arrays, pure=False).result())
+    del words
     runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
                       bad_utf8=bad_utf8, memory=job.memory, build=job.build if job.memory else None,
                       pure=False)
-    layout = key_layout(order, len(vocab))          # the layout of every shard's run
+    layout = key_layout(order, vocab.size)          # the layout of every shard's run
     where, rows = zip(*client.gather(client.map(_rows, runs)))
     return vocab, Counted(runs, where, rows, layout)
 

@@ -50,7 +50,8 @@ def test_arpa_is_byte_identical(tmp_path, dask_client, texts, order):
         model, got = _on_workers(tmp_path, dask_client, inputs, order, memory=memory, tmpdir=tmp_path)
         assert got == expected, (order, memory)
     plain = glm.load(tmp_path / f"plain{order}.arpa")
-    assert model._levels is None                    # (the client never held the n-grams)
+    assert model._levels is None and model._vocab is None   # (the client never held the n-grams nor words)
+    assert model.vocab.table.words() == plain.vocab.table.words()
     assert model.counts == plain.counts and model.describe() == glm.train(inputs, order).describe()
     lines = ["the king is dead", "long live the king", "zzz unknown words"]
     assert np.array_equal(model.score_many(lines), plain.score_many(lines))
