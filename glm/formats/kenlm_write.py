@@ -337,7 +337,8 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
     # unigrams (KenLM id order)
     order = np.empty(V, dtype=np.uint32)             # KenLM position -> glm index, order by order
     order[perm] = np.arange(V, dtype=np.uint32)
-    uni_prob = np.asarray(levels[0]["logprob"], dtype=np.float32)[order] + np.float32(0.0)   # (-0.0 as +0.0: ARPA text has no -0)
+    # (-0.0 as +0.0: ARPA text, as glm writes it, has no -0)
+    uni_prob = np.asarray(levels[0]["logprob"], dtype=np.float32)[order] + np.float32(0.0)
     _check_values(path, 1, uni_prob, levels[0]["backoff"])
     ctx = _contexts(levels, 2, None, path, alloc)
     uni_bo = _with_extension(levels[0]["backoff"], _marked(V, ctx, np.zeros))[order]
@@ -369,7 +370,7 @@ def write_trie(model, path, quantize: tuple[int, int] | None = None, pointer_bit
                     _check_values(path, n, p, None)
                     return [(perm[word[idx]], word_bits),
                             (_encode(p, centers, 0), quant.q_bits) if quant else (_bits31(p), 31)]
-                pos += _put_table(out, counts[n - 1], word_bits + (quant.q_bits if quant else 31), top_fields)
+                _put_table(out, counts[n - 1], word_bits + (quant.q_bits if quant else 31), top_fields)
                 break
             raw_bo = np.asarray(lv["backoff"])
             ctx = _contexts(levels, n + 1, ctx, path, alloc)
