@@ -410,7 +410,7 @@ def count_runs(job: Job, inputs, order: int, symbols: str, bad_utf8: str):
     words = client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8, pure=False)
     arrays = client.submit(_merged_words, *words, pure=False)
     vocab = SharedVocabulary(arrays, client.submit(_size, arrays, pure=False).result())
-    del words
+    del words                           # (the shards' word lists go once merged)
     runs = client.map(_shard_run, parts, vocab_arrays=arrays, order=order, symbols=symbols,
                       bad_utf8=bad_utf8, memory=job.memory, build=job.build if job.memory else None,
                       pure=False)
