@@ -341,7 +341,7 @@ def _fit_on_split(plan: _Plan, scratch) -> Fitted:
     vocab, levels = _count_training_part(plan, part, label, scratch)
     try:
         tables = estimate_glm(levels, plan.order, plan.method, plan.opts, keep_stats=True,
-                              park=_parking(scratch))
+                              park=_parking(scratch), terms=False)
     except DiscountError as e:
         raise DiscountError(f"{e} (This is the model of the text without {label}, which the weights are "
                             "fitted with: --tune-split 0 (tune_split=0) builds the untuned model.)") from None

@@ -72,6 +72,7 @@ class Tables:
     compat: Compat | None = None  # tops of every length, of the paper's models (glm.paper: Tops.compat())
     records: object = None        # the scorer's node records (glm.records.Records), made on first use
     unigram_keep: np.ndarray | None = None   # words kept when unigrams are pruned (ids of the counting)
+    terms: bool = True            # False: no alphas and gammas (a model only traced, for glm.tune.fit)
 
 
 def combination(order: int, method: str, weights: dict | None = None) -> dict:
@@ -103,7 +104,7 @@ def combination(order: int, method: str, weights: dict | None = None) -> dict:
 
 def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options = Options(),
              fixed_discounts=None, keep_stats: bool = False, park=None, pad: int | None = None,
-             discount_scales: dict | None = None) -> Tables:
+             discount_scales: dict | None = None, terms: bool = True) -> Tables:
     """Pattern tables from counted levels (``levels`` is consumed).  fixed_discounts: one (D1, D2, D3+)
     for every pattern instead of estimated ones (for tests and the paper's worked example).
     discount_scales: {mask: c}, each pattern's estimated discounts scaled, D_k -> c D_k kept within
@@ -115,7 +116,9 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     n-grams ending in it get the statistic 0, and the model gets normalized tops of every length.
     opts.prune: raw-count thresholds by the number of kept words of a pattern (docs/glm.md, "Pruning");
     the levels must be counted with their occurrences.  With unigrams pruned, the words are renumbered
-    (Tables.unigram_keep: the words kept)."""
+    (Tables.unigram_keep: the words kept).
+    terms=False: the tables hold the n-grams (word, starts) but not their alphas and gammas, for a model
+    that is only traced (glm.tune.fit reads the statistics, keep_stats; not for the 2014 toolkit's models)."""
     check(order, method)
     opts.check(order)
     absolute = method == "glm-abs"
@@ -128,6 +131,8 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
     if pruning and (compat or pad is not None):
         raise ValueError("pruning is supported for the normalized models (glm, glm-abs, mkn) with KenLM's "
                          "padding, not for the 2014 toolkit's models nor paper padding")
+    if not terms and (compat or pad is not None or not keep_stats):
+        raise ValueError("terms=False: a normalized model with KenLM's padding, its statistics kept")
     if pruning and "raw" not in levels[0]:
         raise ValueError("pruning: the levels must be counted with their occurrences (with_raw)")
     if compat and "raw" not in levels[0]:
@@ -235,15 +240,18 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
             hist = h
         d = disc(stat, f"pattern {name(mask)}", last_open, mask)
         keep = _kept(mask, lv, starts, words, inverse, hist) if pruning else None
+        table = {}
         if compat:
             den = tops.prev if mask == (1 << order) - 1 else None     # the top: histories' occurrences
-            alpha, gamma = glmtk2014.terms(stat, hist, d, old_sizes[hmask], is_contiguous(mask), den)
+            table["alpha"], table["gamma"] = glmtk2014.terms(stat, hist, d, old_sizes[hmask],
+                                                             is_contiguous(mask), den)
         elif pruning:
-            alpha, gamma = pruned_terms(stat, hist, d, keep, kept[hmask], old_sizes[hmask])
+            if terms:
+                table["alpha"], table["gamma"] = pruned_terms(stat, hist, d, keep, kept[hmask], old_sizes[hmask])
             starts, words = _pruned_rows(starts, words, keep, kept[parent(mask)], new_id)
-        else:
-            alpha, gamma = interpolation_terms(stat, hist, d, old_sizes[hmask], pad is not None)
-        return dict(word=words, starts=starts, alpha=alpha, gamma=gamma), d, inverse, stat, hist, keep
+        elif terms:
+            table["alpha"], table["gamma"] = interpolation_terms(stat, hist, d, old_sizes[hmask], pad is not None)
+        return dict(word=words, starts=starts, **table), d, inverse, stat, hist, keep
 
     def _kept(mask, lv, starts, words, inverse, hist):
         """The n-grams of pattern ``mask`` kept: occurrences above the threshold of its number of kept
@@ -281,7 +289,7 @@ def estimate(levels: list[dict], order: int, method: str = "glm", opts: Options 
                 levels[L - 1].pop("raw", None)
     levels.clear()                                         # the tables hold what is still needed
     return Tables(order, method, tables, D, table_sizes, stats, tops.compat(method) if tops else None,
-                  unigram_keep=keep1)
+                  unigram_keep=keep1, terms=terms)
 
 
 def _pruned_rows(starts, words, keep, parent_keep, new_id):

@@ -787,8 +787,10 @@ class GeneralizedModel(Model):
         from .generalized import combination
         from .records import Records
         children = combination(self.order, self.method, self.weights)
+        if not self.tables.terms and not self._consume:
+            raise ValueError("a model estimated without its terms (terms=False) is only traced (glm.tune.fit)")
         if self.tables.records is None:
-            self.tables.records = Records(self.tables.tables, [1, *children], self._consume)
+            self.tables.records = Records(self.tables.tables, [1, *children], self._consume, self.tables.terms)
         self.hash = in_memory(self.hash[0]), self.hash[1]
         return Scorer(self.order, self.tables.tables, children, self.tables.records, *self.hash,
                       None if self.tables.compat is None else self.tables.compat.scorer_args(),

@@ -13,6 +13,8 @@ misses in a large model.  The records put them in one row per n-gram, 4-byte col
 
 Rows have an even width, so the doubles are aligned.  The records are built on first use (a copy of
 the tables, in memory) and kept with the tables; ``set_terms`` follows a change of discounts (tuning).
+Tables without terms (a model only traced: glm.generalized.estimate(terms=False)) give records of the
+word and the children ranges only (no alpha, no gamma columns): enough to find n-grams, not to score.
 """
 from __future__ import annotations
 
@@ -34,30 +36,32 @@ def searched(masks: list[int]) -> dict:
 
 
 class Records:
-    def __init__(self, tables: dict, masks: list[int], consume: bool = False):
+    def __init__(self, tables: dict, masks: list[int], consume: bool = False, terms: bool = True):
         """tables: {mask: table} (glm.generalized.Tables.tables); masks: the patterns used, 1 included.
         consume: each array of the tables is removed from its table once copied (but the unigrams'
-        'prob'), so that the tables and the records are not in memory together."""
+        'prob'), so that the tables and the records are not in memory together.  terms: the tables have
+        alphas and gammas (else: records to find n-grams only)."""
         self.masks = sorted(masks)
-        self.width, self.goff, self.roff, self.gammas, self.ranges = self.layout(self.masks)
+        self.width, self.goff, self.roff, self.gammas, self.ranges = self.layout(self.masks, terms)
         with ThreadPoolExecutor(threads()) as ex:       # (numpy's copies release the GIL)
             self.rows = dict(zip(self.masks, ex.map(lambda m: self._rows(tables, m, consume), self.masks)))
 
     @staticmethod
-    def layout(masks: list[int]) -> tuple:
+    def layout(masks: list[int], terms: bool = True) -> tuple:
         """(width, goff, roff, gammas, ranges), each {mask: ...}: the columns of the patterns' rows, the
-        column of each pattern's gamma (in its history's rows) and children range (in its parent's),
-        and the patterns whose gammas and ranges each pattern's rows hold."""
+        column of each pattern's gamma (in its history's rows; without terms none: 0) and children range
+        (in its parent's), and the patterns whose gammas and ranges each pattern's rows hold."""
         masks = sorted(masks)
-        width = {m: 0 if m == 1 else 2 for m in masks}
+        width = {m: 0 if m == 1 else 2 if terms else 1 for m in masks}
         goff, roff = {}, {}
         gammas = {m: [] for m in masks}
         ranges = {m: [] for m in masks}
         for m in masks[1:]:
             h = history(m)[1]
-            goff[m] = width[h]
-            width[h] += 2
-            gammas[h].append(m)
+            goff[m] = width[h] if terms else 0
+            if terms:
+                width[h] += 2
+                gammas[h].append(m)
         for m in masks[1:]:
             p = parent(m)
             roff[m] = width[p]
@@ -73,9 +77,10 @@ class Records:
         rows = (np.zeros if self.width[m] == 2 and m == 1 else np.empty)((n, self.width[m]), dtype=np.uint32)
         if m > 1:
             rows[:, 0] = tables[m]["word"]
-            rows[:, 1] = np.asarray(tables[m]["alpha"], dtype=np.float32).view(np.uint32)
             release(tables[m]["word"])
-            release(tables[m]["alpha"])
+            if "alpha" in tables[m]:
+                rows[:, 1] = np.asarray(tables[m]["alpha"], dtype=np.float32).view(np.uint32)
+                release(tables[m]["alpha"])
         for s in self.gammas[m]:
             k = self.goff[s]
             rows[:, k:k + 2] = np.asarray(tables[s]["gamma"], dtype=np.float64).view(np.uint32).reshape(-1, 2)
@@ -88,7 +93,7 @@ class Records:
         if consume:
             for t, key in ([(tables[m], "word"), (tables[m], "alpha")] if m > 1 else []) + \
                     [(tables[s], "gamma") for s in self.gammas[m]] + [(tables[c], "starts") for c in self.ranges[m]]:
-                del t[key]
+                t.pop(key, None)
         return rows
 
     def set_terms(self, mask: int, alpha: np.ndarray, gamma: np.ndarray) -> None:

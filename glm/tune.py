@@ -79,8 +79,15 @@ def lattice(model: GeneralizedModel, ids: list[np.ndarray]) -> list[tuple[np.nda
     (0, 0, 1, 0), which gives the average of the children as the scorer does; for q = 0 the unigram
     probability is A0 - c A1.  tops[t]: the pattern that answers t.  Needs the statistics (keep_stats).
     coef is float32, as the model's alphas."""
+    def trace(block):
+        """(nodes, histories, tops) of a block; the indices as int32 when they fit (half the memory)."""
+        nodes, hists, tops = model._trie.trace(block)
+        if max(model.tables.sizes.values()) < 1 << 31:
+            nodes, hists = nodes.astype(np.int32), hists.astype(np.int32)
+        return nodes, hists, tops
+
     with ThreadPoolExecutor(threads()) as pool:
-        traced = list(pool.map(model._trie.trace, ids))          # (nodes, histories, tops) per block
+        traced = list(pool.map(trace, ids))
         if model._consume:           # (a model made only to be traced: only its statistics are read now)
             model._drop_scorer()
         coef = [np.zeros((1 << (model.order - 1), 4, len(tops)), dtype=np.float32) for _, _, tops in traced]
@@ -145,8 +152,6 @@ def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discount
     scales within their bounds.  The cross-entropy is the lattice's, which is the scored one up to the
     float32 rounding of the model's values.  Discounts can be fitted only on a model fresh from training
     (its statistics are kept: glm.train(..., tune=...))."""
-    from scipy.optimize import minimize
-    from threadpoolctl import threadpool_limits
     from . import _glm
     ids = heldout_ids(model, heldout, bad_utf8, lines, label)
     if model.tables.stats is None:
@@ -165,6 +170,8 @@ def fit(model: GeneralizedModel, heldout=None, *, weights: bool = True, discount
     bounds = {m: _scale_range(base[m]) for m in base}
     fitted = [m for m in base if discounts and bounds[m][1] - bounds[m][0] >= 1e-9]
     parts = lattice(model, ids)
+    from scipy.optimize import minimize           # (imported once the model traced is freed: 25 MB)
+    from threadpoolctl import threadpool_limits
     tokens = sum(len(tops) for _, tops in parts)
     bar = progress(desc="tuning", unit=" passes", quiet=quiet)
 

@@ -168,3 +168,24 @@ def test_lattice_loglik_rejects_inconsistent_arrays():
     nchild[2], child[2, 0] = 1, 3
     with pytest.raises(ValueError, match="below its parent"):
         _glm.lattice_loglik(coef, tops, child, nchild, w, np.ones(4), gw, gs)
+
+
+@pytest.mark.parametrize("case", ["glm4", "mkn4", "glm4-pruned", "glm3-no-uniform"])
+def test_a_model_without_terms_traces_as_the_model(text, case):
+    """The split build fits with a model estimated without its alphas and gammas (terms=False), traced
+    through node records of words and children ranges only, and freed once traced: its lattice is the
+    full model's, bit for bit, and it cannot be scored."""
+    order, method, opts = CASES[case]
+    full = fresh(text, case)
+    vocab, levels = count(lines=text[:1100], order=order, with_raw=bool(any(opts.prune)))
+    bare = GeneralizedModel(vocab, estimate(levels, order, method, opts, keep_stats=True, terms=False))
+    assert all("alpha" not in t and "gamma" not in t for m, t in bare.tables.tables.items() if m > 1)
+    with pytest.raises(ValueError, match="only traced"):
+        bare.score_many(text[1100:1102])
+    bare._scorer_only()
+    ids = heldout_ids(full, None, "error", text[1100:], "held out")
+    for (c1, t1), (c2, t2) in zip(lattice(full, ids), lattice(bare, ids)):
+        assert np.array_equal(c1, c2) and np.array_equal(t1, t2)
+    assert bare._scorer is None and bare.tables.records is None     # (freed once traced)
+    with pytest.raises(ValueError, match="terms=False"):
+        estimate(count(lines=text[:1100], order=order)[1], order, method, opts, terms=False)

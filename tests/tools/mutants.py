@@ -131,6 +131,11 @@ MUTANTS = [
            "np.repeat(first - offsets[:-1], sizes)",
            "compact writer: children found from the order's start instead of the step's (wrong past the first "
            "step)", ["tests/test_kenlm_write.py"]),
+    Mutant("M29", "glm/generalized.py",
+           "            starts, words = _pruned_rows(starts, words, keep, kept[parent(mask)], new_id)\n",
+           "            if terms:\n                starts, words = _pruned_rows(starts, words, keep, kept[parent(mask)], new_id)\n",
+           "tuning: the model traced without terms keeps the n-grams pruning removed",
+           ["tests/test_tune_lattice.py"]),
 ]
 
 
