@@ -173,6 +173,7 @@ def read_chunks(inputs, chunk_bytes: int = CHUNK_BYTES, quiet: bool = False,
             raw = sys.stdin.buffer if path == "-" else open(path, "rb")
             try:
                 stream = open_binary_from(raw, path)
+                seekable = path != "-" and raw.seekable()     # (not a pipe: /dev/stdin, <(...), a FIFO)
                 line = 1
                 rest = b""
                 last_pos = 0
@@ -181,7 +182,7 @@ def read_chunks(inputs, chunk_bytes: int = CHUNK_BYTES, quiet: bool = False,
                         block = stream.read(chunk_bytes)
                     except DECOMPRESS_ERRORS as exc:
                         raise CorpusError(f"{path}: cannot decompress: {exc}") from None
-                    if path != "-":
+                    if seekable:
                         pos = raw.tell()
                         bar.update(pos - last_pos)
                         last_pos = pos

@@ -7,8 +7,10 @@ import bz2
 import gzip
 import io
 import lzma
+import os
 import re
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -169,6 +171,30 @@ def test_stdin(monkeypatch, tmp_path, lines, expected, compress):
     assert arpa_bytes(train("-"), tmp_path) == expected
     monkeypatch.setattr(sys, "stdin", FakeStdin(data))
     assert arpa_bytes(train(["-"]), tmp_path) == expected
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+@pytest.mark.parametrize("compress", [None, "gzip"])
+def test_named_pipe(tmp_path, lines, expected, compress):
+    """A path that is a pipe (a FIFO, /dev/stdin on a pipe, bash's <(...)) is read as a stream: training
+    on it and scoring it give what the file gives (its position cannot be asked for the progress bar)."""
+    data = text_of(lines)
+    if compress:
+        data = COMPRESSORS[compress](data)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def through_pipe(read):
+        writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+        writer.start()
+        try:
+            return read(str(fifo))
+        finally:
+            writer.join()
+
+    assert arpa_bytes(through_pipe(train), tmp_path) == expected
+    model = train(lines=lines)
+    assert through_pipe(lambda path: model.evaluate([path])) == model.evaluate(lines=lines)
 
 
 def test_stdin_error_names_stdin_and_line(monkeypatch):
