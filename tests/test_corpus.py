@@ -185,12 +185,13 @@ def test_named_pipe(tmp_path, lines, expected, compress):
     os.mkfifo(fifo)
 
     def through_pipe(read):
-        writer = threading.Thread(target=fifo.write_bytes, args=(data,))
+        writer = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)  # (until a reader opens)
         writer.start()
         try:
             return read(str(fifo))
         finally:
-            writer.join()
+            writer.join(timeout=60)
+            assert not writer.is_alive(), "the text was not read from the pipe"
 
     assert arpa_bytes(through_pipe(train), tmp_path) == expected
     model = train(lines=lines)

@@ -3,7 +3,9 @@ binaries; and (in ``glm.formats.files``) the rules of every output file of glm.
 """
 from __future__ import annotations
 
+import io
 import os
+import stat
 
 from .files import (ARPA_SUFFIXES, BINARY_SUFFIX, GLM_SUFFIXES, ModelFormatError, Parts,  # noqa: F401
                     atomic_output, check_output, check_outputs, json_text, refuse_overwrite, special)
@@ -97,6 +99,31 @@ def verify(model, threads: int | None = None) -> dict:
     return report
 
 
+def _read_stream(path: str, quiet: bool) -> Parts:
+    """A text model from a path that is not a regular file (/dev/stdin, bash's <(...), a FIFO), read
+    once, as a stream (its first bytes peeked at, not read twice); a binary model needs its file."""
+    from ..corpus import DECOMPRESS_ERRORS, open_binary_from
+    from .arpa import read_arpa
+    from .binary import MAGIC
+    from .glmtext import read_glm
+    from .kenlm import is_kenlm_binary
+    with open(path, "rb") as raw:
+        head = raw.peek(64)[:64]
+        if head.startswith(MAGIC) or is_kenlm_binary(head):
+            raise ModelFormatError(f"{path}: a binary model is mapped from its file, so it cannot be read "
+                                   "from a pipe: give the file itself (or an ARPA file through the pipe)")
+        try:
+            stream = open_binary_from(raw, path)
+            if not hasattr(stream, "peek"):
+                stream = io.BufferedReader(stream)
+            generalized = stream.peek(64).split(b"\n", 1)[0].rstrip() == b"\\glm\\"
+            return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
+        except DECOMPRESS_ERRORS as exc:
+            raise ModelFormatError(f"{path}: cannot read: {exc}") from None
+        except (KeyError, IndexError, TypeError, OverflowError) as exc:
+            raise ModelFormatError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
+
+
 def read(path, quiet: bool = True) -> Parts:
     """Read a model file, ARPA or .glm (plain or compressed), glm's binary or a KenLM binary
     (``build_binary``'s probing or trie), recognized by its first bytes (``glm.load`` makes the model
@@ -108,6 +135,8 @@ def read(path, quiet: bool = True) -> Parts:
         raise FileNotFoundError(f"{path}: no such file")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path}: is a directory, not a model file")
+    if not stat.S_ISREG(os.stat(path).st_mode):
+        return _read_stream(path, quiet)
     with open(path, "rb") as f:
         head = f.read(64)
     if head[:len(MAGIC)] == MAGIC:
