@@ -13,6 +13,7 @@ import io
 import lzma
 import os
 import shutil
+import stat
 import sys
 import tempfile
 import zlib
@@ -238,21 +239,38 @@ def input_names(paths) -> str:
     return ", ".join(paths[:3]) + (f" and {len(paths) - 3} more files" if len(paths) > 3 else "")
 
 
+def read_once(path: str) -> bool:
+    """Whether an input can be read only once: stdin ('-') or a path that is no regular file or
+    directory (/dev/stdin, bash's <(...), a FIFO)."""
+    if path == "-":
+        return True
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
 @contextmanager
 def rereadable(paths: list[str] | None, lines=None, tmpdir=None):
-    """(paths, lines) that can be read twice (once split, once whole): stdin ('-') among the paths
-    copied to a temporary file in ``tmpdir``, removed when the block ends; an iterator of lines kept
-    in a list."""
+    """(paths, lines) that can be read twice (once split, once whole): stdin ('-') and the other inputs
+    that can be read only once (``read_once``) among the paths copied to temporary files in ``tmpdir``
+    (decompressed), removed when the block ends; an iterator of lines kept in a list."""
     if lines is not None and not isinstance(lines, (list, tuple)):
         lines = list(lines)
-    if paths is None or "-" not in paths:
+    if paths is None or not any(read_once(p) for p in paths):
         yield paths, lines
         return
     directory = tempfile.mkdtemp(prefix="glm-stdin-", dir=tmpdir)
     try:
-        copy = os.path.join(directory, "stdin")
-        with open_binary("-") as src, open(copy, "wb") as dst:
-            shutil.copyfileobj(src, dst, 1 << 20)
-        yield [copy if p == "-" else p for p in paths], lines
+        out = []
+        for i, path in enumerate(paths):
+            if read_once(path):
+                copy = os.path.join(directory, "stdin" if path == "-" else f"input-{i}")
+                with open_binary(path) as src, open(copy, "wb") as dst:
+                    shutil.copyfileobj(src, dst, 1 << 20)
+                path = copy
+            out.append(path)
+        yield out, lines
     finally:
         shutil.rmtree(directory, ignore_errors=True)

@@ -15,7 +15,11 @@ import bz2
 import gzip
 import lzma
 import math
+import os
 import random
+import threading
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -267,3 +271,43 @@ def context_sets(order: int, sentences, rng: random.Random, vocab: list[str], pe
     for sent in padded[:5]:
         ctxs.add(tuple(sent))
     return sorted(ctxs)
+
+
+@contextmanager
+def fifo_feeding(path, data: bytes, timeout: float = 60.0):
+    """A named pipe at ``path`` (made if missing) that a thread fills with ``data`` once a reader opens
+    it, while the block runs.  After ``timeout`` seconds, a reader still blocked opening it (a second
+    reading of a pipe) is let through to an empty stream, so that a test fails instead of hanging."""
+    if not os.path.exists(path):
+        os.mkfifo(path)
+    done, start = threading.Event(), time.monotonic()
+
+    def write():
+        try:
+            with open(path, "wb") as f:
+                f.write(data)
+        except BrokenPipeError:        # (the reader stopped early: a refused binary model)
+            pass
+
+    def watchdog():
+        while not done.wait(0.5):
+            if time.monotonic() - start > timeout:
+                try:
+                    os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+                except OSError:        # (no reader waiting)
+                    pass
+
+    threads = [threading.Thread(target=f, daemon=True) for f in (write, watchdog)]
+    for t in threads:
+        t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        if threads[0].is_alive():      # (nobody read it: let the writer go)
+            try:
+                with open(path, "rb", buffering=0) as f:
+                    f.read()
+            except OSError:
+                pass
+        threads[0].join(timeout)

@@ -10,14 +10,13 @@ import lzma
 import os
 import re
 import sys
-import threading
 
 import numpy as np
 import pytest
 
 import glm
-from helpers import (assert_matches_reference, parse_arpa, random_corpus, read_corpus_lines, split_line,
-                     to_lines, write_lines)
+from helpers import (assert_matches_reference, fifo_feeding, parse_arpa, random_corpus, read_corpus_lines,
+                     split_line, to_lines, write_lines)
 from reference_mkn import DiscountError as RefDiscountError
 from reference_mkn import build_mkn, read_text
 
@@ -182,20 +181,11 @@ def test_named_pipe(tmp_path, lines, expected, compress):
     if compress:
         data = COMPRESSORS[compress](data)
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-
-    def through_pipe(read):
-        writer = threading.Thread(target=fifo.write_bytes, args=(data,), daemon=True)  # (until a reader opens)
-        writer.start()
-        try:
-            return read(str(fifo))
-        finally:
-            writer.join(timeout=60)
-            assert not writer.is_alive(), "the text was not read from the pipe"
-
-    assert arpa_bytes(through_pipe(train), tmp_path) == expected
+    with fifo_feeding(fifo, data):
+        assert arpa_bytes(train(str(fifo)), tmp_path) == expected
     model = train(lines=lines)
-    assert through_pipe(lambda path: model.evaluate([path])) == model.evaluate(lines=lines)
+    with fifo_feeding(fifo, data):
+        assert model.evaluate([str(fifo)]) == model.evaluate(lines=lines)
 
 
 def test_stdin_error_names_stdin_and_line(monkeypatch):

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 
 import numpy as np
 import pytest
@@ -17,7 +18,7 @@ from glm.curation import (DocFormat, DocScores, bucket_to_dir, draw_counts, prun
                           read_documents, reference_split, resample_to_file, score_documents, score_texts,
                           softdedup, softdedup_weights)
 from glm.curation.documents import document_chunks, parse_chunk
-from helpers import float32_sum_tol, read_corpus_lines
+from helpers import fifo_feeding, float32_sum_tol, read_corpus_lines
 
 
 @pytest.fixture(scope="module")
@@ -486,6 +487,12 @@ def test_cli_errors_name_file_and_line(tmp_path, model_files, capsys):
     assert main(["prune", "-", "--model", str(binary), "--criterion", "low", "--rate", "0.5",
                  "-o", str(tmp_path / "k.txt")]) == 1
     assert "stdin" in capsys.readouterr().err
+    if hasattr(os, "mkfifo"):          # a pipe given by path is refused as stdin is (not read twice)
+        fifo = tmp_path / "pipe"
+        with fifo_feeding(fifo, src.read_bytes(), timeout=10):
+            assert main(["prune", str(fifo), "--model", str(binary), "--criterion", "low", "--rate", "0.5",
+                         "-o", str(tmp_path / "k.txt")]) == 1
+        assert f"{fifo} (a pipe) cannot be: save it to a file" in capsys.readouterr().err
 
 
 def test_cli_softdedup_resample_and_plot(tmp_path, brown, capsys):

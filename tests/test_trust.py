@@ -22,6 +22,7 @@ import pytest
 import glm
 from glm.cli import _regroup, main
 from glm.formats import binary
+from helpers import fifo_feeding
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 
@@ -510,34 +511,18 @@ def test_model_through_a_pipe(files, tmp_path, lines, capsys):
     """A model path that is a pipe (a FIFO, bash's <(...), /dev/stdin): ARPA and .glm text, plain or
     compressed, are read once as a stream and score as their files; a binary model, which is mapped from
     its file, is a clear error (it was read twice and refused as 'not a glm binary model')."""
-    import threading
     fifo = tmp_path / "pipe"
-    os.mkfifo(fifo)
-
-    def write(data: bytes) -> None:
-        try:
-            fifo.write_bytes(data)
-        except BrokenPipeError:          # (a binary model is refused at its first bytes)
-            pass
-
-    def through_pipe(data: bytes, read):
-        writer = threading.Thread(target=write, args=(data,), daemon=True)   # (blocks until a reader opens)
-        writer.start()
-        try:
-            return read(fifo)
-        finally:
-            writer.join(timeout=60)
-            assert not writer.is_alive(), "the model was not read from the pipe"
-
     probe = lines[1400:1450]
     for name, pack in (("arpa", bytes), ("arpa", gzip.compress), ("glm", bytes), ("glm", lzma.compress)):
-        model = through_pipe(pack(files[name].read_bytes()), glm.load)
+        with fifo_feeding(fifo, pack(files[name].read_bytes())):
+            model = glm.load(fifo)
         assert np.array_equal(model.score_many(probe), glm.load(files[name]).score_many(probe)), (name, pack)
     for name in ("glmb", "gglmb"):
-        with pytest.raises(glm.ModelFormatError, match="cannot be read from a pipe"):
-            through_pipe(files[name].read_bytes(), glm.load)
-        assert through_pipe(files[name].read_bytes(),
-                            lambda path: main(["score", str(path), str(files["text"])])) == 1
+        with fifo_feeding(fifo, files[name].read_bytes()), \
+                pytest.raises(glm.ModelFormatError, match="cannot be read from a pipe"):
+            glm.load(fifo)
+        with fifo_feeding(fifo, files[name].read_bytes()):
+            assert main(["score", str(fifo), str(files["text"])]) == 1
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and f"{fifo}: a binary model is mapped from its file" in err
 

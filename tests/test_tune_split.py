@@ -26,7 +26,7 @@ from glm.mkn import Options
 from glm.model import GeneralizedModel
 from glm.split import held_out
 from glm.tune import tune
-from helpers import random_corpus
+from helpers import fifo_feeding, random_corpus
 
 ORDER = 3
 
@@ -150,6 +150,22 @@ def test_cli_default_stdin_and_files_agree(lines, tmp_path, capsys):
     assert q.meta["heldout_lines"] == len(lines) // 4 and "every 4th line" in q.meta["tuned_on"]
     assert main(["info", str(out_q), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["weights"]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes are POSIX")
+def test_default_build_from_a_pipe(lines, tmp_path):
+    """A training path that is a pipe (a FIFO, bash's <(...)) is read twice as stdin is: copied to a
+    temporary file first (a FIFO was opened a second time and hung; bash's <(...) gave 'no text'); the
+    copy is removed."""
+    train = tmp_path / "train.txt"
+    train.write_text("\n".join(lines) + "\n")
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    with fifo_feeding(tmp_path / "pipe", gzip.compress(train.read_bytes())):
+        piped = glm.train(str(tmp_path / "pipe"), 3, method="glm", discount_fallback=True, tmpdir=str(scratch))
+    plain = glm.train(str(train), 3, method="glm", discount_fallback=True)
+    assert piped.weights == plain.weights and piped.tables.discounts == plain.tables.discounts
+    assert os.listdir(scratch) == []
 
 
 def test_errors(lines, tmp_path, capsys):

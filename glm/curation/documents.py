@@ -116,10 +116,13 @@ def input_paths(inputs) -> list[str]:
 
 
 def rereadable_paths(inputs, what: str) -> list[str]:
-    """input_paths, for a step that reads its input twice: stdin is refused."""
+    """input_paths, for a step that reads its input twice: stdin and pipes are refused."""
+    from ..corpus import read_once
     paths = input_paths(inputs)
-    if "-" in paths:
-        raise ValueError(f"{what} reads its input twice, which stdin ('-') cannot be: save it to a file")
+    for path in paths:
+        if read_once(path):
+            name = "stdin ('-')" if path == "-" else f"{path} (a pipe)"
+            raise ValueError(f"{what} reads its input twice, which {name} cannot be: save it to a file")
     return paths
 
 
