@@ -36,7 +36,7 @@ import numpy as np
 
 from . import _count
 from ._vocab import OK
-from .corpus import _MAGIC, CHUNK_BYTES, Chunk, CorpusError, expand_inputs, read_chunks
+from .corpus import _MAGIC, CHUNK_BYTES, Chunk, CorpusError, expand_inputs, read_chunks, read_once
 from .counts import NgramCounter, key_layout
 from .spill import Run, Scratch, merge_many
 from .vocab import Vocabulary
@@ -403,8 +403,10 @@ def count_runs(job: Job, inputs, order: int, symbols: str, bad_utf8: str):
     """(SharedVocabulary, Counted): the vocabulary made from the shards' words on a worker (the client
     holds only its size), and each shard counted with it into one sorted run on the workers."""
     paths = expand_inputs(inputs)
-    if "-" in paths:
-        raise ValueError("--dask reads files, not stdin")
+    for path in paths:
+        if read_once(path):
+            raise ValueError("--dask reads files, not stdin" if path == "-" else
+                             f"{path}: --dask reads files, not pipes (its workers open them): save it to a file")
     client = job.client
     parts = shards(paths, 2 * job.workers)
     words = client.map(_shard_words, parts, symbols=symbols, bad_utf8=bad_utf8, pure=False)

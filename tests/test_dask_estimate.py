@@ -1,6 +1,7 @@
 """MKN estimated and written on the Dask workers (glm.dask_mkn): the ARPA file is the single-machine
 build's, byte for byte, however the key ranges fall; the client receives only summaries and the text."""
 import gzip
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import pytest
 import glm
 from glm import dask_mkn, distributed as dist
 from glm.counts import key_layout
+from helpers import fifo_feeding
 
 ROOT = Path(__file__).resolve().parents[1]
 TRAIN = ROOT / "data" / "shakespeare-train.txt.gz"
@@ -129,6 +131,9 @@ def test_errors_are_unchanged(tmp_path, dask_client, texts):
     empty.write_text("")
     with pytest.raises(glm.CorpusError, match="not a single word"):
         glm.train(empty, 3, dask=dask_client, output=tmp_path / "x.arpa")
+    if hasattr(os, "mkfifo"):     # a pipe, which the workers cannot open (it said 'no such file')
+        with fifo_feeding(tmp_path / "pipe", good, timeout=10), pytest.raises(ValueError, match="not pipes"):
+            glm.train(tmp_path / "pipe", 3, dask=dask_client, output=tmp_path / "x.arpa")
     assert not (tmp_path / "x.arpa").exists()
     locals_ = dask_client.run(lambda dask_worker: dask_worker.local_directory)
     assert dask_client.run(lambda: len(dist.STATE) + len(dist._STORES)) == {w: 0 for w in locals_}
