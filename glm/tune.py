@@ -79,9 +79,11 @@ def lattice(model: GeneralizedModel, ids: list[np.ndarray]) -> list[tuple[np.nda
     (0, 0, 1, 0), which gives the average of the children as the scorer does; for q = 0 the unigram
     probability is A0 - c A1.  tops[t]: the pattern that answers t.  Needs the statistics (keep_stats).
     coef is float32, as the model's alphas."""
+    scorer = model._trie              # (made here once, not by the threads)
+
     def trace(block):
         """(nodes, histories, tops) of a block; the indices as int32 when they fit (half the memory)."""
-        nodes, hists, tops = model._trie.trace(block)
+        nodes, hists, tops = scorer.trace(block)
         if max(model.tables.sizes.values()) < 1 << 31:
             nodes, hists = nodes.astype(np.int32), hists.astype(np.int32)
         return nodes, hists, tops
@@ -89,6 +91,7 @@ def lattice(model: GeneralizedModel, ids: list[np.ndarray]) -> list[tuple[np.nda
     with ThreadPoolExecutor(threads()) as pool:
         traced = list(pool.map(trace, ids))
         if model._consume:           # (a model made only to be traced: only its statistics are read now)
+            del scorer
             model._drop_scorer()
         coef = [np.zeros((1 << (model.order - 1), 4, len(tops)), dtype=np.float32) for _, _, tops in traced]
         counts, opts, keep1 = model.tables.stats[1]
