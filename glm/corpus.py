@@ -148,6 +148,11 @@ class _ZstdReader(io.RawIOBase):
         out, self.pending = self.pending[:size], self.pending[size:]
         return out
 
+    def readinto(self, buffer) -> int:         # (so that io.BufferedReader can wrap it)
+        data = self.read(len(buffer))
+        buffer[:len(data)] = data
+        return len(data)
+
 
 def _input_size(paths: list[str]) -> int | None:
     try:

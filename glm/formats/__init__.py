@@ -99,58 +99,40 @@ def verify(model, threads: int | None = None) -> dict:
     return report
 
 
-def _read_stream(path: str, quiet: bool) -> Parts:
-    """A text model from a path that is not a regular file (/dev/stdin, bash's <(...), a FIFO), read
-    once, as a stream (its first bytes peeked at, not read twice); a binary model needs its file."""
-    from ..corpus import DECOMPRESS_ERRORS, open_binary_from
-    from .arpa import read_arpa
-    from .binary import MAGIC
-    from .glmtext import read_glm
-    from .kenlm import is_kenlm_binary
-    with open(path, "rb") as raw:
-        head = raw.peek(64)[:64]
-        if head.startswith(MAGIC) or is_kenlm_binary(head):
-            raise ModelFormatError(f"{path}: a binary model is mapped from its file, so it cannot be read "
-                                   "from a pipe: give the file itself (or an ARPA file through the pipe)")
-        try:
-            stream = open_binary_from(raw, path)
-            if not hasattr(stream, "peek"):
-                stream = io.BufferedReader(stream)
-            generalized = stream.peek(64).split(b"\n", 1)[0].rstrip() == b"\\glm\\"
-            return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
-        except DECOMPRESS_ERRORS as exc:
-            raise ModelFormatError(f"{path}: cannot read: {exc}") from None
-        except (KeyError, IndexError, TypeError, OverflowError) as exc:
-            raise ModelFormatError(f"{path}: damaged model file ({type(exc).__name__}: {exc})") from None
-
-
 def read(path, quiet: bool = True) -> Parts:
     """Read a model file, ARPA or .glm (plain or compressed), glm's binary or a KenLM binary
     (``build_binary``'s probing or trie), recognized by its first bytes (``glm.load`` makes the model
-    of what it finds)."""
-    from ..corpus import DECOMPRESS_ERRORS, open_binary
+    of what it finds).  The file is opened once and a text model read as a stream, so a path that is a
+    pipe (/dev/stdin, bash's <(...), a FIFO) works for text; a binary model is mapped from its file."""
     from .binary import MAGIC, read_binary
+    from .kenlm import is_kenlm_binary, read_kenlm
     path = os.fspath(path)
     if not os.path.exists(path):
         raise FileNotFoundError(f"{path}: no such file")
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path}: is a directory, not a model file")
+    with open(path, "rb") as raw:
+        head = raw.peek(64)[:64]
+        if not (head.startswith(MAGIC) or is_kenlm_binary(head)):
+            return _read_text(raw, path, quiet)
     if not stat.S_ISREG(os.stat(path).st_mode):
-        return _read_stream(path, quiet)
-    with open(path, "rb") as f:
-        head = f.read(64)
-    if head[:len(MAGIC)] == MAGIC:
-        return read_binary(path)
-    from .kenlm import is_kenlm_binary, read_kenlm
-    if is_kenlm_binary(head):
-        return read_kenlm(path)
+        raise ModelFormatError(f"{path}: a binary model is mapped from its file, so it cannot be read "
+                               "from a pipe: give the file itself (or an ARPA file through the pipe)")
+    return read_binary(path) if head.startswith(MAGIC) else read_kenlm(path)
+
+
+def _read_text(raw, path: str, quiet: bool) -> Parts:
+    """An ARPA or .glm model from an open file, decompressed as its first bytes say, its first line
+    peeked at to tell the two apart."""
+    from ..corpus import DECOMPRESS_ERRORS, open_binary_from
     from .arpa import read_arpa
     from .glmtext import read_glm
     try:
-        with open_binary(path) as stream:
-            generalized = stream.readline().rstrip() == b"\\glm\\"
-        with open_binary(path) as stream:
-            return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
+        stream = open_binary_from(raw, path)
+        if not hasattr(stream, "peek"):
+            stream = io.BufferedReader(stream)
+        generalized = stream.peek(64).split(b"\n", 1)[0].rstrip() == b"\\glm\\"
+        return read_glm(stream, path) if generalized else read_arpa(stream, path, quiet=quiet)
     except DECOMPRESS_ERRORS as exc:      # damaged or truncated compressed data
         raise ModelFormatError(f"{path}: cannot read: {exc}") from None
     except (KeyError, IndexError, TypeError, OverflowError) as exc:   # (a check the readers lack: still clean)
